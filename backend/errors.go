@@ -1,0 +1,23 @@
+package backend
+
+import "errors"
+
+// Errors shared by every layer; package kv re-exports them as the same values.
+var (
+	// ErrClosed is returned by any call on a closed Backend or Map.
+	ErrClosed = errors.New("kv: closed")
+	// ErrEmptyKey is returned when a key is empty; nothing is written.
+	ErrEmptyKey = errors.New("kv: empty key")
+	// ErrInvalidNamespace is returned for a namespace that is empty or holds
+	// a character the store format reserves (":").
+	ErrInvalidNamespace = errors.New("kv: invalid namespace")
+	// ErrInvalidTTL is returned for a TTL of 0 where a TTL is required, or a
+	// negative TTL other than NoTTL; nothing is written.
+	ErrInvalidTTL = errors.New("kv: invalid TTL")
+	// ErrWrongType is returned when a key holds data the Backend cannot read
+	// as a value (a Redis list under a namespace, say).
+	ErrWrongType = errors.New("kv: key holds a value of another type")
+	// ErrTooLarge is returned when a key or value exceeds what the store can
+	// hold; nothing is written.
+	ErrTooLarge = errors.New("kv: key or value too large")
+)

@@ -1,0 +1,117 @@
+package memory_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/backend/memory"
+	"github.com/kvmap/kv/conformance"
+	"github.com/kvmap/kv/internal/fakeclock"
+	"github.com/kvmap/kv/namespace"
+)
+
+func harness(opts ...memory.Option) conformance.Harness {
+	return conformance.Harness{
+		New: func(t conformance.T) conformance.Store {
+			clock := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			b := memory.New(append([]memory.Option{memory.WithClock(clock)}, opts...)...)
+			return conformance.Store{Backend: b, Advance: clock.Advance}
+		},
+		PageHint: true,
+	}
+}
+
+func TestConformance(t *testing.T) {
+	conformance.Run(t, harness())
+}
+
+func TestConformanceWithCapacity(t *testing.T) {
+	h := harness(memory.WithCapacity(2000))
+	h.Capacity = 2000
+	conformance.Run(t, h)
+}
+
+// TestConformanceUnderNamespace runs the suite over a store that is itself a
+// namespace of the memory backend: the decorator must be a faithful Backend.
+func TestConformanceUnderNamespace(t *testing.T) {
+	h := harness()
+	inner := h.New
+	h.New = func(t conformance.T) conformance.Store {
+		s := inner(t)
+		nb, err := namespace.New(s.Backend, "outer")
+		if err != nil {
+			t.Fatalf("namespace.New: %v", err)
+		}
+		s.Backend = nb
+		return s
+	}
+	conformance.Run(t, h)
+}
+
+func TestSweepReclaimsExpiredKeys(t *testing.T) {
+	ctx := context.Background()
+	clock := fakeclock.New(time.Unix(0, 0))
+	b := memory.New(memory.WithClock(clock), memory.WithSweepInterval(0))
+	defer b.Close()
+	var entries []backend.Entry
+	for i := range 3000 { // more than one sweep chunk
+		ttl := time.Second
+		if i%3 == 0 {
+			ttl = backend.NoTTL
+		}
+		entries = append(entries, backend.Entry{Key: string(rune('a'+i%26)) + time.Duration(i).String(), Value: []byte("v"), TTL: ttl})
+	}
+	if err := b.MSet(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if got := memory.Sweep(b); got != 0 {
+		t.Errorf("sweep before expiry removed %d keys; want 0", got)
+	}
+	clock.Advance(time.Second)
+	if got := memory.Sweep(b); got != 2000 {
+		t.Errorf("sweep removed %d keys; want 2000", got)
+	}
+	if got := b.Len(); got != 1000 {
+		t.Errorf("Len after sweep = %d; want 1000", got)
+	}
+}
+
+// TestBackgroundSweep checks that the sweep runs by itself: expired keys leave
+// the store without any call touching them.
+func TestBackgroundSweep(t *testing.T) {
+	ctx := context.Background()
+	clock := fakeclock.New(time.Unix(0, 0))
+	b := memory.New(memory.WithClock(clock), memory.WithSweepInterval(time.Millisecond))
+	if err := b.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Len() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("expired key not swept after 10s; Len = %d", b.Len())
+		}
+		time.Sleep(time.Millisecond) // polling, bounded by the deadline
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("Close = %v", err)
+	}
+}
+
+func TestUnboundedByDefault(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	defer b.Close()
+	var entries []backend.Entry
+	for i := range 100_000 {
+		entries = append(entries, backend.Entry{Key: time.Duration(i).String(), Value: nil, TTL: backend.NoTTL})
+	}
+	if err := b.MSet(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Len(); got != 100_000 {
+		t.Errorf("Len = %d; want 100000 (nothing evicted)", got)
+	}
+}

@@ -1,0 +1,113 @@
+package backend
+
+import "context"
+
+// PrefixDeleter is an optional interface a Backend implements when it can
+// delete every key under a prefix better than page by page (one bucket delete
+// in bolt, one locked pass in memory, pipelined UNLINKs on Redis).
+//
+// If a Backend does not implement PrefixDeleter, [DeletePrefix] scans the
+// prefix and deletes each page with [Backend.Delete].
+type PrefixDeleter interface {
+	// DeletePrefix deletes every key that starts with prefix (every key when
+	// prefix is empty). Keys written while it runs may survive. count is the
+	// page-size hint for a store that works page by page.
+	DeletePrefix(ctx context.Context, prefix string, count int) error
+}
+
+// PrefixCounter is an optional interface a Backend implements when it can
+// count the keys under a prefix without a scan that removes duplicates.
+//
+// If a Backend does not implement PrefixCounter, [CountPrefix] scans the
+// prefix and counts distinct keys (or all keys, when [ScansUnique] is true).
+type PrefixCounter interface {
+	// CountPrefix returns the number of unexpired keys that start with prefix,
+	// each counted once. count is the page-size hint for a store that works
+	// page by page.
+	CountPrefix(ctx context.Context, prefix string, count int) (int, error)
+}
+
+// UniqueScanner is an optional interface a Backend implements to tell whether
+// its scans are free of duplicates.
+//
+// If a Backend does not implement UniqueScanner, [ScansUnique] reports false and
+// callers remove duplicates themselves.
+type UniqueScanner interface {
+	// ScansUnique reports whether a complete scan returns each key at most
+	// once. Decorators report the value of the Backend they wrap.
+	ScansUnique() bool
+}
+
+// DeletePrefix deletes every key of b that starts with prefix, with
+// [PrefixDeleter] when b implements it and page by page otherwise. count is
+// the page-size hint.
+func DeletePrefix(ctx context.Context, b Backend, prefix string, count int) error {
+	if d, ok := b.(PrefixDeleter); ok {
+		return d.DeletePrefix(ctx, prefix, count)
+	}
+	cursor := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := b.Scan(ctx, prefix, cursor, count)
+		if err != nil {
+			return err
+		}
+		if len(page.Keys) > 0 {
+			if err := b.Delete(ctx, page.Keys); err != nil {
+				return err
+			}
+		}
+		if page.Cursor == "" {
+			return nil
+		}
+		cursor = page.Cursor
+	}
+}
+
+// CountPrefix returns the number of keys of b that start with prefix, with
+// [PrefixCounter] when b implements it and by a scan otherwise, each key
+// counted once. count is the page-size hint.
+func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int, error) {
+	if c, ok := b.(PrefixCounter); ok {
+		return c.CountPrefix(ctx, prefix, count)
+	}
+	unique := ScansUnique(b)
+	var seen map[string]struct{}
+	if !unique {
+		seen = make(map[string]struct{})
+	}
+	n, cursor := 0, ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		page, err := b.Scan(ctx, prefix, cursor, count)
+		if err != nil {
+			return 0, err
+		}
+		if unique {
+			n += len(page.Keys)
+		} else {
+			for _, k := range page.Keys {
+				seen[k] = struct{}{}
+			}
+		}
+		if page.Cursor == "" {
+			break
+		}
+		cursor = page.Cursor
+	}
+	if !unique {
+		n = len(seen)
+	}
+	return n, nil
+}
+
+// ScansUnique reports whether b promises scans without duplicates, through
+// [UniqueScanner]; false when b does not implement it.
+func ScansUnique(b Backend) bool {
+	u, ok := b.(UniqueScanner)
+	return ok && u.ScansUnique()
+}

@@ -1,0 +1,82 @@
+package kv
+
+import (
+	"encoding/json"
+	"reflect"
+)
+
+// Codec turns values of type V into stored bytes and back. A Codec must be
+// safe for concurrent use.
+type Codec[V any] interface {
+	// Encode returns the stored form of v.
+	Encode(v V) ([]byte, error)
+	// Decode returns the value whose stored form is data. Decode owns data.
+	Decode(data []byte) (V, error)
+}
+
+// JSON returns a Codec that stores values as JSON with encoding/json.
+func JSON[V any]() Codec[V] { return jsonCodec[V]{} }
+
+// Raw returns a Codec that stores a string or byte slice as its bytes, as
+// BaseMap stores strings. It is the default for such V.
+func Raw[V ~string | ~[]byte]() Codec[V] { return rawCodec[V]{} }
+
+type jsonCodec[V any] struct{}
+
+func (jsonCodec[V]) Encode(v V) ([]byte, error) { return json.Marshal(v) }
+
+func (jsonCodec[V]) Decode(data []byte) (V, error) {
+	var v V
+	err := json.Unmarshal(data, &v)
+	return v, err
+}
+
+type rawCodec[V ~string | ~[]byte] struct{}
+
+func (rawCodec[V]) Encode(v V) ([]byte, error)    { return []byte(v), nil }
+func (rawCodec[V]) Decode(data []byte) (V, error) { return V(data), nil }
+
+// defaultCodec returns the raw codec when V's underlying type is string or
+// []byte, and JSON otherwise.
+func defaultCodec[V any]() Codec[V] {
+	switch any(*new(V)).(type) {
+	case string:
+		return any(rawCodec[string]{}).(Codec[V])
+	case []byte:
+		return any(rawCodec[[]byte]{}).(Codec[V])
+	}
+	t := reflect.TypeFor[V]()
+	switch {
+	case t.Kind() == reflect.String:
+		return reflectStringCodec[V]{}
+	case t.Kind() == reflect.Slice && t.Elem() == reflect.TypeFor[byte]():
+		return reflectBytesCodec[V]{}
+	}
+	return jsonCodec[V]{}
+}
+
+// reflectStringCodec is the raw codec of a named string type.
+type reflectStringCodec[V any] struct{}
+
+func (reflectStringCodec[V]) Encode(v V) ([]byte, error) {
+	return []byte(reflect.ValueOf(&v).Elem().String()), nil
+}
+
+func (reflectStringCodec[V]) Decode(data []byte) (V, error) {
+	var v V
+	reflect.ValueOf(&v).Elem().SetString(string(data))
+	return v, nil
+}
+
+// reflectBytesCodec is the raw codec of a named byte-slice type.
+type reflectBytesCodec[V any] struct{}
+
+func (reflectBytesCodec[V]) Encode(v V) ([]byte, error) {
+	return reflect.ValueOf(&v).Elem().Bytes(), nil
+}
+
+func (reflectBytesCodec[V]) Decode(data []byte) (V, error) {
+	var v V
+	reflect.ValueOf(&v).Elem().SetBytes(data)
+	return v, nil
+}

@@ -1,0 +1,225 @@
+package conformance
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/ttl"
+)
+
+func backendScansUnique(e *env) bool { return backend.ScansUnique(e.b) }
+
+var backendCases = []testCase{
+	{
+		name: "BackendMGetTTL",
+		rule: "MGet with TTLs reports each found key's value and remaining TTL (NoTTL for none) in one call, and misses as not found",
+		run: func(t T, e *env) {
+			p := e.ns("mget") + ":"
+			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "a", p + "b"}) })
+			err := e.b.MSet(t.Context(), []backend.Entry{
+				{Key: p + "a", Value: []byte("1"), TTL: time.Hour},
+				{Key: p + "b", Value: []byte("2"), TTL: backend.NoTTL},
+			})
+			if err != nil {
+				t.Fatalf("MSet: %v", err)
+			}
+			vals, err := e.b.MGet(t.Context(), []string{p + "a", p + "missing", p + "b"}, true)
+			if err != nil {
+				t.Fatalf("MGet: %v", err)
+			}
+			if len(vals) != 3 {
+				t.Fatalf("MGet returned %d values; want 3", len(vals))
+			}
+			if !vals[0].Found || string(vals[0].Bytes) != "1" || !within(vals[0].TTL, time.Hour, e.ttlSlack()) {
+				t.Errorf("MGet[a] = %+v; want 1 with TTL 1h", vals[0])
+			}
+			if vals[1].Found {
+				t.Errorf("MGet[missing] = %+v; want not found", vals[1])
+			}
+			if !vals[2].Found || string(vals[2].Bytes) != "2" || vals[2].TTL != backend.NoTTL {
+				t.Errorf("MGet[b] = %+v; want 2 with NoTTL", vals[2])
+			}
+		},
+	},
+	{
+		name: "BackendOwnedSlices",
+		rule: "the Backend keeps no reference to slices passed in, and the caller owns slices returned",
+		run: func(t T, e *env) {
+			p := e.ns("own") + ":"
+			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "k"}) })
+			in := []byte("original")
+			if err := e.b.MSet(t.Context(), []backend.Entry{{Key: p + "k", Value: in, TTL: backend.NoTTL}}); err != nil {
+				t.Fatalf("MSet: %v", err)
+			}
+			copy(in, "XXXXXXXX")
+			v1, err := e.b.MGet(t.Context(), []string{p + "k"}, false)
+			if err != nil {
+				t.Fatalf("MGet: %v", err)
+			}
+			if string(v1[0].Bytes) != "original" {
+				t.Errorf("after the caller changed its slice MGet = %q; want original", v1[0].Bytes)
+			}
+			copy(v1[0].Bytes, "YYYYYYYY")
+			v2, err := e.b.MGet(t.Context(), []string{p + "k"}, false)
+			if err != nil {
+				t.Fatalf("MGet: %v", err)
+			}
+			if !bytes.Equal(v2[0].Bytes, []byte("original")) {
+				t.Errorf("after the caller changed a returned slice MGet = %q; want original", v2[0].Bytes)
+			}
+		},
+	},
+	{
+		name: "BackendDeleteAndEmptyKey",
+		rule: "Delete of missing keys succeeds; an empty key is refused with ErrEmptyKey by every call and nothing is written",
+		run: func(t T, e *env) {
+			p := e.ns("del") + ":"
+			ctx := t.Context()
+			if err := e.b.Delete(ctx, []string{p + "missing", p + "missing2"}); err != nil {
+				t.Errorf("Delete(missing) = %v; want nil", err)
+			}
+			checks := map[string]error{}
+			checks["MSet"] = e.b.MSet(ctx, []backend.Entry{{Key: p + "ok", Value: []byte("v"), TTL: backend.NoTTL}, {Key: "", Value: []byte("v"), TTL: backend.NoTTL}})
+			_, checks["MGet"] = e.b.MGet(ctx, []string{p + "ok", ""}, false)
+			checks["Delete"] = e.b.Delete(ctx, []string{""})
+			_, checks["Expire"] = e.b.Expire(ctx, "", backend.NoTTL)
+			_, _, checks["TTL"] = e.b.TTL(ctx, "")
+			for op, err := range checks {
+				if !errors.Is(err, backend.ErrEmptyKey) {
+					t.Errorf("%s with an empty key = %v; want ErrEmptyKey", op, err)
+				}
+			}
+			if vals, err := e.b.MGet(ctx, []string{p + "ok"}, false); err != nil || vals[0].Found {
+				t.Errorf("a refused MSet wrote its valid entry (found %v, err %v)", vals[0].Found, err)
+			}
+		},
+	},
+	{
+		name: "BackendExpire",
+		rule: "Backend Expire and TTL: positive sets, NoTTL persists, a missing key reports false, precision is at least a millisecond",
+		run: func(t T, e *env) {
+			p := e.ns("bexp") + ":"
+			ctx := t.Context()
+			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "k"}) })
+			if err := e.b.MSet(ctx, []backend.Entry{{Key: p + "k", Value: []byte("v"), TTL: time.Hour}}); err != nil {
+				t.Fatalf("MSet: %v", err)
+			}
+			if ok, err := e.b.Expire(ctx, p+"k", 2500*time.Millisecond); err != nil || !ok {
+				t.Fatalf("Expire(2.5s) = %v, %v; want true, nil", ok, err)
+			}
+			if d, ok, err := e.b.TTL(ctx, p+"k"); err != nil || !ok || !within(d, 2500*time.Millisecond, e.ttlSlack()) {
+				t.Errorf("TTL after Expire(2.5s) = %v, %v, %v; want 2.5s", d, ok, err)
+			}
+			if ok, err := e.b.Expire(ctx, p+"k", backend.NoTTL); err != nil || !ok {
+				t.Errorf("Expire(NoTTL) = %v, %v; want true, nil", ok, err)
+			}
+			if d, ok, err := e.b.TTL(ctx, p+"k"); err != nil || !ok || d != backend.NoTTL {
+				t.Errorf("TTL after Expire(NoTTL) = %v, %v, %v; want NoTTL", d, ok, err)
+			}
+			for _, d := range []time.Duration{time.Second, backend.NoTTL} {
+				if ok, err := e.b.Expire(ctx, p+"missing", d); err != nil || ok {
+					t.Errorf("Expire(missing, %v) = %v, %v; want false, nil", d, ok, err)
+				}
+			}
+			if _, ok, err := e.b.TTL(ctx, p+"missing"); err != nil || ok {
+				t.Errorf("TTL(missing) = _, %v, %v; want false, nil", ok, err)
+			}
+		},
+	},
+	{
+		name: "DecoratorStack",
+		rule: "the namespace and ttl decorators, stacked by hand, store ns:key with the default TTL and forward the store's optional interfaces",
+		run: func(t T, e *env) {
+			ns := e.ns("deco")
+			nb, err := namespace.New(e.b, ns)
+			if err != nil {
+				t.Fatalf("namespace.New: %v", err)
+			}
+			tb, err := ttl.New(nb, time.Hour)
+			if err != nil {
+				t.Fatalf("ttl.New: %v", err)
+			}
+			ctx := t.Context()
+			t.Cleanup(func() { _ = backend.DeletePrefix(t.Context(), e.b, ns+":", 100) })
+			if err := tb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v")}, {Key: "n", Value: []byte("w"), TTL: backend.NoTTL}}); err != nil {
+				t.Fatalf("MSet through the decorators: %v", err)
+			}
+			vals, err := e.b.MGet(ctx, []string{ns + ":k", ns + ":n"}, true)
+			if err != nil {
+				t.Fatalf("MGet: %v", err)
+			}
+			if !vals[0].Found || string(vals[0].Bytes) != "v" || !within(vals[0].TTL, time.Hour, e.ttlSlack()) {
+				t.Errorf("stored %s:k = %+v; want v with the default TTL of 1h", ns, vals[0])
+			}
+			if !vals[1].Found || vals[1].TTL != backend.NoTTL {
+				t.Errorf("stored %s:n = %+v; want its own NoTTL", ns, vals[1])
+			}
+			if got, want := backend.ScansUnique(tb), backend.ScansUnique(e.b); got != want {
+				t.Errorf("ScansUnique through the decorators = %v; the store says %v", got, want)
+			}
+			_, storeDeletes := e.b.(backend.PrefixDeleter)
+			_, decoDeletes := any(tb).(backend.PrefixDeleter)
+			if storeDeletes && !decoDeletes {
+				t.Errorf("the decorators dropped the store's PrefixDeleter")
+			}
+			if n, err := backend.CountPrefix(ctx, tb, "", 10); err != nil || n != 2 {
+				t.Errorf("CountPrefix through the decorators = %d, %v; want 2", n, err)
+			}
+			if err := backend.DeletePrefix(ctx, tb, "", 10); err != nil {
+				t.Fatalf("DeletePrefix through the decorators: %v", err)
+			}
+			if n, err := backend.CountPrefix(ctx, e.b, ns+":", 10); err != nil || n != 0 {
+				t.Errorf("keys left under %s: after DeletePrefix = %d, %v; want 0", ns, n, err)
+			}
+		},
+	},
+	{
+		name: "CapacityEviction",
+		rule: "a store with a capacity keeps at most that many keys, evicting the least recently used",
+		skip: func(h Harness) string { return skipUnless(h.Capacity > 0, "the store has no capacity") },
+		run: func(t T, e *env) {
+			m := newMap[string](t, e, e.ns("cap"))
+			c := e.h.Capacity
+			for i := range c {
+				mustSet(t, m, keyN(i), "v")
+			}
+			wantGet(t, m, keyN(0), "v") // key 0 is now the most recently used
+			for i := c; i < c+10; i++ {
+				mustSet(t, m, keyN(i), "v")
+			}
+			if n := mustSize(t, m); n > c {
+				t.Errorf("Size = %d; want at most the capacity %d", n, c)
+			}
+			wantGet(t, m, keyN(0), "v")
+			if !isMissing(t, m, keyN(1)) {
+				t.Errorf("least recently used key %q survived %d writes past capacity", keyN(1), 10)
+			}
+			wantGet(t, m, keyN(c+9), "v")
+		},
+	},
+	{
+		name: "SizeIsExact",
+		rule: "Size counts each key once, after overwrites and deletes, without reading values",
+		run: func(t T, e *env) {
+			m := newMap[string](t, e, e.ns("size"), kv.WithScanCount(5))
+			fill(t, m, 60)
+			fill(t, m, 40) // overwrites
+			for i := range 10 {
+				if err := m.Delete(t.Context(), keyN(i)); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+			}
+			if n := mustSize(t, m); n != 50 {
+				t.Errorf("Size = %d; want 50", n)
+			}
+			if got := fmt.Sprint(len(keysOf(t, m))); got != "50" {
+				t.Errorf("Keys yielded %s keys; want 50", got)
+			}
+		},
+	},
+}

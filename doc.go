@@ -1,0 +1,56 @@
+// Package kv is a namespaced, TTL-aware key-value map over pluggable storage
+// backends: the same typed [Map] runs on Redis (standalone, Sentinel or
+// Cluster), on a bbolt file and in memory.
+//
+// It is a Go port of the BaseMap class of backtest-kit, with BaseMap's flaws
+// fixed: a value and its expiry are written atomically, a TTL of 0 or a
+// negative TTL is refused instead of deleting the key, namespaces cannot
+// collide, bulk operations never leave the namespace and count each key once.
+// Data is stored as BaseMap stores it (a string value raw under
+// "namespace:key"), so a Map and a BaseMap service can share a Redis.
+//
+// # Layers
+//
+// [New] stacks, from the top:
+//
+//	Map[V]          validation, codec, iteration, batching, GetOrLoad, logging
+//	ttl.Backend     a write without a TTL of its own gets the map's default
+//	namespace.Backend  key k is stored as "namespace:k"
+//	backend.Backend the store: backend/memory, backend/redis, backend/bolt
+//
+// Every layer below Map is a [backend.Backend], so decorators compose and the
+// conformance suite (package conformance) runs over each of them.
+//
+// # TTL
+//
+// Every write gets the map's TTL ([WithTTL], five minutes by default) unless
+// it names its own ([Map.SetWithTTL]). [NoTTL] means "never expires"; writing
+// a key with NoTTL clears an expiry it had. A TTL of 0, or negative other than
+// NoTTL, is refused with [ErrInvalidTTL] before anything is written. A
+// positive TTL under one millisecond is rounded up to one millisecond.
+//
+// # Values
+//
+// A value is stored raw when V's underlying type is string or []byte, so data
+// written by BaseMap reads back unchanged; any other V, any included, is
+// stored as JSON. [WithCodec] replaces both.
+//
+// # Errors
+//
+// Errors are wrapped with %w and name the operation, the namespace and the
+// key; check them with errors.Is and errors.As:
+//
+//   - [ErrEmptyKey], [ErrInvalidNamespace], [ErrInvalidTTL], [ErrInvalidOption]:
+//     bad input, refused before anything is written.
+//   - [ErrClosed]: the backend was closed.
+//   - [ErrWrongType]: the key holds data the backend cannot read as a value.
+//   - [*DecodeError]: a stored value did not decode; it names the key.
+//   - context.Canceled, context.DeadlineExceeded: the context ended.
+//
+// A missing key is never an error: Get reports it with ok == false.
+//
+// # Concurrency
+//
+// A Map is safe for concurrent use by multiple goroutines, and so is every
+// backend of this module.
+package kv

@@ -1,0 +1,201 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"iter"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// Iterate returns an iterator over the entries of the namespace, streamed page
+// by page: only one page of values is held at a time, whatever the size of the
+// namespace.
+//
+// A pass yields each key at most once, skips keys that expired or were deleted
+// between the scan and the read, and may or may not yield keys written during
+// the pass. It stops when the loop body breaks. The context is checked between
+// pages and between entries; when it ends, ctx.Err() is yielded and the pass
+// ends. A value that does not decode is yielded as a *DecodeError for its key,
+// and the pass goes on if the loop does; any other error is yielded once and
+// ends the pass. The iterator can be ranged over again; each range is a new
+// pass over the namespace.
+func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
+	return func(yield func(Entry[V], error) bool) {
+		c := m.begin(opIterate, "", 0)
+		err := m.iterate(ctx, func(e Entry[V], err error) bool {
+			if err == nil {
+				c.n++
+			}
+			return yield(e, err)
+		})
+		if err != nil {
+			yield(Entry[V]{}, m.end(ctx, &c, err))
+			return
+		}
+		m.end(ctx, &c, nil)
+	}
+}
+
+// Keys returns an iterator over the keys of the namespace, without the
+// namespace. It reads no values. Errors are yielded as by Iterate.
+func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		c := m.begin(opKeys, "", 0)
+		err := m.pages(ctx, func(keys []string) (bool, error) {
+			for _, k := range keys {
+				if err := ctx.Err(); err != nil {
+					return false, err
+				}
+				c.n++
+				if !yield(k, nil) {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if err != nil {
+			yield("", m.end(ctx, &c, err))
+			return
+		}
+		m.end(ctx, &c, nil)
+	}
+}
+
+// Values returns an iterator over the values of the namespace. Errors are
+// yielded as by Iterate.
+func (m *Map[V]) Values(ctx context.Context) iter.Seq2[V, error] {
+	return func(yield func(V, error) bool) {
+		c := m.begin(opValues, "", 0)
+		err := m.iterate(ctx, func(e Entry[V], err error) bool {
+			if err == nil {
+				c.n++
+			}
+			return yield(e.Value, err)
+		})
+		if err != nil {
+			var zero V
+			yield(zero, m.end(ctx, &c, err))
+			return
+		}
+		m.end(ctx, &c, nil)
+	}
+}
+
+// ToArray returns every entry of the namespace (BaseMap's toArray). Values
+// that do not decode are left out and their *DecodeErrors joined into the
+// error returned with the rest; any other error returns no entries.
+func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
+	c := m.begin(opToArray, "", 0)
+	var out []Entry[V]
+	var decodeErrs []error
+	err := m.iterate(ctx, func(e Entry[V], err error) bool {
+		if err != nil {
+			decodeErrs = append(decodeErrs, err)
+			return true
+		}
+		out = append(out, e)
+		return true
+	})
+	if err != nil {
+		return nil, m.end(ctx, &c, err)
+	}
+	c.n = len(out)
+	return out, m.end(ctx, &c, errors.Join(decodeErrs...))
+}
+
+// iterate runs one pass over the entries of the namespace, calling yield for
+// each entry and for each decode error, until yield returns false. It returns
+// the error that ended the pass, if any; the caller yields it.
+func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) error {
+	return m.pages(ctx, func(keys []string) (bool, error) {
+		vals, err := m.mget(ctx, keys)
+		if err != nil {
+			return false, err
+		}
+		for i, val := range vals {
+			if !val.Found {
+				continue // expired or deleted since the scan
+			}
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			v, err := m.codec.Decode(val.Bytes)
+			if err != nil {
+				if !yield(Entry[V]{}, &DecodeError{Key: keys[i], Err: err}) {
+					return false, nil
+				}
+				continue
+			}
+			if !yield(Entry[V]{Key: keys[i], Value: v}, nil) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// scanResult is one page of a scan, or the error that ended it.
+type scanResult struct {
+	page backend.Page
+	err  error
+}
+
+// pages runs one scan of the namespace and calls fn with each page's keys,
+// less the keys already seen in this pass (when the store's scans may repeat
+// keys), until fn returns false or an error. While fn works on a page, the
+// scan of the next page is already under way, so that a store's round trips
+// overlap. The context is checked before each page. pages returns the error
+// that ended the pass, if any.
+func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)) error {
+	var seen map[string]struct{}
+	if !m.unique {
+		seen = make(map[string]struct{})
+	}
+	scan := func(cursor string) <-chan scanResult {
+		ch := make(chan scanResult, 1)
+		go func() {
+			page, err := m.b.Scan(ctx, "", cursor, m.scanCount)
+			ch <- scanResult{page, err}
+		}()
+		return ch
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	next := scan("")
+	for next != nil {
+		r := <-next
+		next = nil
+		if r.err != nil {
+			return r.err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if r.page.Cursor != "" {
+			next = scan(r.page.Cursor)
+		}
+		keys := r.page.Keys
+		if seen != nil {
+			keys = keys[:0]
+			for _, k := range r.page.Keys {
+				if _, dup := seen[k]; !dup {
+					seen[k] = struct{}{}
+					keys = append(keys, k)
+				}
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		cont, err := fn(keys)
+		if err != nil || !cont {
+			if next != nil {
+				<-next // leave no scan running behind the caller
+			}
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/ttl"
+)
+
+// NoTTL is the TTL of a key that never expires (BaseMap's -1).
+const NoTTL = backend.NoTTL
+
+// Clock tells the time; backends that expire keys themselves take one.
+type Clock = backend.Clock
+
+// Entry is one key of a namespace, without the namespace, and its value.
+type Entry[V any] struct {
+	Key   string
+	Value V
+}
+
+// Map is a typed map over one namespace of a backend. It is safe for
+// concurrent use. Build it with New.
+type Map[V any] struct {
+	ns        string
+	b         backend.Backend // ttl.Backend over namespace.Backend over the store
+	unique    bool            // the store's scans have no duplicates
+	ttl       time.Duration
+	scanCount int
+	codec     Codec[V]
+	logger    *slog.Logger
+	loads     singleflight.Group
+}
+
+// New returns the Map of namespace ns over b. The namespace must be non-empty
+// and hold no ":" (ErrInvalidNamespace). See the package documentation for the
+// layers New stacks over b. The Map does not own b: close b when done.
+func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
+	o := options{ttl: DefaultTTL, scanCount: DefaultScanCount}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if b == nil {
+		return nil, fmt.Errorf("%w: nil backend", ErrInvalidOption)
+	}
+	if o.scanCount < 1 {
+		return nil, fmt.Errorf("%w: scan count %d (want at least 1)", ErrInvalidOption, o.scanCount)
+	}
+	codec := defaultCodec[V]()
+	if o.codec != nil {
+		c, ok := o.codec.(Codec[V])
+		if !ok {
+			return nil, fmt.Errorf("%w: codec %T is not a Codec[%T]", ErrInvalidOption, o.codec, *new(V))
+		}
+		codec = c
+	}
+	nsb, err := namespace.New(b, ns)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := ttl.New(nsb, o.ttl)
+	if err != nil {
+		return nil, err
+	}
+	return &Map[V]{
+		ns:        ns,
+		b:         tb,
+		unique:    backend.ScansUnique(tb),
+		ttl:       tb.Default(),
+		scanCount: o.scanCount,
+		codec:     codec,
+		logger:    o.logger,
+	}, nil
+}
+
+// Namespace returns the Map's namespace.
+func (m *Map[V]) Namespace() string { return m.ns }
+
+// TTLDefault returns the TTL that writes without one of their own get.
+func (m *Map[V]) TTLDefault() time.Duration { return m.ttl }
+
+// Set stores value under key with the Map's TTL.
+func (m *Map[V]) Set(ctx context.Context, key string, value V) error {
+	c := m.begin(opSet, key, -1)
+	err := m.set(ctx, key, value, 0)
+	return m.end(ctx, &c, err)
+}
+
+// SetWithTTL stores value under key with its own TTL: positive, or NoTTL for
+// a key that never expires. A TTL of 0 or another negative value is refused
+// with ErrInvalidTTL and nothing is written.
+func (m *Map[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
+	c := m.begin(opSetWithTTL, key, -1)
+	var err error
+	if ttl == 0 {
+		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
+	} else {
+		err = m.set(ctx, key, value, ttl)
+	}
+	return m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration) error {
+	if key == "" {
+		return ErrEmptyKey
+	}
+	data, err := m.codec.Encode(value)
+	if err != nil {
+		return fmt.Errorf("encode value of key %q: %w", key, err)
+	}
+	return m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
+}
+
+// Get returns the value stored under key. ok is false, with a nil error, when
+// the key does not exist or has expired. A stored value that does not decode
+// is reported as a *DecodeError.
+func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
+	c := m.begin(opGet, key, -1)
+	v, ok, err := m.get(ctx, key)
+	c.hit = ok
+	return v, ok, m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
+	var zero V
+	if key == "" {
+		return zero, false, ErrEmptyKey
+	}
+	vals, err := m.b.MGet(ctx, []string{key}, false)
+	if err != nil {
+		return zero, false, err
+	}
+	if !vals[0].Found {
+		return zero, false, nil
+	}
+	v, err := m.codec.Decode(vals[0].Bytes)
+	if err != nil {
+		return zero, false, &DecodeError{Key: key, Err: err}
+	}
+	return v, true, nil
+}
+
+// Has reports whether key exists and has not expired.
+func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
+	c := m.begin(opHas, key, -1)
+	var ok bool
+	var err error
+	if key == "" {
+		err = ErrEmptyKey
+	} else {
+		var vals []backend.Value
+		if vals, err = m.mget(ctx, []string{key}); err == nil {
+			ok = vals[0].Found
+		}
+	}
+	c.hit = ok
+	return ok, m.end(ctx, &c, err)
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (m *Map[V]) Delete(ctx context.Context, key string) error {
+	c := m.begin(opDelete, key, -1)
+	var err error
+	if key == "" {
+		err = ErrEmptyKey
+	} else {
+		err = m.b.Delete(ctx, []string{key})
+	}
+	return m.end(ctx, &c, err)
+}
+
+// Expire sets the remaining TTL of key: positive, or NoTTL to make it never
+// expire. It reports false, changing nothing, when the key does not exist. A
+// TTL of 0 or another negative value is refused with ErrInvalidTTL.
+func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	c := m.begin(opExpire, key, -1)
+	var ok bool
+	var err error
+	switch {
+	case key == "":
+		err = ErrEmptyKey
+	case ttl == 0:
+		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
+	default:
+		ok, err = m.b.Expire(ctx, key, ttl)
+	}
+	c.hit = ok
+	return ok, m.end(ctx, &c, err)
+}
+
+// TTL returns the remaining TTL of key, or NoTTL when it never expires. ok is
+// false when the key does not exist.
+func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	c := m.begin(opTTL, key, -1)
+	var d time.Duration
+	var ok bool
+	var err error
+	if key == "" {
+		err = ErrEmptyKey
+	} else {
+		d, ok, err = m.b.TTL(ctx, key)
+	}
+	c.hit = ok
+	return d, ok, m.end(ctx, &c, err)
+}
+
+// GetOrLoad returns the value stored under key; on a miss it calls load, stores
+// its value with the Map's TTL and returns it. This is BaseMap's use: get an
+// id from the cache, else from the database.
+//
+// Concurrent misses of the same key in one Map share one call of load
+// (single flight). load runs with a context that carries the first caller's
+// values but not its cancellation or deadline; each caller stops waiting, with
+// its own ctx.Err(), when its ctx ends. A load error is returned and nothing is
+// stored. If storing the loaded value fails, the value is returned together
+// with the store error. A stored value that does not decode is returned as its
+// *DecodeError; load is not called.
+func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	c := m.begin(opGetOrLoad, key, -1)
+	v, hit, err := m.getOrLoad(ctx, key, load)
+	c.hit = hit
+	return v, m.end(ctx, &c, err)
+}
+
+type loadResult[V any] struct {
+	v   V
+	err error
+}
+
+func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
+	var zero V
+	if load == nil {
+		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
+	}
+	v, ok, err := m.get(ctx, key)
+	if err != nil || ok {
+		return v, ok, err
+	}
+	lctx := context.WithoutCancel(ctx)
+	ch := m.loads.DoChan(key, func() (any, error) {
+		// A flight that finished just before this one may have stored the
+		// value: read again so that load runs once per miss.
+		if v, ok, err := m.get(lctx, key); err != nil || ok {
+			return loadResult[V]{v: v, err: err}, nil
+		}
+		v, err := load(lctx)
+		if err != nil {
+			return loadResult[V]{err: fmt.Errorf("load: %w", err)}, nil
+		}
+		if err := m.set(lctx, key, v, 0); err != nil {
+			return loadResult[V]{v: v, err: fmt.Errorf("store loaded value: %w", err)}, nil
+		}
+		return loadResult[V]{v: v}, nil
+	})
+	select {
+	case r := <-ch:
+		res := r.Val.(loadResult[V])
+		return res.v, false, res.err
+	case <-ctx.Done():
+		return zero, false, ctx.Err()
+	}
+}
+
+// Clear deletes every key of the namespace, and only those.
+func (m *Map[V]) Clear(ctx context.Context) error {
+	c := m.begin(opClear, "", -1)
+	err := backend.DeletePrefix(ctx, m.b, "", m.scanCount)
+	return m.end(ctx, &c, err)
+}
+
+// Size returns the number of keys in the namespace, each counted once, without
+// reading any value.
+func (m *Map[V]) Size(ctx context.Context) (int, error) {
+	c := m.begin(opSize, "", -1)
+	n, err := backend.CountPrefix(ctx, m.b, "", m.scanCount)
+	c.n = n
+	return n, m.end(ctx, &c, err)
+}
+
+// SetMany stores entries with the Map's TTL. Every key is checked and every
+// value encoded first; nothing is written if any fails. Each key is written
+// atomically; the batch as a whole is not.
+func (m *Map[V]) SetMany(ctx context.Context, entries []Entry[V]) error {
+	c := m.begin(opSetMany, "", len(entries))
+	err := m.setMany(ctx, entries)
+	return m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	out := make([]backend.Entry, len(entries))
+	for i, e := range entries {
+		if e.Key == "" {
+			return fmt.Errorf("entry %d: %w", i, ErrEmptyKey)
+		}
+		data, err := m.codec.Encode(e.Value)
+		if err != nil {
+			return fmt.Errorf("encode value of key %q: %w", e.Key, err)
+		}
+		out[i] = backend.Entry{Key: e.Key, Value: data}
+	}
+	return m.b.MSet(ctx, out)
+}
+
+// GetMany returns the values stored under keys; missing keys are absent from
+// the result. Values that do not decode are absent too, and the error joins
+// their *DecodeErrors; the values that decoded are returned with it.
+func (m *Map[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
+	c := m.begin(opGetMany, "", len(keys))
+	out, err := m.getMany(ctx, keys)
+	c.hit = len(out) > 0
+	return out, m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, error) {
+	out := make(map[string]V, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if err := backend.CheckKeys(keys); err != nil {
+		return nil, err
+	}
+	vals, err := m.mget(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, val := range vals {
+		if !val.Found {
+			continue
+		}
+		v, err := m.codec.Decode(val.Bytes)
+		if err != nil {
+			errs = append(errs, &DecodeError{Key: keys[i], Err: err})
+			continue
+		}
+		out[keys[i]] = v
+	}
+	return out, errors.Join(errs...)
+}
+
+// mget reads keys for the calls that treat a key holding data of another kind
+// as absent (everything but Get): a Backend may report such a key in a
+// one-key MGet with ErrWrongType.
+func (m *Map[V]) mget(ctx context.Context, keys []string) ([]backend.Value, error) {
+	vals, err := m.b.MGet(ctx, keys, false)
+	if len(keys) == 1 && errors.Is(err, ErrWrongType) {
+		return make([]backend.Value, 1), nil
+	}
+	return vals, err
+}
+
+// DeleteMany removes keys. Missing keys are not an error. Every key is checked
+// first; nothing is deleted if any is empty.
+func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
+	c := m.begin(opDeleteMany, "", len(keys))
+	var err error
+	if len(keys) > 0 {
+		err = m.b.Delete(ctx, keys)
+	}
+	return m.end(ctx, &c, err)
+}

@@ -1,0 +1,167 @@
+// Package namespace provides a [backend.Backend] decorator that keeps one
+// namespace's keys apart from every other's by storing key k of namespace ns
+// as "ns:k", byte for byte the format of backtest-kit's BaseMap, so data is
+// shared with BaseMap services.
+//
+// A namespace is non-empty and holds no ":". Without that rule namespace "a"
+// with key "b:x" and namespace "a:b" with key "x" would be the same stored key,
+// and a scan of "a" would list "a:b"'s keys. Keys may hold any bytes, ":"
+// included; an empty key is refused with [backend.ErrEmptyKey].
+//
+// Application code gets this layer from kv.New; use the package directly only
+// to build a stack of decorators by hand.
+package namespace
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// Separator is the byte between a namespace and a key in a stored key.
+const Separator = ":"
+
+var (
+	_ backend.Backend       = (*Backend)(nil)
+	_ backend.PrefixDeleter = (*Backend)(nil)
+	_ backend.PrefixCounter = (*Backend)(nil)
+	_ backend.UniqueScanner = (*Backend)(nil)
+)
+
+// Backend is a backend.Backend that stores its keys under a namespace of
+// another Backend. Keys it takes and returns are those of the namespace,
+// without the prefix.
+type Backend struct {
+	next   backend.Backend
+	ns     string
+	prefix string // ns + Separator
+}
+
+// Validate returns an error wrapping backend.ErrInvalidNamespace unless ns is
+// a valid namespace: non-empty and free of Separator.
+func Validate(ns string) error {
+	if ns == "" {
+		return fmt.Errorf("%w: empty", backend.ErrInvalidNamespace)
+	}
+	if strings.Contains(ns, Separator) {
+		return fmt.Errorf("%w: %q contains %q", backend.ErrInvalidNamespace, ns, Separator)
+	}
+	return nil
+}
+
+// New returns next seen through namespace ns. It fails with an error wrapping
+// backend.ErrInvalidNamespace when ns is not valid (see Validate).
+func New(next backend.Backend, ns string) (*Backend, error) {
+	if err := Validate(ns); err != nil {
+		return nil, err
+	}
+	return &Backend{next: next, ns: ns, prefix: ns + Separator}, nil
+}
+
+// Namespace returns the namespace.
+func (b *Backend) Namespace() string { return b.ns }
+
+// Unwrap returns the Backend that b decorates.
+func (b *Backend) Unwrap() backend.Backend { return b.next }
+
+// Key returns the stored key of key k: the namespace, Separator, then k.
+func (b *Backend) Key(k string) string { return b.prefix + k }
+
+func (b *Backend) keys(keys []string) ([]string, error) {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		if k == "" {
+			return nil, fmt.Errorf("key %d: %w", i, backend.ErrEmptyKey)
+		}
+		out[i] = b.prefix + k
+	}
+	return out, nil
+}
+
+// MGet implements backend.Backend.MGet.
+func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	stored, err := b.keys(keys)
+	if err != nil {
+		return nil, err
+	}
+	return b.next.MGet(ctx, stored, withTTL)
+}
+
+// MSet implements backend.Backend.MSet. Every key is checked before anything
+// is written.
+func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	stored := make([]backend.Entry, len(entries))
+	for i, e := range entries {
+		if e.Key == "" {
+			return fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
+		}
+		e.Key = b.prefix + e.Key
+		stored[i] = e
+	}
+	return b.next.MSet(ctx, stored)
+}
+
+// Delete implements backend.Backend.Delete.
+func (b *Backend) Delete(ctx context.Context, keys []string) error {
+	stored, err := b.keys(keys)
+	if err != nil {
+		return err
+	}
+	return b.next.Delete(ctx, stored)
+}
+
+// Expire implements backend.Backend.Expire.
+func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if key == "" {
+		return false, backend.ErrEmptyKey
+	}
+	return b.next.Expire(ctx, b.prefix+key, ttl)
+}
+
+// TTL implements backend.Backend.TTL.
+func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if key == "" {
+		return 0, false, backend.ErrEmptyKey
+	}
+	return b.next.TTL(ctx, b.prefix+key)
+}
+
+// Scan implements backend.Backend.Scan, returning keys without the namespace.
+// A key the wrapped Backend returns outside the namespace is dropped, so a
+// faulty store cannot leak another namespace's keys.
+func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	page, err := b.next.Scan(ctx, b.prefix+prefix, cursor, count)
+	if err != nil {
+		return backend.Page{}, err
+	}
+	keys := page.Keys[:0]
+	for _, k := range page.Keys {
+		if rest, ok := strings.CutPrefix(k, b.prefix); ok && strings.HasPrefix(rest, prefix) {
+			keys = append(keys, rest)
+		}
+	}
+	page.Keys = keys
+	return page, nil
+}
+
+// DeletePrefix implements backend.PrefixDeleter with the wrapped Backend's
+// PrefixDeleter, or its fallback.
+func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) error {
+	return backend.DeletePrefix(ctx, b.next, b.prefix+prefix, count)
+}
+
+// CountPrefix implements backend.PrefixCounter with the wrapped Backend's
+// PrefixCounter, or its fallback.
+func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
+	return backend.CountPrefix(ctx, b.next, b.prefix+prefix, count)
+}
+
+// ScansUnique implements backend.UniqueScanner with the wrapped Backend's
+// answer.
+func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
+
+// Close implements backend.Backend.Close by closing the wrapped Backend.
+func (b *Backend) Close() error { return b.next.Close() }

@@ -1,0 +1,45 @@
+package kv
+
+import (
+	"log/slog"
+	"time"
+)
+
+// DefaultTTL is the TTL of a Map built without WithTTL: BaseMap's 300 seconds.
+const DefaultTTL = 5 * time.Minute
+
+// DefaultScanCount is the page-size hint of bulk operations built without
+// WithScanCount. BaseMap used 100; a larger page costs fewer round trips per
+// key on Redis while still holding only one page of values at a time (see
+// docs/performance.md).
+const DefaultScanCount = 1000
+
+// Option configures a Map built by New.
+type Option func(*options)
+
+type options struct {
+	ttl       time.Duration
+	scanCount int
+	logger    *slog.Logger
+	codec     any // a Codec[V], checked by New
+}
+
+// WithTTL sets the TTL of every write that does not name its own: a positive
+// duration, or NoTTL for keys that never expire (DefaultTTL by default). Any
+// other value makes New fail with ErrInvalidTTL.
+func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
+
+// WithScanCount sets the page-size hint of bulk operations (Clear, Size,
+// ToArray, Iterate, Keys, Values): DefaultScanCount by default. A value below
+// 1 makes New fail with ErrInvalidOption.
+func WithScanCount(n int) Option { return func(o *options) { o.scanCount = n } }
+
+// WithLogger makes every Map call emit one Info record to l (operation,
+// namespace, key or count, duration, error; never a value), as BaseMap logs
+// every call. nil, the default, logs nothing.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithCodec sets the codec of the Map's values, replacing the default (raw for
+// string and []byte types, JSON otherwise). New fails with ErrInvalidOption
+// when c is not a Codec of the Map's value type.
+func WithCodec[V any](c Codec[V]) Option { return func(o *options) { o.codec = c } }

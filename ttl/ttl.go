@@ -1,0 +1,118 @@
+// Package ttl provides a [backend.Backend] decorator that gives every write
+// without a TTL of its own the map's default TTL, the way BaseMap applies its
+// ttlExpireSeconds on every set.
+//
+// The default is a positive duration or [backend.NoTTL] (the key never
+// expires). An entry's TTL of 0 means "unset" and becomes the default; any
+// other TTL is checked as every Backend checks it (positive or NoTTL, a
+// positive TTL under one millisecond rounded up) before anything is written.
+// Unlike BaseMap, a TTL of 0 or a negative TTL never deletes a key: it is
+// refused with [backend.ErrInvalidTTL].
+//
+// Application code gets this layer from kv.New; use the package directly only
+// to build a stack of decorators by hand.
+package ttl
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+)
+
+var (
+	_ backend.Backend       = (*Backend)(nil)
+	_ backend.PrefixDeleter = (*Backend)(nil)
+	_ backend.PrefixCounter = (*Backend)(nil)
+	_ backend.UniqueScanner = (*Backend)(nil)
+)
+
+// Backend is a backend.Backend that fills in a default TTL.
+type Backend struct {
+	next backend.Backend
+	def  time.Duration
+}
+
+// New returns next with writes whose TTL is 0 given def. def must be positive
+// or backend.NoTTL; otherwise New fails with an error wrapping
+// backend.ErrInvalidTTL.
+func New(next backend.Backend, def time.Duration) (*Backend, error) {
+	d, err := backend.CheckTTL(def)
+	if err != nil {
+		return nil, fmt.Errorf("default TTL: %w", err)
+	}
+	return &Backend{next: next, def: d}, nil
+}
+
+// Default returns the default TTL.
+func (b *Backend) Default() time.Duration { return b.def }
+
+// Unwrap returns the Backend that b decorates.
+func (b *Backend) Unwrap() backend.Backend { return b.next }
+
+// MSet implements backend.Backend.MSet: an entry with TTL 0 gets the default.
+// Every entry is checked before anything is written.
+func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	out := make([]backend.Entry, len(entries))
+	for i, e := range entries {
+		if e.TTL == 0 {
+			e.TTL = b.def
+		}
+		ttl, err := backend.CheckTTL(e.TTL)
+		if err != nil {
+			return fmt.Errorf("entry %d (key %q): %w", i, e.Key, err)
+		}
+		e.TTL = ttl
+		out[i] = e
+	}
+	return b.next.MSet(ctx, out)
+}
+
+// Expire implements backend.Backend.Expire; ttl must be positive or NoTTL.
+func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ttl, err := backend.CheckTTL(ttl)
+	if err != nil {
+		return false, err
+	}
+	return b.next.Expire(ctx, key, ttl)
+}
+
+// MGet implements backend.Backend.MGet.
+func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	return b.next.MGet(ctx, keys, withTTL)
+}
+
+// Delete implements backend.Backend.Delete.
+func (b *Backend) Delete(ctx context.Context, keys []string) error {
+	return b.next.Delete(ctx, keys)
+}
+
+// TTL implements backend.Backend.TTL.
+func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	return b.next.TTL(ctx, key)
+}
+
+// Scan implements backend.Backend.Scan.
+func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	return b.next.Scan(ctx, prefix, cursor, count)
+}
+
+// DeletePrefix implements backend.PrefixDeleter with the wrapped Backend's
+// PrefixDeleter, or its fallback.
+func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) error {
+	return backend.DeletePrefix(ctx, b.next, prefix, count)
+}
+
+// CountPrefix implements backend.PrefixCounter with the wrapped Backend's
+// PrefixCounter, or its fallback.
+func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
+	return backend.CountPrefix(ctx, b.next, prefix, count)
+}
+
+// ScansUnique implements backend.UniqueScanner with the wrapped Backend's
+// answer.
+func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
+
+// Close implements backend.Backend.Close by closing the wrapped Backend.
+func (b *Backend) Close() error { return b.next.Close() }
