@@ -1,6 +1,9 @@
 package backend
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // PrefixDeleter is an optional interface a Backend implements when it can
 // delete every key under a prefix better than page by page (one bucket delete
@@ -54,8 +57,11 @@ func DeletePrefix(ctx context.Context, b Backend, prefix string, count int) erro
 		if err != nil {
 			return err
 		}
-		if len(page.Keys) > 0 {
-			if err := b.Delete(ctx, page.Keys); err != nil {
+		// Only keys under the prefix, even from a faulty store: a Clear must
+		// never reach another namespace.
+		keys := underPrefix(page.Keys, prefix)
+		if len(keys) > 0 {
+			if err := b.Delete(ctx, keys); err != nil {
 				return err
 			}
 		}
@@ -87,10 +93,11 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 		if err != nil {
 			return 0, err
 		}
+		keys := underPrefix(page.Keys, prefix)
 		if unique {
-			n += len(page.Keys)
+			n += len(keys)
 		} else {
-			for _, k := range page.Keys {
+			for _, k := range keys {
 				seen[k] = struct{}{}
 			}
 		}
@@ -110,4 +117,15 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 func ScansUnique(b Backend) bool {
 	u, ok := b.(UniqueScanner)
 	return ok && u.ScansUnique()
+}
+
+// underPrefix returns the keys that start with prefix, reusing keys.
+func underPrefix(keys []string, prefix string) []string {
+	out := keys[:0]
+	for _, k := range keys {
+		if strings.HasPrefix(k, prefix) {
+			out = append(out, k)
+		}
+	}
+	return out
 }

@@ -251,9 +251,9 @@ var iterCases = []testCase{
 		},
 	},
 	{
-		name:  "ScanPageHint",
-		rule:  "a store that honours the page hint splits a scan of 200 keys at hint 10 into many pages",
-		skip:  func(h Harness) string { return skipUnless(h.PageHint, "the store does not honour the page hint") },
+		name: "ScanPageHint",
+		rule: "a store that honours the page hint splits a scan of 200 keys at hint 10 into many pages",
+		skip: func(h Harness) string { return skipUnless(h.PageHint, "the store does not honour the page hint") },
 		run: func(t T, e *env) {
 			ns := e.ns("hint")
 			m := newMap[string](t, e, ns)

@@ -8,9 +8,9 @@
 //	func TestConformance(t *testing.T) {
 //		conformance.Run(t, conformance.Harness{
 //			New: func(t conformance.T) conformance.Store {
-//				clock := fakeclock.New(time.Now())
-//				b := mystore.New(mystore.WithClock(clock))
-//				return conformance.Store{Backend: b, Advance: clock.Advance}
+//				clk := clock.NewManual(time.Now())
+//				b := mystore.New(mystore.WithClock(clk))
+//				return conformance.Store{Backend: b, Advance: clk.Advance}
 //			},
 //		})
 //	}

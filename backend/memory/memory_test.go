@@ -7,17 +7,17 @@ import (
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/memory"
+	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/conformance"
-	"github.com/kvmap/kv/internal/fakeclock"
 	"github.com/kvmap/kv/namespace"
 )
 
 func harness(opts ...memory.Option) conformance.Harness {
 	return conformance.Harness{
 		New: func(t conformance.T) conformance.Store {
-			clock := fakeclock.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-			b := memory.New(append([]memory.Option{memory.WithClock(clock)}, opts...)...)
-			return conformance.Store{Backend: b, Advance: clock.Advance}
+			clk := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+			b := memory.New(append([]memory.Option{memory.WithClock(clk)}, opts...)...)
+			return conformance.Store{Backend: b, Advance: clk.Advance}
 		},
 		PageHint: true,
 	}
@@ -52,8 +52,8 @@ func TestConformanceUnderNamespace(t *testing.T) {
 
 func TestSweepReclaimsExpiredKeys(t *testing.T) {
 	ctx := context.Background()
-	clock := fakeclock.New(time.Unix(0, 0))
-	b := memory.New(memory.WithClock(clock), memory.WithSweepInterval(0))
+	clk := clock.NewManual(time.Unix(0, 0))
+	b := memory.New(memory.WithClock(clk), memory.WithSweepInterval(0))
 	defer b.Close()
 	var entries []backend.Entry
 	for i := range 3000 { // more than one sweep chunk
@@ -69,7 +69,7 @@ func TestSweepReclaimsExpiredKeys(t *testing.T) {
 	if got := memory.Sweep(b); got != 0 {
 		t.Errorf("sweep before expiry removed %d keys; want 0", got)
 	}
-	clock.Advance(time.Second)
+	clk.Advance(time.Second)
 	if got := memory.Sweep(b); got != 2000 {
 		t.Errorf("sweep removed %d keys; want 2000", got)
 	}
@@ -82,12 +82,12 @@ func TestSweepReclaimsExpiredKeys(t *testing.T) {
 // the store without any call touching them.
 func TestBackgroundSweep(t *testing.T) {
 	ctx := context.Background()
-	clock := fakeclock.New(time.Unix(0, 0))
-	b := memory.New(memory.WithClock(clock), memory.WithSweepInterval(time.Millisecond))
+	clk := clock.NewManual(time.Unix(0, 0))
+	b := memory.New(memory.WithClock(clk), memory.WithSweepInterval(time.Millisecond))
 	if err := b.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: time.Second}}); err != nil {
 		t.Fatal(err)
 	}
-	clock.Advance(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for b.Len() != 0 {
 		if time.Now().After(deadline) {

@@ -1,0 +1,151 @@
+package kv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend/memory"
+	"github.com/kvmap/kv/clock"
+)
+
+// A BaseMap cache service: one namespace, composite keys, string ids stored
+// raw, keys that never expire (BaseMap's -1).
+func Example() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+
+	signals, err := kv.New[string](store, "signal_cache", kv.WithTTL(kv.NoTTL))
+	if err != nil {
+		panic(err)
+	}
+	_ = signals.Set(ctx, "binance:my-strategy:BTC/USDT:USDT", "66f1c0ffee0123456789abcd")
+
+	id, ok, err := signals.Get(ctx, "binance:my-strategy:BTC/USDT:USDT")
+	fmt.Println(id, ok, err)
+	_, ok, _ = signals.Get(ctx, "binance:my-strategy:ETH/USDT:USDT")
+	fmt.Println("ETH cached:", ok)
+	// Output:
+	// 66f1c0ffee0123456789abcd true <nil>
+	// ETH cached: false
+}
+
+// GetOrLoad is BaseMap's real use: read an id from the cache, and on a miss
+// load it from the database and store it.
+func ExampleMap_GetOrLoad() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	cache, _ := kv.New[string](store, "strategy_cache")
+
+	queries := 0
+	loadFromDB := func(context.Context) (string, error) {
+		queries++
+		return "66f1c0ffee0123456789abcd", nil
+	}
+	for range 3 {
+		id, err := cache.GetOrLoad(ctx, "binance:my-strategy:BTCUSDT", loadFromDB)
+		fmt.Println(id, err)
+	}
+	fmt.Println("database queries:", queries)
+	// Output:
+	// 66f1c0ffee0123456789abcd <nil>
+	// 66f1c0ffee0123456789abcd <nil>
+	// 66f1c0ffee0123456789abcd <nil>
+	// database queries: 1
+}
+
+// Keys expire after the map's TTL. A manual clock drives expiry here without
+// waiting; production stores use the real time.
+func ExampleWithTTL() {
+	ctx := context.Background()
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := memory.New(memory.WithClock(clk))
+	defer store.Close()
+	candles, _ := kv.New[string](store, "candle_cache", kv.WithTTL(5*time.Minute))
+
+	_ = candles.Set(ctx, "binance:BTCUSDT:1m:1767225600000", "id-1")
+	_ = candles.SetWithTTL(ctx, "binance:BTCUSDT:1d:1767225600000", "id-2", kv.NoTTL)
+	ttl, _, _ := candles.TTL(ctx, "binance:BTCUSDT:1m:1767225600000")
+	fmt.Println("TTL:", ttl)
+
+	clk.Advance(5 * time.Minute)
+	_, ok, _ := candles.Get(ctx, "binance:BTCUSDT:1m:1767225600000")
+	fmt.Println("1m candle after 5 minutes:", ok)
+	n, _ := candles.Size(ctx)
+	fmt.Println("size:", n)
+	// Output:
+	// TTL: 5m0s
+	// 1m candle after 5 minutes: false
+	// size: 1
+}
+
+// Iterate streams a namespace page by page; errors come in the loop.
+func ExampleMap_Iterate() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	risk, _ := kv.New[string](store, "risk_cache")
+	_ = risk.SetMany(ctx, []kv.Entry[string]{
+		{Key: "binance:max-drawdown", Value: "id-a"},
+		{Key: "binance:max-exposure", Value: "id-b"},
+	})
+
+	var lines []string
+	for e, err := range risk.Iterate(ctx) {
+		if err != nil {
+			fmt.Println("error:", err)
+			break
+		}
+		lines = append(lines, e.Key+" = "+e.Value)
+	}
+	slices.Sort(lines) // a pass has no defined order
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	// Output:
+	// binance:max-drawdown = id-a
+	// binance:max-exposure = id-b
+}
+
+// Typed values other than strings are stored as JSON.
+func ExampleNew_json() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	type Signal struct {
+		Symbol string  `json:"symbol"`
+		Price  float64 `json:"price"`
+	}
+	signals, _ := kv.New[Signal](store, "signal")
+	_ = signals.Set(ctx, "s1", Signal{Symbol: "BTCUSDT", Price: 97000.5})
+	s, _, _ := signals.Get(ctx, "s1")
+	fmt.Printf("%+v\n", s)
+	// Output:
+	// {Symbol:BTCUSDT Price:97000.5}
+}
+
+// Bad input is refused with a typed error and nothing is written.
+func ExampleErrInvalidTTL() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	m, _ := kv.New[string](store, "ns")
+	_ = m.Set(ctx, "k", "kept")
+
+	err := m.SetWithTTL(ctx, "k", "lost?", 0) // BaseMap deleted the key here
+	fmt.Println(errors.Is(err, kv.ErrInvalidTTL))
+	v, _, _ := m.Get(ctx, "k")
+	fmt.Println(v)
+
+	_, err = kv.New[string](store, "a:b")
+	fmt.Println(errors.Is(err, kv.ErrInvalidNamespace))
+	// Output:
+	// true
+	// kept
+	// true
+}
