@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -20,7 +21,7 @@ var backendCases = []testCase{
 		rule: "MGet with TTLs reports each found key's value and remaining TTL (NoTTL for none) in one call, and misses as not found",
 		run: func(t T, e *env) {
 			p := e.ns("mget") + ":"
-			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "a", p + "b"}) })
+			e.cleanupKeys(p + "a", p + "b")
 			err := e.b.MSet(t.Context(), []backend.Entry{
 				{Key: p + "a", Value: []byte("1"), TTL: time.Hour},
 				{Key: p + "b", Value: []byte("2"), TTL: backend.NoTTL},
@@ -51,7 +52,7 @@ var backendCases = []testCase{
 		rule: "the Backend keeps no reference to slices passed in, and the caller owns slices returned",
 		run: func(t T, e *env) {
 			p := e.ns("own") + ":"
-			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "k"}) })
+			e.cleanupKeys(p + "k")
 			in := []byte("original")
 			if err := e.b.MSet(t.Context(), []backend.Entry{{Key: p + "k", Value: in, TTL: backend.NoTTL}}); err != nil {
 				t.Fatalf("MSet: %v", err)
@@ -105,7 +106,7 @@ var backendCases = []testCase{
 		run: func(t T, e *env) {
 			p := e.ns("bexp") + ":"
 			ctx := t.Context()
-			t.Cleanup(func() { _ = e.b.Delete(t.Context(), []string{p + "k"}) })
+			e.cleanupKeys(p + "k")
 			if err := e.b.MSet(ctx, []backend.Entry{{Key: p + "k", Value: []byte("v"), TTL: time.Hour}}); err != nil {
 				t.Fatalf("MSet: %v", err)
 			}
@@ -145,7 +146,7 @@ var backendCases = []testCase{
 				t.Fatalf("ttl.New: %v", err)
 			}
 			ctx := t.Context()
-			t.Cleanup(func() { _ = backend.DeletePrefix(t.Context(), e.b, ns+":", 100) })
+			t.Cleanup(func() { _ = backend.DeletePrefix(context.WithoutCancel(t.Context()), e.b, ns+":", 100) })
 			if err := tb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v")}, {Key: "n", Value: []byte("w"), TTL: backend.NoTTL}}); err != nil {
 				t.Fatalf("MSet through the decorators: %v", err)
 			}

@@ -209,3 +209,13 @@ func (e *env) ttlSlack() time.Duration {
 	}
 	return time.Millisecond
 }
+
+// cleanupKeys deletes backend keys when the case ends.
+func (e *env) cleanupKeys(keys ...string) {
+	e.t.Cleanup(func() {
+		// The context of the case has ended by now.
+		if err := e.b.Delete(context.WithoutCancel(e.t.Context()), keys); err != nil && !errors.Is(err, backend.ErrClosed) {
+			e.t.Errorf("cleanup: Delete(%q): %v", keys, err)
+		}
+	})
+}

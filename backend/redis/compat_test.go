@@ -1,0 +1,186 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend/redis"
+)
+
+func miniClient(t *testing.T) (*miniredis.Miniredis, *goredis.Client) {
+	t.Helper()
+	s := miniredis.RunT(t)
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	return s, c
+}
+
+// servers returns the clients the compatibility tests run on: miniredis
+// always, the real server and cluster when their variables are set.
+func servers(t *testing.T) map[string]goredis.UniversalClient {
+	_, mini := miniClient(t)
+	out := map[string]goredis.UniversalClient{"miniredis": mini}
+	if c := standaloneClient(t); c != nil {
+		out["standalone"] = c
+	}
+	if c := clusterClient(t); c != nil {
+		out["cluster"] = c
+	}
+	return out
+}
+
+var uniq = time.Now().UnixNano()
+
+// TestBaseMapWritesReadByMap writes keys exactly as BaseMap does (SET, then
+// a separate EXPIRE unless the TTL is -1) and reads them through Map[string].
+func TestBaseMapWritesReadByMap(t *testing.T) {
+	ctx := context.Background()
+	for name, c := range servers(t) {
+		t.Run(name, func(t *testing.T) {
+			ns := fmt.Sprintf("signal_cache_%d", uniq)
+			b, _ := redis.New(c)
+			m, err := kv.New[string](b, ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = m.Clear(context.Background()) })
+			keys := map[string]int{ // key -> BaseMap ttlExpireSeconds
+				"binance:my-strategy:BTC/USDT:USDT": 300,
+				"binance:my-strategy:ETH/USDT:USDT": -1,
+				"backtest:binance:s:frame:SOL":      60,
+			}
+			for k, ttl := range keys {
+				if err := c.Set(ctx, ns+":"+k, "66f1c0ffee-"+k, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				if ttl != -1 {
+					if err := c.Expire(ctx, ns+":"+k, time.Duration(ttl)*time.Second).Err(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			for k, ttl := range keys {
+				v, ok, err := m.Get(ctx, k)
+				if err != nil || !ok || v != "66f1c0ffee-"+k {
+					t.Errorf("Get(%q) = %q, %v, %v; want the raw string", k, v, ok, err)
+				}
+				d, ok, err := m.TTL(ctx, k)
+				want := time.Duration(ttl) * time.Second
+				if ttl == -1 {
+					want = kv.NoTTL
+				}
+				if err != nil || !ok || d > want || (ttl != -1 && d < want-10*time.Second) {
+					t.Errorf("TTL(%q) = %v, %v, %v; want about %v", k, d, ok, err, want)
+				}
+			}
+			got, err := m.ToArray(ctx)
+			if err != nil || len(got) != len(keys) {
+				t.Errorf("ToArray = %d entries, %v; want %d", len(got), err, len(keys))
+			}
+		})
+	}
+}
+
+// TestMapWritesReadByBaseMap writes through Map[string] and reads with raw
+// commands as BaseMap does.
+func TestMapWritesReadByBaseMap(t *testing.T) {
+	ctx := context.Background()
+	for name, c := range servers(t) {
+		t.Run(name, func(t *testing.T) {
+			ns := fmt.Sprintf("schedule_cache_%d", uniq)
+			b, _ := redis.New(c)
+			m, _ := kv.New[string](b, ns) // default TTL, 300 s
+			never, _ := kv.New[string](b, ns+"_never", kv.WithTTL(kv.NoTTL))
+			t.Cleanup(func() { _ = m.Clear(context.Background()); _ = never.Clear(context.Background()) })
+			key := "binance:my-strategy:BTC/USDT:USDT"
+			if err := m.Set(ctx, key, "66f1c0ffee0123456789abcd"); err != nil {
+				t.Fatal(err)
+			}
+			if err := never.Set(ctx, key, "forever"); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := c.Get(ctx, ns+":"+key).Result(); err != nil || v != "66f1c0ffee0123456789abcd" {
+				t.Errorf("raw GET = %q, %v; want the string as set", v, err)
+			}
+			if d, err := c.PTTL(ctx, ns+":"+key).Result(); err != nil || d > 300*time.Second || d < 290*time.Second {
+				t.Errorf("raw PTTL = %v, %v; want about 300s", d, err)
+			}
+			if d, err := c.PTTL(ctx, ns+"_never:"+key).Result(); err != nil || d != -1 {
+				t.Errorf("raw PTTL of a NoTTL key = %v, %v; want -1 (no expiry)", d, err)
+			}
+			// BaseMap's own scan finds exactly the namespace's key (on one
+			// node: on a cluster BaseMap's single-node SCAN misses keys).
+			if name == "cluster" {
+				return
+			}
+			keys, _, err := c.Scan(ctx, 0, ns+":*", 1000).Result()
+			if err != nil || !slices.Equal(keys, []string{ns + ":" + key}) {
+				t.Errorf("SCAN MATCH %s:* = %q, %v", ns, keys, err)
+			}
+		})
+	}
+}
+
+func TestHashTagFormat(t *testing.T) {
+	ctx := context.Background()
+	_, c := miniClient(t)
+	b, _ := redis.New(c, redis.WithHashTag())
+	m, _ := kv.New[string](b, "ns")
+	if err := m.Set(ctx, "a:b", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "{ns}:a:b").Result(); err != nil || v != "v" {
+		t.Errorf("GET {ns}:a:b = %q, %v; want v", v, err)
+	}
+	if _, err := kv.New[string](b, "n{s}"); err != nil {
+		t.Fatalf("kv.New: %v", err) // the namespace layer accepts it; the store refuses its keys
+	}
+	braces, _ := kv.New[string](b, "n{s}")
+	if err := braces.Set(ctx, "k", "v"); !errors.Is(err, kv.ErrInvalidNamespace) {
+		t.Errorf("Set in namespace n{s} with hash tags = %v; want ErrInvalidNamespace", err)
+	}
+}
+
+// TestOtherRedisTypes checks keys of other types under a namespace: Get
+// reports them, every other read treats them as absent, Clear removes them.
+func TestOtherRedisTypes(t *testing.T) {
+	ctx := context.Background()
+	_, c := miniClient(t)
+	b, _ := redis.New(c)
+	m, _ := kv.New[string](b, "ns")
+	c.RPush(ctx, "ns:list", "a", "b")
+	c.HSet(ctx, "ns:hash", "f", "v")
+	_ = m.Set(ctx, "str", "v")
+
+	if _, _, err := m.Get(ctx, "list"); !errors.Is(err, kv.ErrWrongType) {
+		t.Errorf("Get(list) = %v; want ErrWrongType", err)
+	}
+	if ok, err := m.Has(ctx, "list"); ok || err != nil {
+		t.Errorf("Has(list) = %v, %v; want false, nil", ok, err)
+	}
+	got, err := m.GetMany(ctx, []string{"list", "hash", "str"})
+	if err != nil || len(got) != 1 || got["str"] != "v" {
+		t.Errorf("GetMany = %v, %v; want only str", got, err)
+	}
+	if n, err := m.Size(ctx); n != 1 || err != nil {
+		t.Errorf("Size = %d, %v; want 1", n, err)
+	}
+	all, err := m.ToArray(ctx)
+	if err != nil || len(all) != 1 {
+		t.Errorf("ToArray = %v, %v; want only str", all, err)
+	}
+	if err := m.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Exists(ctx, "ns:list", "ns:hash", "ns:str").Val(); n != 0 {
+		t.Errorf("%d keys left after Clear; want 0", n)
+	}
+}

@@ -1,0 +1,91 @@
+package redis
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// wireKey returns the key stored in Redis for the backend key k. Without the
+// hash-tag mode it is k itself. In hash-tag mode the namespace part of k, the
+// text before the first ":", is wrapped in braces ("ns:key" is stored as
+// "{ns}:key") so that every key of a namespace lands in one cluster slot; a
+// key without ":" is stored as is.
+func (b *Backend) wireKey(k string) (string, error) {
+	if !b.hashTag {
+		return k, nil
+	}
+	ns, rest, ok := strings.Cut(k, ":")
+	if !ok {
+		return k, nil
+	}
+	if strings.ContainsAny(ns, "{}") {
+		return "", fmt.Errorf("%w: %q holds a brace, which the hash-tag mode reserves", backend.ErrInvalidNamespace, ns)
+	}
+	return "{" + ns + "}:" + rest, nil
+}
+
+// wireKeys maps keys with wireKey.
+func (b *Backend) wireKeys(keys []string) ([]string, error) {
+	if err := backend.CheckKeys(keys); err != nil {
+		return nil, err
+	}
+	if !b.hashTag {
+		return keys, nil
+	}
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		w, err := b.wireKey(k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = w
+	}
+	return out, nil
+}
+
+// backendKey is the inverse of wireKey.
+func (b *Backend) backendKey(w string) string {
+	if !b.hashTag || !strings.HasPrefix(w, "{") {
+		return w
+	}
+	if ns, rest, ok := strings.Cut(w[1:], "}:"); ok {
+		return ns + ":" + rest
+	}
+	return w
+}
+
+// globEscape escapes the characters that SCAN MATCH treats as a pattern.
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', ']', '\\':
+			sb.WriteByte('\\')
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+// matchPattern returns the SCAN MATCH pattern for a backend prefix, and
+// whether the keys it returns still need filtering by prefix.
+func (b *Backend) matchPattern(prefix string) (string, bool, error) {
+	if !b.hashTag {
+		return globEscape(prefix) + "*", false, nil
+	}
+	ns, rest, ok := strings.Cut(prefix, ":")
+	if !ok {
+		// No namespace in the prefix: scan everything and filter the keys
+		// after mapping them back.
+		return "*", prefix != "", nil
+	}
+	if strings.ContainsAny(ns, "{}") {
+		return "", false, fmt.Errorf("%w: %q holds a brace, which the hash-tag mode reserves", backend.ErrInvalidNamespace, ns)
+	}
+	return "{" + globEscape(ns) + "}:" + globEscape(rest) + "*", false, nil
+}

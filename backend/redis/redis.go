@@ -1,0 +1,400 @@
+// Package redis is a [backend.Backend] on Redis, through go-redis v9: a
+// standalone server, a Sentinel-managed master, or a Redis Cluster.
+//
+// [New] takes the caller's client (a *redis.Client, including the one
+// redis.NewFailoverClient returns for Sentinel, or a *redis.ClusterClient).
+// The backend never installs hooks on it and never closes it: the caller
+// closes the client after the backend.
+//
+// go-redis honours context deadlines on socket I/O only when the client's
+// options set ContextTimeoutEnabled. Set it, so that a context deadline bounds
+// every call even against a server that stopped answering.
+//
+// # Stored format
+//
+// Keys are stored as given by the layers above, "namespace:key" for a kv.Map,
+// and values raw, which is the format of backtest-kit's BaseMap: BaseMap and
+// kv services read each other's data. With [WithHashTag] keys are stored as
+// "{namespace}:key" instead, so that a namespace lives in one cluster slot;
+// that is a different format, which BaseMap services do not read.
+//
+// # Commands
+//
+// Writes are one SET key value PX ttl per key (plain SET for kv.NoTTL, which
+// clears an old expiry), value and expiry atomic; batches go out as one
+// pipeline, split per node on a cluster. Reads are one MGET on a standalone
+// server, GETs grouped by hash slot (MGET per slot) on a cluster, so that no
+// CROSSSLOT error can occur; remaining TTLs come in the same round trip
+// (PTTL in the same pipeline). Scans use SCAN MATCH with the prefix
+// glob-escaped, TYPE string, and COUNT set to the page hint; on a cluster every
+// master is scanned in turn. Prefix deletes (kv.Map.Clear) scan and UNLINK in
+// one pipeline per page.
+//
+// # Other Redis types
+//
+// Keys of other types (lists, hashes, ...) under a namespace are not values:
+// a one-key read (kv.Map.Get) fails with backend.ErrWrongType, every other
+// read treats them as absent, scans skip them, and a prefix delete removes
+// them with the rest of the namespace.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv/backend"
+)
+
+var (
+	_ backend.Backend       = (*Backend)(nil)
+	_ backend.PrefixDeleter = (*Backend)(nil)
+)
+
+// Backend is a backend.Backend on a Redis client. It is safe for concurrent
+// use.
+type Backend struct {
+	client  goredis.UniversalClient
+	cluster *goredis.ClusterClient // nil unless the client is a cluster client
+	hashTag bool
+	closed  atomic.Bool
+}
+
+// Option configures a Backend.
+type Option func(*Backend)
+
+// WithHashTag stores key "ns:key" as "{ns}:key", so that all the keys of a
+// namespace live in one cluster slot: batches of a namespace go to one node
+// in one command. A namespace holding "{" or "}" is then refused with
+// backend.ErrInvalidNamespace. This is a different stored format from
+// BaseMap's: BaseMap services do not read it, and data written without the
+// option is not found with it.
+func WithHashTag() Option { return func(b *Backend) { b.hashTag = true } }
+
+// New returns a Backend on client, a *redis.Client (standalone or Sentinel
+// failover) or a *redis.ClusterClient. It fails for other implementations of
+// UniversalClient, such as a Ring, whose multi-key commands it cannot route.
+func New(client goredis.UniversalClient, opts ...Option) (*Backend, error) {
+	b := &Backend{client: client}
+	switch c := client.(type) {
+	case *goredis.Client:
+	case *goredis.ClusterClient:
+		b.cluster = c
+	default:
+		return nil, fmt.Errorf("redis: unsupported client type %T (want *redis.Client or *redis.ClusterClient)", client)
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
+}
+
+// Client returns the client the Backend was built on.
+func (b *Backend) Client() goredis.UniversalClient { return b.client }
+
+// HashTag reports whether the Backend stores keys in hash-tag mode.
+func (b *Backend) HashTag() bool { return b.hashTag }
+
+func (b *Backend) check(ctx context.Context) error {
+	if b.closed.Load() {
+		return backend.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// isWrongType reports a WRONGTYPE reply.
+func isWrongType(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
+}
+
+// wrap names the command in a Redis error.
+func wrap(cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("redis %s: %w", cmd, err)
+}
+
+// MGet implements backend.Backend.MGet. A one-key read uses GET, so that a key
+// of another Redis type fails with backend.ErrWrongType; larger reads use MGET
+// (per hash slot on a cluster), which reports such keys as absent.
+func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	wire, err := b.wireKeys(keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]backend.Value, len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	if len(keys) == 1 && !withTTL {
+		v, err := b.client.Get(ctx, wire[0]).Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil):
+		case isWrongType(err):
+			return nil, fmt.Errorf("key %q: %w", keys[0], backend.ErrWrongType)
+		case err != nil:
+			return nil, wrap("GET", err)
+		default:
+			out[0] = backend.Value{Bytes: v, Found: true}
+		}
+		return out, nil
+	}
+
+	pipe := b.client.Pipeline()
+	type group struct {
+		idx []int // indexes into keys
+		cmd *goredis.SliceCmd
+		get *goredis.StringCmd // when the group is one key
+	}
+	var groups []group
+	if b.cluster == nil {
+		g := group{idx: make([]int, len(keys))}
+		for i := range keys {
+			g.idx[i] = i
+		}
+		groups = append(groups, g)
+	} else {
+		bySlot := map[int]int{} // slot -> index into groups
+		for i, w := range wire {
+			s := Slot(w)
+			gi, ok := bySlot[s]
+			if !ok {
+				gi = len(groups)
+				bySlot[s] = gi
+				groups = append(groups, group{})
+			}
+			groups[gi].idx = append(groups[gi].idx, i)
+		}
+	}
+	for gi := range groups {
+		g := &groups[gi]
+		if len(g.idx) == 1 {
+			g.get = pipe.Get(ctx, wire[g.idx[0]])
+			continue
+		}
+		ks := make([]string, len(g.idx))
+		for j, i := range g.idx {
+			ks[j] = wire[i]
+		}
+		g.cmd = pipe.MGet(ctx, ks...)
+	}
+	var ttls []*goredis.DurationCmd
+	if withTTL {
+		ttls = make([]*goredis.DurationCmd, len(keys))
+		for i, w := range wire {
+			ttls[i] = pipe.PTTL(ctx, w)
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	single := len(keys) == 1
+	for _, g := range groups {
+		if g.get != nil {
+			i := g.idx[0]
+			v, err := g.get.Bytes()
+			switch {
+			case errors.Is(err, goredis.Nil):
+			case isWrongType(err):
+				if single {
+					return nil, fmt.Errorf("key %q: %w", keys[0], backend.ErrWrongType)
+				}
+			case err != nil:
+				return nil, wrap("GET", err)
+			default:
+				out[i] = backend.Value{Bytes: v, Found: true}
+			}
+			continue
+		}
+		vals, err := g.cmd.Result()
+		if err != nil {
+			return nil, wrap("MGET", err)
+		}
+		for j, v := range vals {
+			if s, ok := v.(string); ok {
+				out[g.idx[j]] = backend.Value{Bytes: []byte(s), Found: true}
+			}
+		}
+	}
+	for i, c := range ttls {
+		if !out[i].Found {
+			continue
+		}
+		d, err := c.Result()
+		if err != nil {
+			return nil, wrap("PTTL", err)
+		}
+		switch {
+		case d == -2: // expired between the read and PTTL
+			out[i] = backend.Value{}
+		case d == -1:
+			out[i].TTL = backend.NoTTL
+		case d < time.Millisecond:
+			out[i].TTL = time.Millisecond
+		default:
+			out[i].TTL = d
+		}
+	}
+	return out, nil
+}
+
+// MSet implements backend.Backend.MSet with one SET ... PX per key, in one
+// pipeline for a batch.
+func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	entries, err := backend.CheckEntries(entries)
+	if err != nil {
+		return err
+	}
+	wire := make([]string, len(entries))
+	for i, e := range entries {
+		if wire[i], err = b.wireKey(e.Key); err != nil {
+			return err
+		}
+	}
+	switch len(entries) {
+	case 0:
+		return nil
+	case 1:
+		return wrap("SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
+	}
+	pipe := b.client.Pipeline()
+	cmds := make([]*goredis.StatusCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.Set(ctx, wire[i], e.Value, expiration(e.TTL))
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return wrap("SET", err)
+		}
+	}
+	return nil
+}
+
+// expiration returns the go-redis expiration of a checked TTL. NoTTL becomes
+// 0, a plain SET that clears any old expiry; it is never passed as -1, which
+// go-redis reads as KEEPTTL.
+func expiration(ttl time.Duration) time.Duration {
+	if ttl == backend.NoTTL {
+		return 0
+	}
+	return ttl
+}
+
+// Delete implements backend.Backend.Delete with UNLINK (per hash slot on a
+// cluster).
+func (b *Backend) Delete(ctx context.Context, keys []string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	wire, err := b.wireKeys(keys)
+	if err != nil {
+		return err
+	}
+	if len(wire) == 0 {
+		return nil
+	}
+	if b.cluster == nil || len(wire) == 1 {
+		return wrap("UNLINK", b.client.Unlink(ctx, wire...).Err())
+	}
+	return b.unlinkBySlot(ctx, b.client, wire)
+}
+
+// unlinkBySlot deletes keys with one UNLINK per hash slot, in one pipeline on
+// c (the cluster client, or one node's client).
+func (b *Backend) unlinkBySlot(ctx context.Context, c goredis.Cmdable, keys []string) error {
+	bySlot := map[int][]string{}
+	for _, k := range keys {
+		s := Slot(k)
+		bySlot[s] = append(bySlot[s], k)
+	}
+	pipe := c.Pipeline()
+	cmds := make([]*goredis.IntCmd, 0, len(bySlot))
+	for _, ks := range bySlot {
+		cmds = append(cmds, pipe.Unlink(ctx, ks...))
+	}
+	_, _ = pipe.Exec(ctx)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return wrap("UNLINK", err)
+		}
+	}
+	return nil
+}
+
+// Expire implements backend.Backend.Expire: PEXPIRE for a TTL, and for NoTTL
+// PERSIST with EXISTS in the same round trip (PERSIST alone answers 0 both
+// for a missing key and for a key without expiry).
+func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := b.check(ctx); err != nil {
+		return false, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return false, err
+	}
+	ttl, err := backend.CheckTTL(ttl)
+	if err != nil {
+		return false, err
+	}
+	w, err := b.wireKey(key)
+	if err != nil {
+		return false, err
+	}
+	if ttl != backend.NoTTL {
+		ok, err := b.client.PExpire(ctx, w, ttl).Result()
+		return ok, wrap("PEXPIRE", err)
+	}
+	pipe := b.client.Pipeline()
+	exists := pipe.Exists(ctx, w)
+	persist := pipe.Persist(ctx, w)
+	_, _ = pipe.Exec(ctx)
+	if err := persist.Err(); err != nil {
+		return false, wrap("PERSIST", err)
+	}
+	n, err := exists.Result()
+	return n == 1, wrap("EXISTS", err)
+}
+
+// TTL implements backend.Backend.TTL with PTTL.
+func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, false, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return 0, false, err
+	}
+	w, err := b.wireKey(key)
+	if err != nil {
+		return 0, false, err
+	}
+	d, err := b.client.PTTL(ctx, w).Result()
+	switch {
+	case err != nil:
+		return 0, false, wrap("PTTL", err)
+	case d == -2:
+		return 0, false, nil
+	case d == -1:
+		return backend.NoTTL, true, nil
+	case d < time.Millisecond:
+		return time.Millisecond, true, nil
+	}
+	return d, true, nil
+}
+
+// Close implements backend.Backend.Close. It does not close the client.
+func (b *Backend) Close() error {
+	if b.closed.Swap(true) {
+		return backend.ErrClosed
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package redis_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv/backend/redis"
+	"github.com/kvmap/kv/conformance"
+)
+
+// miniHarness runs the suite on a fresh miniredis per case, its clock moved
+// by FastForward. miniredis returns every key in one SCAN page, so it does
+// not honour the page hint.
+func miniHarness(opts ...redis.Option) conformance.Harness {
+	return conformance.Harness{
+		New: func(t conformance.T) conformance.Store {
+			s := miniredis.NewMiniRedis()
+			if err := s.Start(); err != nil {
+				t.Fatalf("miniredis: %v", err)
+			}
+			t.Cleanup(s.Close)
+			c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
+			t.Cleanup(func() { _ = c.Close() })
+			b, err := redis.New(c, opts...)
+			if err != nil {
+				t.Fatalf("redis.New: %v", err)
+			}
+			return conformance.Store{Backend: b, Advance: s.FastForward}
+		},
+	}
+}
+
+func TestConformanceMiniredis(t *testing.T) {
+	conformance.Run(t, miniHarness())
+}
+
+func TestConformanceMiniredisHashTag(t *testing.T) {
+	conformance.Run(t, miniHarness(redis.WithHashTag()))
+}
+
+// The real-server suites run when their environment variables are set, and
+// fail, never skip, when the server they name does not answer.
+
+var (
+	clientOnce sync.Map // address list -> goredis.UniversalClient
+)
+
+// standalone returns a client of the server at KV_REDIS_ADDR, shared by the
+// tests of this process, or skips the test when the variable is not set.
+func standalone(t testing.TB) *goredis.Client {
+	t.Helper()
+	c := standaloneClient(t)
+	if c == nil {
+		t.Skip("KV_REDIS_ADDR is not set")
+	}
+	return c
+}
+
+// cluster returns a client of the cluster at KV_REDIS_CLUSTER_ADDRS, or
+// skips the test when the variable is not set.
+func cluster(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	c := clusterClient(t)
+	if c == nil {
+		t.Skip("KV_REDIS_CLUSTER_ADDRS is not set")
+	}
+	return c
+}
+
+// standaloneClient is standalone, returning nil when the variable is not set.
+func standaloneClient(t testing.TB) *goredis.Client {
+	t.Helper()
+	addr := os.Getenv("KV_REDIS_ADDR")
+	if addr == "" {
+		return nil
+	}
+	c, _ := clientOnce.LoadOrStore("s:"+addr, goredis.NewClient(&goredis.Options{
+		Addr: addr, ContextTimeoutEnabled: true, PoolSize: 16,
+	}))
+	client := c.(*goredis.Client)
+	ping(t, client, addr)
+	return client
+}
+
+// clusterClient is cluster, returning nil when the variable is not set.
+func clusterClient(t testing.TB) *goredis.ClusterClient {
+	t.Helper()
+	addrs := os.Getenv("KV_REDIS_CLUSTER_ADDRS")
+	if addrs == "" {
+		return nil
+	}
+	c, _ := clientOnce.LoadOrStore("c:"+addrs, goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs: strings.Split(addrs, ","), ContextTimeoutEnabled: true,
+	}))
+	client := c.(*goredis.ClusterClient)
+	ping(t, client, addrs)
+	return client
+}
+
+func ping(t testing.TB, c goredis.UniversalClient, addr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("Redis at %s does not answer: %v", addr, err)
+	}
+}
+
+func realHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Harness {
+	return conformance.Harness{
+		New: func(t conformance.T) conformance.Store {
+			b, err := redis.New(c, opts...)
+			if err != nil {
+				t.Fatalf("redis.New: %v", err)
+			}
+			return conformance.Store{Backend: b} // real time
+		},
+		PageHint: true,
+	}
+}
+
+func TestConformanceStandalone(t *testing.T) {
+	conformance.Run(t, realHarness(standalone(t)))
+}
+
+func TestConformanceCluster(t *testing.T) {
+	conformance.Run(t, realHarness(cluster(t)))
+}
+
+func TestConformanceClusterHashTag(t *testing.T) {
+	conformance.Run(t, realHarness(cluster(t), redis.WithHashTag()))
+}

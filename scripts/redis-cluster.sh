@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Starts or stops a Redis Cluster of three masters on loopback ports, for the
+# real-cluster tests (KV_REDIS_CLUSTER_ADDRS).
+#
+#   scripts/redis-cluster.sh start   # prints the addresses, comma-separated
+#   scripts/redis-cluster.sh stop
+#
+# KV_CLUSTER_PORTS (default "7401 7402 7403") and KV_CLUSTER_DIR (default
+# .cluster in the repository) change where it runs. Exits non-zero when the
+# cluster cannot be started.
+set -euo pipefail
+
+ports=(${KV_CLUSTER_PORTS:-7401 7402 7403})
+dir=${KV_CLUSTER_DIR:-"$(cd "$(dirname "$0")/.." && pwd)/.cluster"}
+
+addrs() {
+  local out=()
+  for p in "${ports[@]}"; do out+=("127.0.0.1:$p"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+stop() {
+  for p in "${ports[@]}"; do
+    local pidfile="$dir/$p/pid"
+    if [ -f "$pidfile" ]; then
+      local pid
+      pid=$(cat "$pidfile")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$dir"
+}
+
+start() {
+  command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
+  command -v redis-cli >/dev/null || { echo "redis-cli is not installed" >&2; exit 1; }
+  stop
+  for p in "${ports[@]}"; do
+    if redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1; then
+      echo "port $p is already in use" >&2; exit 1
+    fi
+    mkdir -p "$dir/$p"
+    (cd "$dir/$p" && redis-server --port "$p" --bind 127.0.0.1 \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --save '' --appendonly no --daemonize yes --pidfile "$dir/$p/pid" --logfile "$dir/$p/log")
+  done
+  for p in "${ports[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1 && break
+      sleep 0.05
+    done
+    redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1 || { echo "node $p did not start" >&2; cat "$dir/$p/log" >&2 || true; exit 1; }
+  done
+  local nodes=()
+  for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 \
+    || { echo "redis-cli --cluster create failed" >&2; cat "$dir/create.log" >&2; exit 1; }
+  for _ in $(seq 200); do
+    ok=1
+    for p in "${ports[@]}"; do
+      redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+    done
+    [ "$ok" = 1 ] && { addrs; return 0; }
+    sleep 0.1
+  done
+  echo "the cluster did not reach cluster_state:ok" >&2
+  exit 1
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  addrs) addrs ;;
+  *) echo "usage: $0 start|stop|addrs" >&2; exit 2 ;;
+esac
