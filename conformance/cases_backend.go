@@ -21,7 +21,7 @@ var backendCases = []testCase{
 		rule: "MGet with TTLs reports each found key's value and remaining TTL (NoTTL for none) in one call, and misses as not found",
 		run: func(t T, e *env) {
 			p := e.ns("mget") + ":"
-			e.cleanupKeys(p + "a", p + "b")
+			e.cleanupKeys(p+"a", p+"b")
 			err := e.b.MSet(t.Context(), []backend.Entry{
 				{Key: p + "a", Value: []byte("1"), TTL: time.Hour},
 				{Key: p + "b", Value: []byte("2"), TTL: backend.NoTTL},
