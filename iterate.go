@@ -141,40 +141,63 @@ type scanResult struct {
 	err  error
 }
 
+// scanAhead is how many pages of keys the scan of a pass may run ahead of
+// the page being read and yielded. Keys only: values are still read one page
+// at a time. Running ahead keeps a remote store busy with the next scans
+// while this page is read and yielded, instead of idle between round trips.
+const scanAhead = 2
+
 // pages runs one scan of the namespace and calls fn with each page's keys,
 // less the keys already seen in this pass (when the store's scans may repeat
-// keys), until fn returns false or an error. While fn works on a page, the
-// scan of the next page is already under way, so that a store's round trips
-// overlap. The context is checked before each page. pages returns the error
+// keys), until fn returns false or an error. The scan runs in a goroutine of
+// its own, up to scanAhead pages ahead of fn, and has ended when pages
+// returns. The context is checked before each page. pages returns the error
 // that ended the pass, if any.
 func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	results := make(chan scanResult, scanAhead-1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(results)
+		cursor := ""
+		for {
+			page, err := m.b.Scan(ctx, "", cursor, m.scanCount)
+			select {
+			case results <- scanResult{page, err}:
+			case <-stop:
+				return
+			}
+			if err != nil || page.Cursor == "" {
+				return
+			}
+			if ctx.Err() != nil {
+				return // the reader reports it
+			}
+			cursor = page.Cursor
+		}
+	}()
+	defer func() {
+		close(stop)
+		for range results { // wait for the scan goroutine to end
+		}
+	}()
+
 	var seen map[string]struct{}
 	if !m.unique {
 		seen = make(map[string]struct{})
 	}
-	scan := func(cursor string) <-chan scanResult {
-		ch := make(chan scanResult, 1)
-		go func() {
-			page, err := m.b.Scan(ctx, "", cursor, m.scanCount)
-			ch <- scanResult{page, err}
-		}()
-		return ch
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	next := scan("")
-	for next != nil {
-		r := <-next
-		next = nil
-		if r.err != nil {
-			return r.err
-		}
+	for {
+		r, ok := <-results
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if r.page.Cursor != "" {
-			next = scan(r.page.Cursor)
+		if !ok {
+			return nil
+		}
+		if r.err != nil {
+			return r.err
 		}
 		keys := r.page.Keys
 		if seen != nil {
@@ -189,13 +212,8 @@ func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)
 		if len(keys) == 0 {
 			continue
 		}
-		cont, err := fn(keys)
-		if err != nil || !cont {
-			if next != nil {
-				<-next // leave no scan running behind the caller
-			}
+		if cont, err := fn(keys); err != nil || !cont {
 			return err
 		}
 	}
-	return nil
 }

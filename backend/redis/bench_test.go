@@ -1,0 +1,293 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend/redis"
+)
+
+// The benchmarks run against KV_REDIS_ADDR. Each compares the library with
+// the raw go-redis calls it replaces, as sub-benchmarks impl=raw|basemap and
+// impl=kv of one benchmark, so that `go test -count N` interleaves them and
+// benchstat -col /impl reports the ratio. docs/performance.md has the
+// commands and the results.
+
+func benchMap(b *testing.B, c goredis.UniversalClient, ns string, opts ...kv.Option) *kv.Map[string] {
+	b.Helper()
+	be, err := redis.New(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := kv.New[string](be, ns, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Clear(context.Background()) })
+	return m
+}
+
+func BenchmarkGet(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_get")
+	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("impl=raw", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.Get(ctx, "kvbench_get:binance:s:BTC/USDT:USDT").Result(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=kv", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+}
+
+func BenchmarkSet(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_set")
+	b.Run("impl=raw", func(b *testing.B) {
+		for b.Loop() {
+			if err := c.Set(ctx, "kvbench_set:binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd", 5*time.Minute).Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=kv", func(b *testing.B) {
+		for b.Loop() {
+			if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func batchKeys(n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = "binance:s:SYM" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+func BenchmarkSetMany100(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_setmany")
+	keys := batchKeys(100)
+	entries := make([]kv.Entry[string], len(keys))
+	for i, k := range keys {
+		entries[i] = kv.Entry[string]{Key: k, Value: "66f1c0ffee0123456789abcd"}
+	}
+	b.Run("impl=raw", func(b *testing.B) {
+		for b.Loop() {
+			pipe := c.Pipeline()
+			for _, k := range keys {
+				pipe.Set(ctx, "kvbench_setmany:"+k, "66f1c0ffee0123456789abcd", 5*time.Minute)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=kv", func(b *testing.B) {
+		for b.Loop() {
+			if err := m.SetMany(ctx, entries); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkGetMany100(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_getmany")
+	keys := batchKeys(100)
+	raw := make([]string, len(keys))
+	for i, k := range keys {
+		raw[i] = "kvbench_getmany:" + k
+		if err := m.Set(ctx, k, "66f1c0ffee0123456789abcd"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("impl=raw", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := c.MGet(ctx, raw...).Result(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=kv", func(b *testing.B) {
+		for b.Loop() {
+			if got, err := m.GetMany(ctx, keys); err != nil || len(got) != 100 {
+				b.Fatal(len(got), err)
+			}
+		}
+	})
+}
+
+// bulkClient returns a client of a database of KV_REDIS_ADDR that must be
+// empty (KV_BENCH_DB, 9 by default): the bulk benchmarks measure a namespace
+// alone in its database, and among 100,000 keys of another namespace.
+func bulkClient(b *testing.B) *goredis.Client {
+	standalone(b)
+	db := 9
+	if s := os.Getenv("KV_BENCH_DB"); s != "" {
+		db, _ = strconv.Atoi(s)
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), DB: db, ContextTimeoutEnabled: true})
+	b.Cleanup(func() { _ = c.Close() })
+	if n := c.DBSize(context.Background()).Val(); n != 0 {
+		b.Fatalf("database %d holds %d keys; the bulk benchmarks need it empty (set KV_BENCH_DB)", db, n)
+	}
+	return c
+}
+
+const bulkKeys = 100_000
+
+// baseMapIterate is BaseMap's loop: SCAN COUNT 100, then MGET of the page,
+// one after the other.
+func baseMapIterate(ctx context.Context, c *goredis.Client, ns string) (int, error) {
+	n, cur := 0, uint64(0)
+	for {
+		keys, next, err := c.Scan(ctx, cur, ns+":*", 100).Result()
+		if err != nil {
+			return n, err
+		}
+		if len(keys) > 0 {
+			vals, err := c.MGet(ctx, keys...).Result()
+			if err != nil {
+				return n, err
+			}
+			for _, v := range vals {
+				if _, ok := v.(string); ok {
+					n++
+				}
+			}
+		}
+		if next == 0 {
+			return n, nil
+		}
+		cur = next
+	}
+}
+
+// baseMapClear is BaseMap's clear: SCAN COUNT 100, then DEL of the page.
+func baseMapClear(ctx context.Context, c *goredis.Client, ns string) error {
+	cur := uint64(0)
+	for {
+		keys, next, err := c.Scan(ctx, cur, ns+":*", 100).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) > 0 {
+			if err := c.Del(ctx, keys...).Err(); err != nil {
+				return err
+			}
+		}
+		if next == 0 {
+			return nil
+		}
+		cur = next
+	}
+}
+
+func BenchmarkIterate100k(b *testing.B) {
+	for _, others := range []int{0, bulkKeys} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			c := bulkClient(b)
+			ctx := context.Background()
+			if others > 0 {
+				other := benchMap(b, c, "kvbench_other")
+				fillRawB(b, c, other.Namespace(), others)
+			}
+			m := benchMap(b, c, "kvbench_iter")
+			fillRawB(b, c, m.Namespace(), bulkKeys)
+			b.Run("impl=basemap", func(b *testing.B) {
+				for b.Loop() {
+					if n, err := baseMapIterate(ctx, c, m.Namespace()); err != nil || n < bulkKeys {
+						b.Fatal(n, err)
+					}
+				}
+			})
+			b.Run("impl=kv", func(b *testing.B) {
+				for b.Loop() {
+					n := 0
+					for _, err := range m.Iterate(ctx) {
+						if err != nil {
+							b.Fatal(err)
+						}
+						n++
+					}
+					if n != bulkKeys {
+						b.Fatal(n)
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkClear100k(b *testing.B) {
+	for _, others := range []int{0, bulkKeys} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			c := bulkClient(b)
+			ctx := context.Background()
+			if others > 0 {
+				other := benchMap(b, c, "kvbench_other")
+				fillRawB(b, c, other.Namespace(), others)
+			}
+			m := benchMap(b, c, "kvbench_clear")
+			b.Run("impl=basemap", func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					fillRawB(b, c, m.Namespace(), bulkKeys)
+					b.StartTimer()
+					if err := baseMapClear(ctx, c, m.Namespace()); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("impl=kv", func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					fillRawB(b, c, m.Namespace(), bulkKeys)
+					b.StartTimer()
+					if err := m.Clear(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func fillRawB(b *testing.B, c goredis.UniversalClient, ns string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	for start := 0; start < n; start += 1000 {
+		pipe := c.Pipeline()
+		for i := start; i < min(start+1000, n); i++ {
+			pipe.Set(ctx, fmt.Sprintf("%s:k%06d", ns, i), "66f1c0ffee0123456789abcd", 0)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			b.Fatalf("fill %s: %v", ns, err)
+		}
+	}
+}
