@@ -1,0 +1,110 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+// The file layout. Every bucket of the backend is a top-level bucket whose
+// name starts with "kv.", so a *bbolt.DB can hold other buckets beside them.
+//
+//	kv.r         backend keys without ":" (not written by kv.Map)
+//	kv.d:NS      the keys of namespace NS: backend key "NS:k" is key "k" here
+//	kv.x:NS      the expiry index of namespace NS: deadline||k -> empty
+//
+// A stored value is an 8-byte big-endian deadline (Unix nanoseconds, 0 for
+// none) followed by the value. An index key is the same 8-byte deadline
+// followed by the key in its data bucket, so a cursor walks a namespace's
+// keys in the order they expire.
+var (
+	rootBucket   = []byte("kv.r")
+	dataPrefix   = []byte("kv.d:")
+	indexPrefix  = []byte("kv.x:")
+	headerLength = 8
+)
+
+// loc is where a backend key lives.
+type loc struct {
+	ns   string // namespace; meaningful when hasNS
+	key  string // key within the bucket
+	root bool   // the key has no ":" and lives in kv.r
+}
+
+func locate(k string) loc {
+	ns, rest, ok := strings.Cut(k, ":")
+	if !ok {
+		return loc{key: k, root: true}
+	}
+	return loc{ns: ns, key: rest}
+}
+
+// dataName and indexName return the bucket names of a location.
+func (l loc) dataName() []byte {
+	if l.root {
+		return rootBucket
+	}
+	return append(append([]byte(nil), dataPrefix...), l.ns...)
+}
+
+func (l loc) indexName() []byte {
+	if l.root {
+		return []byte("kv.x")
+	}
+	return append(append([]byte(nil), indexPrefix...), l.ns...)
+}
+
+// flat returns the backend key of a location.
+func (l loc) flat() string {
+	if l.root {
+		return l.key
+	}
+	return l.ns + ":" + l.key
+}
+
+// encode returns the stored form of value with its deadline.
+func encode(deadline int64, value []byte) []byte {
+	out := make([]byte, headerLength+len(value))
+	binary.BigEndian.PutUint64(out, uint64(deadline))
+	copy(out[headerLength:], value)
+	return out
+}
+
+// deadlineOf reads the deadline of a stored value.
+func deadlineOf(stored []byte) int64 {
+	if len(stored) < headerLength {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(stored))
+}
+
+func expired(deadline, now int64) bool { return deadline != 0 && deadline <= now }
+
+// indexKey returns the expiry-index key of key with deadline.
+func indexKey(deadline int64, key string) []byte {
+	out := make([]byte, headerLength+len(key))
+	binary.BigEndian.PutUint64(out, uint64(deadline))
+	copy(out[headerLength:], key)
+	return out
+}
+
+// remaining returns the TTL left before deadline.
+func remaining(deadline, now int64) time.Duration {
+	if deadline == 0 {
+		return -1 // backend.NoTTL
+	}
+	return time.Duration(deadline - now)
+}
+
+// isDataBucket reports whether a top-level bucket name is a data bucket, and
+// its namespace.
+func isDataBucket(name []byte) (string, bool) {
+	if bytes.Equal(name, rootBucket) {
+		return "", true
+	}
+	if bytes.HasPrefix(name, dataPrefix) {
+		return string(name[len(dataPrefix):]), true
+	}
+	return "", false
+}

@@ -1,0 +1,256 @@
+package bolt
+
+import (
+	"context"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// checkLimits refuses a key or value that bbolt cannot hold.
+func checkLimits(k string, l loc, value []byte) error {
+	if !l.root && len(dataPrefix)+len(l.ns) > bbolt.MaxKeySize {
+		return &LimitError{What: "namespace", Key: k, Size: len(l.ns), Limit: bbolt.MaxKeySize - len(dataPrefix)}
+	}
+	// The key is also stored in the expiry index behind its deadline.
+	if len(l.key)+headerLength > bbolt.MaxKeySize {
+		return &LimitError{What: "key", Key: k, Size: len(l.key), Limit: bbolt.MaxKeySize - headerLength}
+	}
+	if int64(len(value))+int64(headerLength) > bbolt.MaxValueSize {
+		return &LimitError{What: "value", Key: k, Size: len(value), Limit: bbolt.MaxValueSize - headerLength}
+	}
+	return nil
+}
+
+// get returns the stored value of l in tx, or nil.
+func get(tx *bbolt.Tx, l loc) []byte {
+	bk := tx.Bucket(l.dataName())
+	if bk == nil {
+		return nil
+	}
+	return bk.Get([]byte(l.key))
+}
+
+// MGet implements backend.Backend.MGet in one read transaction.
+func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	if err := backend.CheckKeys(keys); err != nil {
+		return nil, err
+	}
+	out := make([]backend.Value, len(keys))
+	now := b.now()
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		var (
+			lastName []byte
+			bk       *bbolt.Bucket
+		)
+		for i, k := range keys {
+			l := locate(k)
+			if name := l.dataName(); string(name) != string(lastName) {
+				bk, lastName = tx.Bucket(name), name
+			}
+			if bk == nil {
+				continue
+			}
+			v := bk.Get([]byte(l.key))
+			if v == nil {
+				continue
+			}
+			d := deadlineOf(v)
+			if expired(d, now) {
+				continue
+			}
+			out[i] = backend.Value{Bytes: append(make([]byte, 0, len(v)-headerLength), v[headerLength:]...), Found: true}
+			if withTTL {
+				out[i].TTL = remaining(d, now)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// MSet implements backend.Backend.MSet in one write transaction.
+func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	entries, err := backend.CheckEntries(entries)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	locs := make([]loc, len(entries))
+	for i, e := range entries {
+		locs[i] = locate(e.Key)
+		if err := checkLimits(e.Key, locs[i], e.Value); err != nil {
+			return err
+		}
+	}
+	now := b.now()
+	return b.db.Update(func(tx *bbolt.Tx) error {
+		var (
+			lastName  []byte
+			data, idx *bbolt.Bucket
+		)
+		for i, e := range entries {
+			l := locs[i]
+			if name := l.dataName(); string(name) != string(lastName) {
+				var err error
+				if data, err = tx.CreateBucketIfNotExists(name); err != nil {
+					return err
+				}
+				if idx, err = tx.CreateBucketIfNotExists(l.indexName()); err != nil {
+					return err
+				}
+				lastName = name
+			}
+			key := []byte(l.key)
+			if old := data.Get(key); old != nil {
+				if od := deadlineOf(old); od != 0 {
+					if err := idx.Delete(indexKey(od, l.key)); err != nil {
+						return err
+					}
+				}
+			}
+			var d int64
+			if e.TTL != backend.NoTTL {
+				d = now + int64(e.TTL)
+				if err := idx.Put(indexKey(d, l.key), nil); err != nil {
+					return err
+				}
+			}
+			if err := data.Put(key, encode(d, e.Value)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Delete implements backend.Backend.Delete in one write transaction.
+func (b *Backend) Delete(ctx context.Context, keys []string) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	if err := backend.CheckKeys(keys); err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	return b.db.Update(func(tx *bbolt.Tx) error {
+		for _, k := range keys {
+			if err := deleteKey(tx, locate(k)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// deleteKey deletes l and its index entry, if any.
+func deleteKey(tx *bbolt.Tx, l loc) error {
+	data := tx.Bucket(l.dataName())
+	if data == nil {
+		return nil
+	}
+	key := []byte(l.key)
+	old := data.Get(key)
+	if old == nil {
+		return nil
+	}
+	if od := deadlineOf(old); od != 0 {
+		if idx := tx.Bucket(l.indexName()); idx != nil {
+			if err := idx.Delete(indexKey(od, l.key)); err != nil {
+				return err
+			}
+		}
+	}
+	return data.Delete(key)
+}
+
+// Expire implements backend.Backend.Expire.
+func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if err := b.check(ctx); err != nil {
+		return false, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return false, err
+	}
+	ttl, err := backend.CheckTTL(ttl)
+	if err != nil {
+		return false, err
+	}
+	l := locate(key)
+	now := b.now()
+	found := false
+	err = b.db.Update(func(tx *bbolt.Tx) error {
+		data := tx.Bucket(l.dataName())
+		if data == nil {
+			return nil
+		}
+		k := []byte(l.key)
+		old := data.Get(k)
+		if old == nil || expired(deadlineOf(old), now) {
+			return nil
+		}
+		found = true
+		val := append([]byte(nil), old[headerLength:]...)
+		od := deadlineOf(old)
+		idx, err := tx.CreateBucketIfNotExists(l.indexName())
+		if err != nil {
+			return err
+		}
+		if od != 0 {
+			if err := idx.Delete(indexKey(od, l.key)); err != nil {
+				return err
+			}
+		}
+		var d int64
+		if ttl != backend.NoTTL {
+			d = now + int64(ttl)
+			if err := idx.Put(indexKey(d, l.key), nil); err != nil {
+				return err
+			}
+		}
+		return data.Put(k, encode(d, val))
+	})
+	return found, err
+}
+
+// TTL implements backend.Backend.TTL.
+func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	if err := b.check(ctx); err != nil {
+		return 0, false, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return 0, false, err
+	}
+	l := locate(key)
+	now := b.now()
+	var d int64
+	found := false
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		v := get(tx, l)
+		if v == nil {
+			return nil
+		}
+		d = deadlineOf(v)
+		found = !expired(d, now)
+		return nil
+	})
+	if err != nil || !found {
+		return 0, false, err
+	}
+	return remaining(d, now), true, nil
+}
