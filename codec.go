@@ -3,14 +3,17 @@ package kv
 import (
 	"encoding/json"
 	"reflect"
+	"unsafe"
 )
 
 // Codec turns values of type V into stored bytes and back. A Codec must be
 // safe for concurrent use.
 type Codec[V any] interface {
-	// Encode returns the stored form of v.
+	// Encode returns the stored form of v. The Map does not keep the result
+	// past the call that stores it.
 	Encode(v V) ([]byte, error)
-	// Decode returns the value whose stored form is data. Decode owns data.
+	// Decode returns the value whose stored form is data. Decode owns data:
+	// nothing else reads or writes it afterwards, so the value may share it.
 	Decode(data []byte) (V, error)
 }
 
@@ -33,8 +36,18 @@ func (jsonCodec[V]) Decode(data []byte) (V, error) {
 
 type rawCodec[V ~string | ~[]byte] struct{}
 
-func (rawCodec[V]) Encode(v V) ([]byte, error)    { return []byte(v), nil }
-func (rawCodec[V]) Decode(data []byte) (V, error) { return V(data), nil }
+func (rawCodec[V]) Encode(v V) ([]byte, error) { return []byte(v), nil }
+
+// Decode converts without copying: Decode owns data, and nothing writes to
+// it afterwards.
+func (rawCodec[V]) Decode(data []byte) (V, error) {
+	var v V
+	if p, ok := any(&v).(*string); ok {
+		*p = unsafe.String(unsafe.SliceData(data), len(data))
+		return v, nil
+	}
+	return V(data), nil
+}
 
 // defaultCodec returns the raw codec when V's underlying type is string or
 // []byte, and JSON otherwise.

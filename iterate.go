@@ -108,6 +108,9 @@ func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
 // each entry and for each decode error, until yield returns false. It returns
 // the error that ended the pass, if any; the caller yields it.
 func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) error {
+	if m.entries {
+		return m.iterateEntries(ctx, yield)
+	}
 	return m.pages(ctx, func(keys []string) (bool, error) {
 		vals, err := m.mget(ctx, keys)
 		if err != nil {
@@ -117,22 +120,60 @@ func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) 
 			if !val.Found {
 				continue // expired or deleted since the scan
 			}
-			if err := ctx.Err(); err != nil {
-				return false, err
-			}
-			v, err := m.codec.Decode(val.Bytes)
-			if err != nil {
-				if !yield(Entry[V]{}, &DecodeError{Key: keys[i], Err: err}) {
-					return false, nil
-				}
-				continue
-			}
-			if !yield(Entry[V]{Key: keys[i], Value: v}, nil) {
-				return false, nil
+			if !m.yieldValue(ctx, keys[i], val.Bytes, yield) {
+				return false, ctx.Err()
 			}
 		}
 		return true, nil
 	})
+}
+
+// iterateEntries is iterate over a store that returns each scan page with
+// its values (backend.EntryScanner): one call per page, in this goroutine.
+func (m *Map[V]) iterateEntries(ctx context.Context, yield func(Entry[V], error) bool) error {
+	var seen map[string]struct{}
+	if !m.unique {
+		seen = make(map[string]struct{})
+	}
+	cursor := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := backend.ScanEntries(ctx, m.b, "", cursor, m.scanCount)
+		if err != nil {
+			return err
+		}
+		for i, k := range page.Keys {
+			if seen != nil {
+				if _, dup := seen[k]; dup {
+					continue
+				}
+				seen[k] = struct{}{}
+			}
+			if !m.yieldValue(ctx, k, page.Values[i], yield) {
+				return ctx.Err()
+			}
+		}
+		if page.Cursor == "" {
+			return nil
+		}
+		cursor = page.Cursor
+	}
+}
+
+// yieldValue decodes one value and yields it, or its decode error. It
+// reports whether the pass goes on: false when the loop broke or the context
+// ended.
+func (m *Map[V]) yieldValue(ctx context.Context, key string, data []byte, yield func(Entry[V], error) bool) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	v, err := m.codec.Decode(data)
+	if err != nil {
+		return yield(Entry[V]{}, &DecodeError{Key: key, Err: err})
+	}
+	return yield(Entry[V]{Key: key, Value: v}, nil)
 }
 
 // scanResult is one page of a scan, or the error that ended it.

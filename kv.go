@@ -32,6 +32,7 @@ type Map[V any] struct {
 	ns        string
 	b         backend.Backend // ttl.Backend over namespace.Backend over the store
 	unique    bool            // the store's scans have no duplicates
+	entries   bool            // the store returns scan pages with their values
 	ttl       time.Duration
 	scanCount int
 	codec     Codec[V]
@@ -73,6 +74,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		ns:        ns,
 		b:         tb,
 		unique:    backend.ScansUnique(tb),
+		entries:   backend.ScansEntries(tb),
 		ttl:       tb.Default(),
 		scanCount: o.scanCount,
 		codec:     codec,

@@ -37,6 +37,8 @@
 //   - [UniqueScanner] ([ScansUnique]): promise that a scan never returns a key
 //     twice, so iteration can skip de-duplication; the fallback is to assume
 //     duplicates.
+//   - [EntryScanner] ([ScanEntries]): return each scan page with its values,
+//     cheaper than a lookup per key; the fallback is Scan then MGet.
 //
 // Every decorator implements all of them by calling the helper on the Backend
 // it wraps, so a capability is never lost when a decorator is stacked on top.

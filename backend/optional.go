@@ -129,3 +129,67 @@ func underPrefix(keys []string, prefix string) []string {
 	}
 	return out
 }
+
+// EntryPage is one page of a scan that returns values with the keys.
+type EntryPage struct {
+	// Keys and Values are aligned: Values[i] is the value of Keys[i]. Keys
+	// that expired or vanished before their value was read are left out.
+	// The caller owns both.
+	Keys   []string
+	Values [][]byte
+	// Cursor resumes the scan; it is empty when the scan is complete.
+	Cursor string
+}
+
+// EntryScanner is an optional interface a Backend implements when it can
+// return each scan page with its values more cheaply than a Scan followed by
+// an MGet of the page (bbolt walks one cursor instead of looking every key
+// up).
+//
+// If a Backend does not implement EntryScanner, or ScansEntries reports
+// false, [ScanEntries] runs Scan and then MGet for the page.
+type EntryScanner interface {
+	// ScanEntries is Scan returning the values of the keys too, with the
+	// same cursor and the same guarantees.
+	ScanEntries(ctx context.Context, prefix, cursor string, count int) (EntryPage, error)
+	// ScansEntries reports whether ScanEntries is the store's own, cheaper
+	// than Scan and MGet. Decorators report the value of the Backend they
+	// wrap.
+	ScansEntries() bool
+}
+
+// ScanEntries returns one page of the keys of b under prefix with their
+// values, through [EntryScanner] when b scans entries natively, and with
+// Scan then MGet otherwise.
+func ScanEntries(ctx context.Context, b Backend, prefix, cursor string, count int) (EntryPage, error) {
+	if ScansEntries(b) {
+		return b.(EntryScanner).ScanEntries(ctx, prefix, cursor, count)
+	}
+	page, err := b.Scan(ctx, prefix, cursor, count)
+	if err != nil {
+		return EntryPage{}, err
+	}
+	out := EntryPage{Cursor: page.Cursor}
+	keys := underPrefix(page.Keys, prefix)
+	if len(keys) == 0 {
+		return out, nil
+	}
+	vals, err := b.MGet(ctx, keys, false)
+	if err != nil {
+		return EntryPage{}, err
+	}
+	for i, v := range vals {
+		if v.Found {
+			out.Keys = append(out.Keys, keys[i])
+			out.Values = append(out.Values, v.Bytes)
+		}
+	}
+	return out, nil
+}
+
+// ScansEntries reports whether b returns scan pages with their values
+// natively, through [EntryScanner]; false when b does not implement it.
+func ScansEntries(b Backend) bool {
+	e, ok := b.(EntryScanner)
+	return ok && e.ScansEntries()
+}

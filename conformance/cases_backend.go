@@ -163,6 +163,9 @@ var backendCases = []testCase{
 			if got, want := backend.ScansUnique(tb), backend.ScansUnique(e.b); got != want {
 				t.Errorf("ScansUnique through the decorators = %v; the store says %v", got, want)
 			}
+			if got, want := backend.ScansEntries(tb), backend.ScansEntries(e.b); got != want {
+				t.Errorf("ScansEntries through the decorators = %v; the store says %v", got, want)
+			}
 			_, storeDeletes := e.b.(backend.PrefixDeleter)
 			_, decoDeletes := any(tb).(backend.PrefixDeleter)
 			if storeDeletes && !decoDeletes {
@@ -201,6 +204,48 @@ var backendCases = []testCase{
 				t.Errorf("least recently used key %q survived %d writes past capacity", keyN(1), 10)
 			}
 			wantGet(t, m, keyN(c+9), "v")
+		},
+	},
+	{
+		name: "ScanEntries",
+		rule: "a scan with values (EntryScanner, or its fallback) returns every key under the prefix once with its value, none outside it, no expired key",
+		run: func(t T, e *env) {
+			ns := e.ns("entries")
+			m := newMap[string](t, e, ns, kv.WithTTL(kv.NoTTL))
+			keys := fill(t, m, 120)
+			mustSetTTL(t, m, "dies", "x", e.shortTTL())
+			other := newMap[string](t, e, ns+"x")
+			fill(t, other, 5)
+			if !e.pass(e.shortTTL(), func() bool { return isMissing(t, m, "dies") }) {
+				t.Fatalf("key still present after its TTL")
+			}
+			got := map[string]string{}
+			cursor, pages := "", 0
+			for {
+				page, err := backend.ScanEntries(t.Context(), e.b, ns+":", cursor, 7)
+				if err != nil {
+					t.Fatalf("ScanEntries: %v", err)
+				}
+				if len(page.Keys) != len(page.Values) {
+					t.Fatalf("ScanEntries returned %d keys and %d values", len(page.Keys), len(page.Values))
+				}
+				for i, k := range page.Keys {
+					got[k] = string(page.Values[i])
+				}
+				if pages++; page.Cursor == "" || pages > 10_000 {
+					break
+				}
+				cursor = page.Cursor
+			}
+			if len(got) != len(keys) {
+				t.Errorf("ScanEntries returned %d distinct keys; want %d", len(got), len(keys))
+			}
+			for _, k := range keys {
+				if got[ns+":"+k] != "v"+k {
+					t.Errorf("ScanEntries[%q] = %q; want %q", ns+":"+k, got[ns+":"+k], "v"+k)
+					break
+				}
+			}
 		},
 	},
 	{

@@ -29,6 +29,7 @@ var (
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
+	_ backend.EntryScanner  = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that stores its keys under a namespace of
@@ -158,6 +159,28 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) er
 func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
 	return backend.CountPrefix(ctx, b.next, b.prefix+prefix, count)
 }
+
+// ScanEntries implements backend.EntryScanner with the wrapped Backend's
+// EntryScanner, or its fallback, returning keys without the namespace.
+func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	page, err := backend.ScanEntries(ctx, b.next, b.prefix+prefix, cursor, count)
+	if err != nil {
+		return backend.EntryPage{}, err
+	}
+	keys, vals := page.Keys[:0], page.Values[:0]
+	for i, k := range page.Keys {
+		if rest, ok := strings.CutPrefix(k, b.prefix); ok && strings.HasPrefix(rest, prefix) {
+			keys = append(keys, rest)
+			vals = append(vals, page.Values[i])
+		}
+	}
+	page.Keys, page.Values = keys, vals
+	return page, nil
+}
+
+// ScansEntries implements backend.EntryScanner with the wrapped Backend's
+// answer.
+func (b *Backend) ScansEntries() bool { return backend.ScansEntries(b.next) }
 
 // ScansUnique implements backend.UniqueScanner with the wrapped Backend's
 // answer.

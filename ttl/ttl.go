@@ -26,6 +26,7 @@ var (
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
+	_ backend.EntryScanner  = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that fills in a default TTL.
@@ -109,6 +110,16 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) er
 func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
 	return backend.CountPrefix(ctx, b.next, prefix, count)
 }
+
+// ScanEntries implements backend.EntryScanner with the wrapped Backend's
+// EntryScanner, or its fallback.
+func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	return backend.ScanEntries(ctx, b.next, prefix, cursor, count)
+}
+
+// ScansEntries implements backend.EntryScanner with the wrapped Backend's
+// answer.
+func (b *Backend) ScansEntries() bool { return backend.ScansEntries(b.next) }
 
 // ScansUnique implements backend.UniqueScanner with the wrapped Backend's
 // answer.

@@ -32,7 +32,9 @@
 //
 // # Transactions
 //
-// Bytes are copied out before a transaction ends. Reads never upgrade to a
+// Bytes are copied out before a transaction ends; the keys and values of a
+// scan page are copied into shared 4 KiB blocks (larger ones on their own),
+// so a value kept by the caller keeps at most a block alive. Reads never upgrade to a
 // write: an expired key is left to the sweeper. A scan takes a fresh read
 // transaction per page, so no read transaction stays open while a caller's
 // loop body runs.
@@ -67,6 +69,7 @@ var (
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
+	_ backend.EntryScanner  = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a bbolt database. It is safe for

@@ -53,9 +53,9 @@ func (p position) String() string {
 }
 
 // walk calls fn, in scan order, for every stored key under prefix that comes
-// after pos, with its location and stored value (valid in tx only), until fn
-// returns false.
-func walk(tx *bbolt.Tx, prefix string, pos position, fn func(l loc, v []byte) bool) {
+// after pos, with its location (whose key is left empty: k holds it) and its
+// key and stored value (both valid in tx only), until fn returns false.
+func walk(tx *bbolt.Tx, prefix string, pos position, fn func(l loc, k, v []byte) bool) {
 	ns, rest, hasNS := strings.Cut(prefix, ":")
 	keys := func(bk *bbolt.Bucket, l loc, keyPrefix, after string, skipAfter bool) bool {
 		c := bk.Cursor()
@@ -70,8 +70,7 @@ func walk(tx *bbolt.Tx, prefix string, pos position, fn func(l loc, v []byte) bo
 			if v == nil { // a nested bucket: not ours
 				continue
 			}
-			l.key = string(k)
-			if !fn(l, v) {
+			if !fn(l, k, v) {
 				return false
 			}
 		}
@@ -116,21 +115,39 @@ func walk(tx *bbolt.Tx, prefix string, pos position, fn func(l loc, v []byte) bo
 // Scan implements backend.Backend.Scan in one read transaction per page. Keys
 // come in a fixed order, each at most once; expired keys are skipped.
 func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	page, err := b.scanPage(ctx, prefix, cursor, count, false)
+	return backend.Page{Keys: page.Keys, Cursor: page.Cursor}, err
+}
+
+// ScanEntries implements backend.EntryScanner: one cursor walk returns the
+// keys and their values.
+func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	return b.scanPage(ctx, prefix, cursor, count, true)
+}
+
+// ScansEntries implements backend.EntryScanner.
+func (b *Backend) ScansEntries() bool { return true }
+
+func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int, values bool) (backend.EntryPage, error) {
 	if err := b.check(ctx); err != nil {
-		return backend.Page{}, err
+		return backend.EntryPage{}, err
 	}
 	pos, err := parsePosition(cursor)
 	if err != nil {
-		return backend.Page{}, err
+		return backend.EntryPage{}, err
 	}
 	if count <= 0 {
 		count = 1
 	}
 	now := b.now()
-	var page backend.Page
+	page := backend.EntryPage{Keys: make([]string, 0, min(count, 1024))}
+	if values {
+		page.Values = make([][]byte, 0, min(count, 1024))
+	}
 	var last loc
+	var mem arena
 	err = b.db.View(func(tx *bbolt.Tx) error {
-		walk(tx, prefix, pos, func(l loc, v []byte) bool {
+		walk(tx, prefix, pos, func(l loc, k, v []byte) bool {
 			if expired(deadlineOf(v), now) {
 				return true
 			}
@@ -138,8 +155,18 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 				page.Cursor = positionOf(last).String()
 				return false
 			}
-			page.Keys = append(page.Keys, l.flat())
+			var flat string
+			if l.root {
+				flat = mem.string(k)
+			} else {
+				flat = mem.string2(l.ns, k)
+			}
+			page.Keys = append(page.Keys, flat)
+			if values {
+				page.Values = append(page.Values, mem.bytes(v[headerLength:]))
+			}
 			last = l
+			last.key = flat[len(flat)-len(k):]
 			return true
 		})
 		return nil
@@ -189,7 +216,8 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error 
 			}
 		}
 		var locs []loc
-		walk(tx, prefix, position{}, func(l loc, _ []byte) bool {
+		walk(tx, prefix, position{}, func(l loc, k, _ []byte) bool {
+			l.key = string(k)
 			locs = append(locs, l)
 			return true
 		})
@@ -228,7 +256,7 @@ func (b *Backend) CountPrefix(ctx context.Context, prefix string, _ int) (int, e
 			}
 			return nil
 		}
-		walk(tx, prefix, position{}, func(_ loc, v []byte) bool {
+		walk(tx, prefix, position{}, func(_ loc, _, v []byte) bool {
 			if !expired(deadlineOf(v), now) {
 				n++
 			}

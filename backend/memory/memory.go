@@ -38,6 +38,7 @@ var (
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
+	_ backend.EntryScanner  = (*Backend)(nil)
 )
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
@@ -266,32 +267,48 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 // Scan implements backend.Backend.Scan. Keys come in byte order; the cursor
 // is the last key returned, so a scan never returns a key twice.
 func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	page, err := b.scanPage(ctx, prefix, cursor, count, false)
+	return backend.Page{Keys: page.Keys, Cursor: page.Cursor}, err
+}
+
+// ScanEntries implements backend.EntryScanner: keys and values of a page are
+// read under one lock.
+func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	return b.scanPage(ctx, prefix, cursor, count, true)
+}
+
+// ScansEntries implements backend.EntryScanner.
+func (b *Backend) ScansEntries() bool { return true }
+
+func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int, values bool) (backend.EntryPage, error) {
 	if count <= 0 {
 		count = 1
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.check(ctx); err != nil {
-		return backend.Page{}, err
+		return backend.EntryPage{}, err
 	}
 	now := b.now()
-	var keys []string
+	var page backend.EntryPage
 	more := false
 	b.ascend(prefix, cursor, func(k string) bool {
 		it, _ := b.lru.Peek(k)
 		if it.expired(now) {
 			return true
 		}
-		if len(keys) == count {
+		if len(page.Keys) == count {
 			more = true
 			return false
 		}
-		keys = append(keys, k)
+		page.Keys = append(page.Keys, k)
+		if values {
+			page.Values = append(page.Values, clone(it.val))
+		}
 		return true
 	})
-	page := backend.Page{Keys: keys}
 	if more {
-		page.Cursor = keys[len(keys)-1]
+		page.Cursor = page.Keys[len(page.Keys)-1]
 	}
 	return page, nil
 }
