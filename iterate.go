@@ -6,6 +6,7 @@ import (
 	"iter"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/keyset"
 )
 
 // Iterate returns an iterator over the entries of the namespace, streamed page
@@ -131,9 +132,9 @@ func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) 
 // iterateEntries is iterate over a store that returns each scan page with
 // its values (backend.EntryScanner): one call per page, in this goroutine.
 func (m *Map[V]) iterateEntries(ctx context.Context, yield func(Entry[V], error) bool) error {
-	var seen map[string]struct{}
+	var seen *keyset.Set
 	if !m.unique {
-		seen = make(map[string]struct{})
+		seen = new(keyset.Set)
 	}
 	cursor := ""
 	for {
@@ -145,11 +146,8 @@ func (m *Map[V]) iterateEntries(ctx context.Context, yield func(Entry[V], error)
 			return err
 		}
 		for i, k := range page.Keys {
-			if seen != nil {
-				if _, dup := seen[k]; dup {
-					continue
-				}
-				seen[k] = struct{}{}
+			if seen != nil && !seen.Add(k) {
+				continue
 			}
 			if !m.yieldValue(ctx, k, page.Values[i], yield) {
 				return ctx.Err()
@@ -225,9 +223,9 @@ func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)
 		}
 	}()
 
-	var seen map[string]struct{}
+	var seen *keyset.Set
 	if !m.unique {
-		seen = make(map[string]struct{})
+		seen = new(keyset.Set)
 	}
 	for {
 		r, ok := <-results
@@ -244,8 +242,7 @@ func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)
 		if seen != nil {
 			keys = keys[:0]
 			for _, k := range r.page.Keys {
-				if _, dup := seen[k]; !dup {
-					seen[k] = struct{}{}
+				if seen.Add(k) {
 					keys = append(keys, k)
 				}
 			}

@@ -149,6 +149,19 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return out, nil
 	}
 
+	if b.cluster == nil && !withTTL {
+		vals, err := b.client.MGet(ctx, wire...).Result()
+		if err != nil {
+			return nil, wrap("MGET", err)
+		}
+		for i, v := range vals {
+			if s, ok := v.(string); ok {
+				out[i] = backend.Value{Bytes: []byte(s), Found: true}
+			}
+		}
+		return out, nil
+	}
+
 	pipe := b.client.Pipeline()
 	type group struct {
 		idx []int // indexes into keys
