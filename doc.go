@@ -49,6 +49,31 @@
 //
 // A missing key is never an error: Get reports it with ok == false.
 //
+// # Telemetry
+//
+// Every Map call makes one OpenTelemetry span and one point of the
+// db.client.operation.duration histogram (seconds, the conventions' buckets).
+// A span is named "<operation> <namespace>" ("Get signal_cache"), of kind
+// client for Redis and internal for memory and bbolt, with the attributes
+// db.system.name, db.operation.name (the Map method), server.address and
+// server.port (Redis), and ours: kv.namespace, kv.keys (keys of a batch,
+// entries of a bulk call), kv.hit (lookups). The counter kv.client.lookups,
+// by kv.hit, gives the hit rate. A miss is not an error; an error sets the
+// span status and error.type. Iterate, Keys and Values make one span per pass
+// over the whole pass (kv.keys entries yielded, kv.early when the loop left
+// early), and none when never ranged over. Values are never recorded; keys
+// only with [WithKeysInTelemetry].
+//
+// A Map follows otel.GetTracerProvider and otel.GetMeterProvider unless given
+// [WithTracerProvider] or [WithMeterProvider]; with no SDK installed it starts
+// no span and records nothing. [WithoutTelemetry] turns both off. Backend
+// calls run in the context of the Map's span, so a go-redis client
+// instrumented with redisotel shows its commands as children of it.
+//
+// With [WithLogger], every call also emits one Info record (operation,
+// namespace, key or count, hit, duration, error), and bulk calls one Debug
+// record per page.
+//
 // # Concurrency
 //
 // A Map is safe for concurrent use by multiple goroutines, and so is every

@@ -23,12 +23,16 @@ import (
 // pass over the namespace.
 func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
 	return func(yield func(Entry[V], error) bool) {
-		c := m.begin(opIterate, "", 0)
-		err := m.iterate(ctx, func(e Entry[V], err error) bool {
+		ctx, c := m.begin(ctx, opIterate, "", 0)
+		err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
 			if err == nil {
 				c.n++
 			}
-			return yield(e, err)
+			if !yield(e, err) {
+				c.early = true
+				return false
+			}
+			return true
 		})
 		if err != nil {
 			yield(Entry[V]{}, m.end(ctx, &c, err))
@@ -42,14 +46,15 @@ func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
 // namespace. It reads no values. Errors are yielded as by Iterate.
 func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
-		c := m.begin(opKeys, "", 0)
-		err := m.pages(ctx, func(keys []string) (bool, error) {
+		ctx, c := m.begin(ctx, opKeys, "", 0)
+		err := m.pages(ctx, c.op, func(keys []string) (bool, error) {
 			for _, k := range keys {
 				if err := ctx.Err(); err != nil {
 					return false, err
 				}
 				c.n++
 				if !yield(k, nil) {
+					c.early = true
 					return false, nil
 				}
 			}
@@ -67,12 +72,16 @@ func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
 // yielded as by Iterate.
 func (m *Map[V]) Values(ctx context.Context) iter.Seq2[V, error] {
 	return func(yield func(V, error) bool) {
-		c := m.begin(opValues, "", 0)
-		err := m.iterate(ctx, func(e Entry[V], err error) bool {
+		ctx, c := m.begin(ctx, opValues, "", 0)
+		err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
 			if err == nil {
 				c.n++
 			}
-			return yield(e.Value, err)
+			if !yield(e.Value, err) {
+				c.early = true
+				return false
+			}
+			return true
 		})
 		if err != nil {
 			var zero V
@@ -87,10 +96,10 @@ func (m *Map[V]) Values(ctx context.Context) iter.Seq2[V, error] {
 // that do not decode are left out and their *DecodeErrors joined into the
 // error returned with the rest; any other error returns no entries.
 func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
-	c := m.begin(opToArray, "", 0)
+	ctx, c := m.begin(ctx, opToArray, "", 0)
 	var out []Entry[V]
 	var decodeErrs []error
-	err := m.iterate(ctx, func(e Entry[V], err error) bool {
+	err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
 		if err != nil {
 			decodeErrs = append(decodeErrs, err)
 			return true
@@ -108,11 +117,11 @@ func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
 // iterate runs one pass over the entries of the namespace, calling yield for
 // each entry and for each decode error, until yield returns false. It returns
 // the error that ended the pass, if any; the caller yields it.
-func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) error {
+func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
 	if m.entries {
-		return m.iterateEntries(ctx, yield)
+		return m.iterateEntries(ctx, o, yield)
 	}
-	return m.pages(ctx, func(keys []string) (bool, error) {
+	return m.pages(ctx, o, func(keys []string) (bool, error) {
 		vals, err := m.mget(ctx, keys)
 		if err != nil {
 			return false, err
@@ -131,7 +140,7 @@ func (m *Map[V]) iterate(ctx context.Context, yield func(Entry[V], error) bool) 
 
 // iterateEntries is iterate over a store that returns each scan page with
 // its values (backend.EntryScanner): one call per page, in this goroutine.
-func (m *Map[V]) iterateEntries(ctx context.Context, yield func(Entry[V], error) bool) error {
+func (m *Map[V]) iterateEntries(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
 	var seen *keyset.Set
 	if !m.unique {
 		seen = new(keyset.Set)
@@ -145,6 +154,7 @@ func (m *Map[V]) iterateEntries(ctx context.Context, yield func(Entry[V], error)
 		if err != nil {
 			return err
 		}
+		m.logPage(ctx, o, len(page.Keys))
 		for i, k := range page.Keys {
 			if seen != nil && !seen.Add(k) {
 				continue
@@ -192,7 +202,7 @@ const scanAhead = 2
 // its own, up to scanAhead pages ahead of fn, and has ended when pages
 // returns. The context is checked before each page. pages returns the error
 // that ended the pass, if any.
-func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)) error {
+func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -238,6 +248,7 @@ func (m *Map[V]) pages(ctx context.Context, fn func(keys []string) (bool, error)
 		if r.err != nil {
 			return r.err
 		}
+		m.logPage(ctx, o, len(r.page.Keys))
 		keys := r.page.Keys
 		if seen != nil {
 			keys = keys[:0]

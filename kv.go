@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/kvmap/kv/backend"
@@ -29,6 +30,7 @@ type Entry[V any] struct {
 // Map is a typed map over one namespace of a backend. It is safe for
 // concurrent use. Build it with New.
 type Map[V any] struct {
+	tel       *telemetry // nil: no spans, no metrics
 	ns        string
 	b         backend.Backend // ttl.Backend over namespace.Backend over the store
 	unique    bool            // the store's scans have no duplicates
@@ -70,7 +72,18 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if err != nil {
 		return nil, err
 	}
+	var tel *telemetry
+	if !o.noTelemetry {
+		tp, mp := o.tracerProvider, o.meterProvider // a nil tp follows the global
+		if mp == nil {
+			mp = otel.GetMeterProvider()
+		}
+		if tel, err = newTelemetry(ns, backend.Describe(tb), tp, mp, o.recordKeys); err != nil {
+			return nil, err
+		}
+	}
 	return &Map[V]{
+		tel:       tel,
 		ns:        ns,
 		b:         tb,
 		unique:    backend.ScansUnique(tb),
@@ -90,7 +103,7 @@ func (m *Map[V]) TTLDefault() time.Duration { return m.ttl }
 
 // Set stores value under key with the Map's TTL.
 func (m *Map[V]) Set(ctx context.Context, key string, value V) error {
-	c := m.begin(opSet, key, -1)
+	ctx, c := m.begin(ctx, opSet, key, -1)
 	err := m.set(ctx, key, value, 0)
 	return m.end(ctx, &c, err)
 }
@@ -99,7 +112,7 @@ func (m *Map[V]) Set(ctx context.Context, key string, value V) error {
 // a key that never expires. A TTL of 0 or another negative value is refused
 // with ErrInvalidTTL and nothing is written.
 func (m *Map[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
-	c := m.begin(opSetWithTTL, key, -1)
+	ctx, c := m.begin(ctx, opSetWithTTL, key, -1)
 	var err error
 	if ttl == 0 {
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
@@ -124,9 +137,9 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 // the key does not exist or has expired. A stored value that does not decode
 // is reported as a *DecodeError.
 func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
-	c := m.begin(opGet, key, -1)
+	ctx, c := m.begin(ctx, opGet, key, -1)
 	v, ok, err := m.get(ctx, key)
-	c.hit = ok
+	c.setHit(ok)
 	return v, ok, m.end(ctx, &c, err)
 }
 
@@ -151,7 +164,7 @@ func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
 
 // Has reports whether key exists and has not expired.
 func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
-	c := m.begin(opHas, key, -1)
+	ctx, c := m.begin(ctx, opHas, key, -1)
 	var ok bool
 	var err error
 	if key == "" {
@@ -162,13 +175,13 @@ func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
 			ok = vals[0].Found
 		}
 	}
-	c.hit = ok
+	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
 }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (m *Map[V]) Delete(ctx context.Context, key string) error {
-	c := m.begin(opDelete, key, -1)
+	ctx, c := m.begin(ctx, opDelete, key, -1)
 	var err error
 	if key == "" {
 		err = ErrEmptyKey
@@ -182,7 +195,7 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 // expire. It reports false, changing nothing, when the key does not exist. A
 // TTL of 0 or another negative value is refused with ErrInvalidTTL.
 func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	c := m.begin(opExpire, key, -1)
+	ctx, c := m.begin(ctx, opExpire, key, -1)
 	var ok bool
 	var err error
 	switch {
@@ -193,14 +206,14 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 	default:
 		ok, err = m.b.Expire(ctx, key, ttl)
 	}
-	c.hit = ok
+	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
 }
 
 // TTL returns the remaining TTL of key, or NoTTL when it never expires. ok is
 // false when the key does not exist.
 func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
-	c := m.begin(opTTL, key, -1)
+	ctx, c := m.begin(ctx, opTTL, key, -1)
 	var d time.Duration
 	var ok bool
 	var err error
@@ -209,7 +222,7 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 	} else {
 		d, ok, err = m.b.TTL(ctx, key)
 	}
-	c.hit = ok
+	c.setHit(ok)
 	return d, ok, m.end(ctx, &c, err)
 }
 
@@ -225,9 +238,9 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // with the store error. A stored value that does not decode is returned as its
 // *DecodeError; load is not called.
 func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	c := m.begin(opGetOrLoad, key, -1)
+	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
 	v, hit, err := m.getOrLoad(ctx, key, load)
-	c.hit = hit
+	c.setHit(hit)
 	return v, m.end(ctx, &c, err)
 }
 
@@ -272,7 +285,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
-	c := m.begin(opClear, "", -1)
+	ctx, c := m.begin(ctx, opClear, "", -1)
 	err := backend.DeletePrefix(ctx, m.b, "", m.scanCount)
 	return m.end(ctx, &c, err)
 }
@@ -280,7 +293,7 @@ func (m *Map[V]) Clear(ctx context.Context) error {
 // Size returns the number of keys in the namespace, each counted once, without
 // reading any value.
 func (m *Map[V]) Size(ctx context.Context) (int, error) {
-	c := m.begin(opSize, "", -1)
+	ctx, c := m.begin(ctx, opSize, "", -1)
 	n, err := backend.CountPrefix(ctx, m.b, "", m.scanCount)
 	c.n = n
 	return n, m.end(ctx, &c, err)
@@ -290,7 +303,7 @@ func (m *Map[V]) Size(ctx context.Context) (int, error) {
 // value encoded first; nothing is written if any fails. Each key is written
 // atomically; the batch as a whole is not.
 func (m *Map[V]) SetMany(ctx context.Context, entries []Entry[V]) error {
-	c := m.begin(opSetMany, "", len(entries))
+	ctx, c := m.begin(ctx, opSetMany, "", len(entries))
 	err := m.setMany(ctx, entries)
 	return m.end(ctx, &c, err)
 }
@@ -317,9 +330,11 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 // the result. Values that do not decode are absent too, and the error joins
 // their *DecodeErrors; the values that decoded are returned with it.
 func (m *Map[V]) GetMany(ctx context.Context, keys []string) (map[string]V, error) {
-	c := m.begin(opGetMany, "", len(keys))
+	ctx, c := m.begin(ctx, opGetMany, "", len(keys))
 	out, err := m.getMany(ctx, keys)
-	c.hit = len(out) > 0
+	if err == nil || len(out) > 0 {
+		c.hits, c.miss = len(out), max(len(keys)-len(out), 0)
+	}
 	return out, m.end(ctx, &c, err)
 }
 
@@ -364,7 +379,7 @@ func (m *Map[V]) mget(ctx context.Context, keys []string) ([]backend.Value, erro
 // DeleteMany removes keys. Missing keys are not an error. Every key is checked
 // first; nothing is deleted if any is empty.
 func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
-	c := m.begin(opDeleteMany, "", len(keys))
+	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error
 	if len(keys) > 0 {
 		err = m.b.Delete(ctx, keys)

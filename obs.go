@@ -2,59 +2,114 @@ package kv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kvmap/kv/backend"
 )
 
-// Operation names, as logged (and traced): the Map method.
+// op is a Map operation, named after the method.
+type op uint8
+
 const (
-	opSet        = "Set"
-	opSetWithTTL = "SetWithTTL"
-	opGet        = "Get"
-	opGetOrLoad  = "GetOrLoad"
-	opHas        = "Has"
-	opDelete     = "Delete"
-	opExpire     = "Expire"
-	opTTL        = "TTL"
-	opClear      = "Clear"
-	opSize       = "Size"
-	opToArray    = "ToArray"
-	opIterate    = "Iterate"
-	opKeys       = "Keys"
-	opValues     = "Values"
-	opSetMany    = "SetMany"
-	opGetMany    = "GetMany"
-	opDeleteMany = "DeleteMany"
+	opSet op = iota
+	opSetWithTTL
+	opGet
+	opGetOrLoad
+	opHas
+	opDelete
+	opExpire
+	opTTL
+	opClear
+	opSize
+	opToArray
+	opIterate
+	opKeys
+	opValues
+	opSetMany
+	opGetMany
+	opDeleteMany
+	numOps
 )
+
+var opNames = [numOps]string{
+	"Set", "SetWithTTL", "Get", "GetOrLoad", "Has", "Delete", "Expire", "TTL",
+	"Clear", "Size", "ToArray", "Iterate", "Keys", "Values", "SetMany", "GetMany", "DeleteMany",
+}
+
+func (o op) String() string { return opNames[o] }
+
+// isLookup reports the reads counted by kv.client.lookups.
+func (o op) isLookup() bool {
+	return o == opGet || o == opGetOrLoad || o == opHas || o == opGetMany
+}
 
 // call is one Map call being observed. It lives on the caller's stack.
 type call struct {
-	op    string
+	op    op
 	key   string
 	n     int // keys of a batch or bulk call; -1 for a single-key call
-	hit   bool
+	hits  int // lookups: keys found, and (for GetMany) keys missed
+	miss  int
+	early bool // an iteration the loop left before its end
 	start time.Time
+	span  trace.Span
+}
+
+// setHit records the outcome of a single-key lookup.
+func (c *call) setHit(ok bool) {
+	if ok {
+		c.hits = 1
+	} else {
+		c.miss = 1
+	}
 }
 
 // begin starts observing a call of op on key (single-key calls) or on n keys
-// (batch and bulk calls, n < 0 when not known yet).
-func (m *Map[V]) begin(op, key string, n int) call {
-	c := call{op: op, key: key, n: n}
-	if m.logger != nil {
+// (batch and bulk calls; n < 0 when not known yet). It returns the context
+// the call runs with, which carries its span.
+func (m *Map[V]) begin(ctx context.Context, o op, key string, n int) (context.Context, call) {
+	c := call{op: o, key: key, n: n}
+	if t := m.tel; t != nil {
+		if tracer := t.currentTracer(); tracer != nil {
+			ctx, c.span = tracer.Start(ctx, t.spanNames[o], t.startOpts[o]...)
+		}
+		if (c.span != nil && c.span.IsRecording()) || t.duration.Enabled(ctx) || m.logger != nil {
+			c.start = time.Now()
+		}
+	} else if m.logger != nil {
 		c.start = time.Now()
 	}
-	return c
+	return ctx, c
 }
 
-// end finishes observing the call: it logs it when the Map has a logger, and
-// returns err wrapped with the operation, namespace and key.
+// end finishes observing the call: it ends its span, records its metrics,
+// logs it when the Map has a logger, and returns err wrapped with the
+// operation, namespace and key.
 func (m *Map[V]) end(ctx context.Context, c *call, err error) error {
 	if err != nil {
 		err = m.wrap(c, err)
 	}
+	var elapsed time.Duration
+	if !c.start.IsZero() {
+		elapsed = time.Since(c.start)
+	}
+	if m.tel != nil {
+		m.tel.record(ctx, c, err, elapsed)
+	}
 	if m.logger != nil {
-		m.log(ctx, c, err)
+		m.log(ctx, c, err, elapsed)
 	}
 	return err
 }
@@ -64,25 +119,232 @@ func (m *Map[V]) wrap(c *call, err error) error {
 	switch {
 	case c.key != "":
 		return fmt.Errorf("kv: %s %s %q: %w", c.op, m.ns, c.key, err)
-	case c.n >= 0 && c.op != opSize:
+	case c.n >= 0 && (c.op == opSetMany || c.op == opGetMany || c.op == opDeleteMany):
 		return fmt.Errorf("kv: %s %s (%d keys): %w", c.op, m.ns, c.n, err)
 	}
 	return fmt.Errorf("kv: %s %s: %w", c.op, m.ns, err)
 }
 
 // log emits the call's one Info record: never a value.
-func (m *Map[V]) log(ctx context.Context, c *call, err error) {
-	attrs := make([]slog.Attr, 0, 6)
-	attrs = append(attrs, slog.String("op", c.op), slog.String("namespace", m.ns))
+func (m *Map[V]) log(ctx context.Context, c *call, err error, elapsed time.Duration) {
+	attrs := make([]slog.Attr, 0, 7)
+	attrs = append(attrs, slog.String("op", c.op.String()), slog.String("namespace", m.ns))
 	if c.key != "" {
 		attrs = append(attrs, slog.String("key", c.key))
 	}
 	if c.n >= 0 {
 		attrs = append(attrs, slog.Int("count", c.n))
 	}
-	attrs = append(attrs, slog.Duration("duration", time.Since(c.start)))
+	if c.op.isLookup() {
+		attrs = append(attrs, slog.Bool("hit", c.hits > 0))
+	}
+	attrs = append(attrs, slog.Duration("duration", elapsed))
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	m.logger.LogAttrs(ctx, slog.LevelInfo, "kv "+c.op, attrs...)
+	m.logger.LogAttrs(ctx, slog.LevelInfo, "kv "+c.op.String(), attrs...)
+}
+
+// logPage emits the Debug record of one page of a bulk call.
+func (m *Map[V]) logPage(ctx context.Context, o op, keys int) {
+	if m.logger != nil && m.logger.Enabled(ctx, slog.LevelDebug) {
+		m.logger.LogAttrs(ctx, slog.LevelDebug, "kv page", slog.String("op", o.String()),
+			slog.String("namespace", m.ns), slog.Int("count", keys))
+	}
+}
+
+// Attribute keys of ours, beside the OpenTelemetry semantic conventions.
+const (
+	AttrNamespace = attribute.Key("kv.namespace") // the Map's namespace
+	AttrKeys      = attribute.Key("kv.keys")      // keys of a batch, or entries of a bulk call
+	AttrHit       = attribute.Key("kv.hit")       // a lookup found its key
+	AttrKey       = attribute.Key("kv.key")       // the key, with WithKeysInTelemetry only
+	AttrEarly     = attribute.Key("kv.early")     // an iteration left before its end
+)
+
+// Instrument names.
+const (
+	MetricOperationDuration = "db.client.operation.duration"
+	MetricLookups           = "kv.client.lookups"
+)
+
+// ScopeName is the instrumentation scope of the Map's tracer and meter.
+const ScopeName = "github.com/kvmap/kv"
+
+// durationBuckets are the advisory buckets of db.client.operation.duration.
+var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+
+// telemetry is what a Map needs to trace and measure its calls, built once
+// per Map so that a call allocates nothing it does not record.
+type telemetry struct {
+	tracer     trace.Tracer // nil: follow otel.GetTracerProvider()
+	global     atomic.Pointer[globalTracer]
+	duration   metric.Float64Histogram
+	lookups    metric.Int64Counter
+	recordKeys bool
+
+	spanNames [numOps]string
+	startOpts [numOps][]trace.SpanStartOption
+	base      []attribute.KeyValue        // the attributes of every call
+	okSets    [numOps]attribute.Set       // metric attributes of a call without error
+	hitSets   [numOps][2]attribute.Set    // lookups: miss, hit
+	okOpts    [numOps]metric.RecordOption // okSets as an option
+}
+
+func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp metric.MeterProvider, recordKeys bool) (*telemetry, error) {
+	t := &telemetry{recordKeys: recordKeys}
+	if tp != nil {
+		t.tracer = tp.Tracer(ScopeName)
+	}
+	meter := mp.Meter(ScopeName)
+	var err error
+	t.duration, err = meter.Float64Histogram(MetricOperationDuration,
+		metric.WithDescription("Duration of kv.Map operations."),
+		metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricOperationDuration, err)
+	}
+	t.lookups, err = meter.Int64Counter(MetricLookups,
+		metric.WithDescription("Lookups of kv.Map keys, by kv.hit."),
+		metric.WithUnit("{lookup}"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricLookups, err)
+	}
+	t.base = []attribute.KeyValue{semconv.DBSystemNameKey.String(d.System), AttrNamespace.String(ns)}
+	if d.ServerAddress != "" {
+		t.base = append(t.base, semconv.ServerAddress(d.ServerAddress))
+		if d.ServerPort != 0 {
+			t.base = append(t.base, semconv.ServerPort(d.ServerPort))
+		}
+	}
+	kind := trace.SpanKindInternal
+	if d.Remote {
+		kind = trace.SpanKindClient
+	}
+	for o := range numOps {
+		attrs := append(append([]attribute.KeyValue(nil), t.base...), semconv.DBOperationName(o.String()))
+		t.spanNames[o] = o.String() + " " + ns
+		t.startOpts[o] = []trace.SpanStartOption{trace.WithSpanKind(kind), trace.WithAttributes(attrs...)}
+		t.okSets[o] = attribute.NewSet(attrs...)
+		t.okOpts[o] = metric.WithAttributeSet(t.okSets[o])
+		if o.isLookup() {
+			for hit := range 2 {
+				t.hitSets[o][hit] = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], AttrHit.Bool(hit == 1))...)
+			}
+		}
+	}
+	return t, nil
+}
+
+// globalTracer is the tracer of the global provider of the moment.
+type globalTracer struct {
+	tp     trace.TracerProvider
+	tracer trace.Tracer // nil while no SDK is installed
+}
+
+// currentTracer returns the tracer to start a span with, or nil when there
+// is nothing to record: the Map follows the global provider and no SDK has
+// been installed (otel's default global provider only makes non-recording
+// spans, at the cost of two allocations each).
+func (t *telemetry) currentTracer() trace.Tracer {
+	if t.tracer != nil {
+		return t.tracer
+	}
+	tp := otel.GetTracerProvider()
+	g := t.global.Load()
+	if g == nil || !sameProvider(g.tp, tp) {
+		g = &globalTracer{tp: tp}
+		if !isDefaultGlobal(tp) {
+			g.tracer = tp.Tracer(ScopeName)
+		}
+		t.global.Store(g)
+	}
+	return g.tracer
+}
+
+// sameProvider reports whether a and b are the same provider, without
+// comparing values whose type cannot be compared.
+func sameProvider(a, b trace.TracerProvider) bool {
+	ta := reflect.TypeOf(a)
+	return ta == reflect.TypeOf(b) && ta != nil && ta.Comparable() && a == b
+}
+
+// isDefaultGlobal reports otel's default global provider, which delegates to
+// an SDK once one is installed with otel.SetTracerProvider: until then
+// otel.GetTracerProvider returns it, and after, the SDK's own provider.
+func isDefaultGlobal(tp trace.TracerProvider) bool {
+	t := reflect.TypeOf(tp)
+	if t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t != nil && t.PkgPath() == "go.opentelemetry.io/otel/internal/global"
+}
+
+// record ends the call's span and records its metrics.
+func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time.Duration) {
+	if s := c.span; s != nil && s.IsRecording() {
+		if c.n >= 0 {
+			s.SetAttributes(AttrKeys.Int(c.n))
+		}
+		if c.op.isLookup() {
+			s.SetAttributes(AttrHit.Bool(c.hits > 0))
+		}
+		if c.early {
+			s.SetAttributes(AttrEarly.Bool(true))
+		}
+		if t.recordKeys && c.key != "" {
+			s.SetAttributes(AttrKey.String(c.key))
+		}
+		if err != nil {
+			s.SetAttributes(errorType(err))
+			s.SetStatus(codes.Error, err.Error())
+		}
+	}
+	if c.span != nil {
+		c.span.End()
+	}
+	if t.duration.Enabled(ctx) {
+		opt := t.okOpts[c.op]
+		if err != nil {
+			attrs := append(t.okSets[c.op].ToSlice(), errorType(err))
+			opt = metric.WithAttributes(attrs...)
+		}
+		t.duration.Record(ctx, elapsed.Seconds(), opt)
+	}
+	if c.op.isLookup() && (c.hits > 0 || c.miss > 0) && t.lookups.Enabled(ctx) {
+		if c.hits > 0 {
+			t.lookups.Add(ctx, int64(c.hits), metric.WithAttributeSet(t.hitSets[c.op][1]))
+		}
+		if c.miss > 0 {
+			t.lookups.Add(ctx, int64(c.miss), metric.WithAttributeSet(t.hitSets[c.op][0]))
+		}
+	}
+}
+
+// errorType returns the error.type of err: a short name for the errors of
+// this library and of the context, _OTHER for the rest.
+func errorType(err error) attribute.KeyValue {
+	var de *DecodeError
+	switch {
+	case errors.Is(err, context.Canceled):
+		return semconv.ErrorTypeKey.String("context.Canceled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return semconv.ErrorTypeKey.String("context.DeadlineExceeded")
+	case errors.As(err, &de):
+		return semconv.ErrorTypeKey.String("kv.DecodeError")
+	}
+	for _, s := range []struct {
+		err  error
+		name string
+	}{
+		{ErrClosed, "kv.ErrClosed"}, {ErrEmptyKey, "kv.ErrEmptyKey"}, {ErrInvalidTTL, "kv.ErrInvalidTTL"},
+		{ErrInvalidNamespace, "kv.ErrInvalidNamespace"}, {ErrWrongType, "kv.ErrWrongType"},
+		{ErrTooLarge, "kv.ErrTooLarge"}, {ErrInvalidOption, "kv.ErrInvalidOption"},
+	} {
+		if errors.Is(err, s.err) {
+			return semconv.ErrorTypeKey.String(s.name)
+		}
+	}
+	return semconv.ErrorTypeOther
 }

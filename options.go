@@ -3,6 +3,9 @@ package kv
 import (
 	"log/slog"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // DefaultTTL is the TTL of a Map built without WithTTL: BaseMap's 300 seconds.
@@ -18,10 +21,14 @@ const DefaultScanCount = 1000
 type Option func(*options)
 
 type options struct {
-	ttl       time.Duration
-	scanCount int
-	logger    *slog.Logger
-	codec     any // a Codec[V], checked by New
+	ttl            time.Duration
+	scanCount      int
+	logger         *slog.Logger
+	codec          any // a Codec[V], checked by New
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	noTelemetry    bool
+	recordKeys     bool
 }
 
 // WithTTL sets the TTL of every write that does not name its own: a positive
@@ -43,3 +50,24 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 // string and []byte types, JSON otherwise). New fails with ErrInvalidOption
 // when c is not a Codec of the Map's value type.
 func WithCodec[V any](c Codec[V]) Option { return func(o *options) { o.codec = c } }
+
+// WithTracerProvider sets the OpenTelemetry tracer provider of the Map's spans.
+// By default the Map follows otel.GetTracerProvider() at every call: a
+// provider installed after New still receives the spans, and while none is
+// installed the Map starts no span at all.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(o *options) { o.tracerProvider = tp }
+}
+
+// WithMeterProvider sets the OpenTelemetry meter provider of the Map's
+// metrics (otel.GetMeterProvider() by default).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(o *options) { o.meterProvider = mp }
+}
+
+// WithKeysInTelemetry records the key of single-key calls as the span
+// attribute kv.key. Keys are not recorded by default; values never are.
+func WithKeysInTelemetry() Option { return func(o *options) { o.recordKeys = true } }
+
+// WithoutTelemetry turns the Map's spans and metrics off.
+func WithoutTelemetry() Option { return func(o *options) { o.noTelemetry = true } }

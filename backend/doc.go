@@ -39,6 +39,8 @@
 //     duplicates.
 //   - [EntryScanner] ([ScanEntries]): return each scan page with its values,
 //     cheaper than a lookup per key; the fallback is Scan then MGet.
+//   - [Describer] ([Describe]): name the store for telemetry; the fallback is
+//     the system "other", in process.
 //
 // Every decorator implements all of them by calling the helper on the Backend
 // it wraps, so a capability is never lost when a decorator is stacked on top.

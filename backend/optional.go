@@ -193,3 +193,36 @@ func ScansEntries(b Backend) bool {
 	e, ok := b.(EntryScanner)
 	return ok && e.ScansEntries()
 }
+
+// Description tells telemetry what store a Backend is.
+type Description struct {
+	// System is the store's db.system.name: "redis", "bbolt", "memory".
+	System string
+	// Remote reports a store reached over the network: its calls are client
+	// spans. An in-process store's calls are internal spans.
+	Remote bool
+	// ServerAddress and ServerPort name the server of a remote store, when
+	// there is one to name (empty and 0 otherwise).
+	ServerAddress string
+	ServerPort    int
+}
+
+// Describer is an optional interface a Backend implements to describe itself
+// to telemetry.
+//
+// If a Backend does not implement Describer, [Describe] reports the system
+// "other", in process.
+type Describer interface {
+	// Describe returns the description of the store. Decorators return the
+	// description of the Backend they wrap.
+	Describe() Description
+}
+
+// Describe returns the description of b, through [Describer] when b
+// implements it.
+func Describe(b Backend) Description {
+	if d, ok := b.(Describer); ok {
+		return d.Describe()
+	}
+	return Description{System: "other"}
+}

@@ -316,7 +316,7 @@ var basicCases = []testCase{
 	},
 	{
 		name: "Logger",
-		rule: "with a logger, every Map call emits exactly one Info record naming the operation and namespace, never the value",
+		rule: "with a logger, every Map call emits exactly one Info record naming the operation and namespace (pages at Debug), never the value",
 		run: func(t T, e *env) {
 			h := &recordingHandler{}
 			ns := e.ns("log")
@@ -359,7 +359,15 @@ var basicCases = []testCase{
 			for _, c := range calls {
 				before := h.len()
 				c.do()
-				recs := h.since(before)
+				var recs []record
+				for _, r := range h.since(before) {
+					if strings.Contains(r.text, secret) {
+						t.Errorf("%s record %q holds the value", c.op, r.text)
+					}
+					if r.level == "INFO" {
+						recs = append(recs, r)
+					}
+				}
 				if len(recs) != 1 {
 					t.Errorf("%s emitted %d records; want 1", c.op, len(recs))
 					continue
@@ -367,9 +375,6 @@ var basicCases = []testCase{
 				r := recs[0]
 				if r.level != "INFO" || r.attrs["op"] != c.op || r.attrs["namespace"] != ns {
 					t.Errorf("%s record = %s %v; want INFO with op=%s namespace=%s", c.op, r.level, r.attrs, c.op, ns)
-				}
-				if strings.Contains(r.text, secret) {
-					t.Errorf("%s record %q holds the value", c.op, r.text)
 				}
 			}
 			// An iterator never ranged over logs nothing.
@@ -386,7 +391,7 @@ var basicCases = []testCase{
 		rule: "every call after Close fails with ErrClosed, a second Close included",
 		run: func(t T, e *env) {
 			ns := e.ns("closed")
-			m, err := kv.New[string](e.b, ns)
+			m, err := kv.New[string](e.b, ns, e.opts()...)
 			if err != nil {
 				t.Fatalf("kv.New: %v", err)
 			}

@@ -14,7 +14,7 @@ var namespaceCases = []testCase{
 		rule: "an empty namespace, or one holding ':', is refused by New with ErrInvalidNamespace",
 		run: func(t T, e *env) {
 			for _, ns := range []string{"", "a:b", ":", "trailing:"} {
-				if _, err := kv.New[string](e.b, ns); !errors.Is(err, kv.ErrInvalidNamespace) {
+				if _, err := kv.New[string](e.b, ns, e.opts()...); !errors.Is(err, kv.ErrInvalidNamespace) {
 					t.Errorf("kv.New(%q) error = %v; want ErrInvalidNamespace", ns, err)
 				}
 			}

@@ -94,7 +94,7 @@ var ttlCases = []testCase{
 		rule: "a TTL of 0 or negative other than NoTTL is refused with ErrInvalidTTL and the key is left as it was (BaseMap deleted it)",
 		run: func(t T, e *env) {
 			for _, d := range []time.Duration{0, -2, -time.Second} {
-				if _, err := kv.New[string](e.b, e.ns("bad"), kv.WithTTL(d)); !errors.Is(err, kv.ErrInvalidTTL) {
+				if _, err := kv.New[string](e.b, e.ns("bad"), e.opts(kv.WithTTL(d))...); !errors.Is(err, kv.ErrInvalidTTL) {
 					t.Errorf("kv.New(WithTTL(%v)) error = %v; want ErrInvalidTTL", d, err)
 				}
 			}

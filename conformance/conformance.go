@@ -37,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
 )
 
@@ -74,6 +75,9 @@ type Harness struct {
 	// many keys with a small hint takes several pages. (miniredis returns
 	// every key in one page; a real Redis does not.)
 	PageHint bool
+	// Options are added to every kv.New of the suite, for example to run it
+	// with tracing, metrics or a codec on.
+	Options []kv.Option
 }
 
 // Case names one rule of the contract.

@@ -24,7 +24,7 @@ type testCase struct {
 // the case ends.
 func newMap[V any](t T, e *env, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](e.b, ns, opts...)
+	m, err := kv.New[V](e.b, ns, e.opts(opts...)...)
 	if err != nil {
 		t.Fatalf("kv.New(%q): %v", ns, err)
 	}
@@ -218,4 +218,9 @@ func (e *env) cleanupKeys(keys ...string) {
 			e.t.Errorf("cleanup: Delete(%q): %v", keys, err)
 		}
 	})
+}
+
+// opts returns the harness's Map options followed by extra.
+func (e *env) opts(extra ...kv.Option) []kv.Option {
+	return append(append([]kv.Option(nil), e.h.Options...), extra...)
 }

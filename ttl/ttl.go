@@ -27,6 +27,7 @@ var (
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
+	_ backend.Describer     = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that fills in a default TTL.
@@ -124,6 +125,10 @@ func (b *Backend) ScansEntries() bool { return backend.ScansEntries(b.next) }
 // ScansUnique implements backend.UniqueScanner with the wrapped Backend's
 // answer.
 func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
+
+// Describe implements backend.Describer with the wrapped Backend's
+// description.
+func (b *Backend) Describe() backend.Description { return backend.Describe(b.next) }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.
 func (b *Backend) Close() error { return b.next.Close() }

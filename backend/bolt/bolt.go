@@ -70,6 +70,7 @@ var (
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
+	_ backend.Describer     = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a bbolt database. It is safe for
@@ -165,6 +166,9 @@ func start(db *bbolt.DB, owns bool, cfg config) (*Backend, error) {
 	}
 	return b, nil
 }
+
+// Describe implements backend.Describer: the system "bbolt", in process.
+func (b *Backend) Describe() backend.Description { return backend.Description{System: "bbolt"} }
 
 // DB returns the bbolt database.
 func (b *Backend) DB() *bbolt.DB { return b.db }

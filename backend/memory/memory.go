@@ -39,6 +39,7 @@ var (
 	_ backend.PrefixCounter = (*Backend)(nil)
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
+	_ backend.Describer     = (*Backend)(nil)
 )
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
@@ -371,6 +372,9 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error 
 	}
 	return nil
 }
+
+// Describe implements backend.Describer: the system "memory", in process.
+func (b *Backend) Describe() backend.Description { return backend.Description{System: "memory"} }
 
 // Len returns the number of keys held, expired ones not yet swept included.
 // It is meant for tests and metrics.

@@ -2,8 +2,18 @@ package memory_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/kvmap/kv"
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/memory"
@@ -48,6 +58,35 @@ func TestConformanceUnderNamespace(t *testing.T) {
 		return s
 	}
 	conformance.Run(t, h)
+}
+
+// TestConformanceWithTelemetry runs the suite with tracing, metrics and a
+// debug logger on, and checks that every span it made is named after a Map
+// method and its namespace.
+func TestConformanceWithTelemetry(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := harness()
+	h.Options = []kv.Option{kv.WithTracerProvider(tp), kv.WithMeterProvider(mp), kv.WithLogger(logger)}
+	conformance.Run(t, h)
+
+	ended := spans.Ended()
+	if len(ended) < 100 {
+		t.Fatalf("the suite made %d spans; want many", len(ended))
+	}
+	for _, s := range ended {
+		op, ns, ok := strings.Cut(s.Name(), " ")
+		if !ok || ns == "" || op == "" {
+			t.Errorf("span name %q is not \"<operation> <namespace>\"", s.Name())
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil || len(rm.ScopeMetrics) == 0 {
+		t.Errorf("no metrics after the suite (%v)", err)
+	}
 }
 
 func TestSweepReclaimsExpiredKeys(t *testing.T) {

@@ -55,6 +55,16 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
+	// The same Map without instrumentation: the cost of telemetry with no
+	// OpenTelemetry SDK installed is impl=kv against impl=kvnootel.
+	plain := benchMap(b, c, "kvbench_get", kv.WithoutTelemetry())
+	b.Run("impl=kvnootel", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := plain.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
 }
 
 func BenchmarkSet(b *testing.B) {

@@ -42,6 +42,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +56,7 @@ import (
 var (
 	_ backend.Backend       = (*Backend)(nil)
 	_ backend.PrefixDeleter = (*Backend)(nil)
+	_ backend.Describer     = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent
@@ -92,6 +95,26 @@ func New(client goredis.UniversalClient, opts ...Option) (*Backend, error) {
 		o(b)
 	}
 	return b, nil
+}
+
+// Describe implements backend.Describer: the system "redis", remote, with the
+// address of a standalone server, or of the first seed node of a cluster.
+func (b *Backend) Describe() backend.Description {
+	d := backend.Description{System: "redis", Remote: true}
+	var addr string
+	switch c := b.client.(type) {
+	case *goredis.Client:
+		addr = c.Options().Addr
+	case *goredis.ClusterClient:
+		if addrs := c.Options().Addrs; len(addrs) > 0 {
+			addr = addrs[0]
+		}
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		d.ServerAddress = host
+		d.ServerPort, _ = strconv.Atoi(port)
+	}
+	return d
 }
 
 // Client returns the client the Backend was built on.
