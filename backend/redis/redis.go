@@ -65,6 +65,7 @@ type Backend struct {
 	client  goredis.UniversalClient
 	cluster *goredis.ClusterClient // nil unless the client is a cluster client
 	hashTag bool
+	owns    bool // Close closes the client
 	closed  atomic.Bool
 }
 
@@ -78,6 +79,11 @@ type Option func(*Backend)
 // BaseMap's: BaseMap services do not read it, and data written without the
 // option is not found with it.
 func WithHashTag() Option { return func(b *Backend) { b.hashTag = true } }
+
+// WithCloseClient makes Close close the client too: for a client made for
+// the Backend alone, as package kvurl makes them. Without it the caller keeps
+// the client, and closes it.
+func WithCloseClient() Option { return func(b *Backend) { b.owns = true } }
 
 // New returns a Backend on client, a *redis.Client (standalone or Sentinel
 // failover) or a *redis.ClusterClient. It fails for other implementations of
@@ -427,10 +433,14 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 	return d, true, nil
 }
 
-// Close implements backend.Backend.Close. It does not close the client.
+// Close implements backend.Backend.Close. It closes the client only when
+// the Backend was built WithCloseClient.
 func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return backend.ErrClosed
+	}
+	if b.owns {
+		return b.client.Close()
 	}
 	return nil
 }

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/keyset"
+	"github.com/kvmap/kv/kvurl"
+)
+
+const defaultURL = kvurl.Default
+
+func redact(u string) string { return kvurl.Redact(u) }
+
+// isUsage reports the errors that are mistakes on the command line.
+func isUsage(err error) bool {
+	var u *usageError
+	return errors.As(err, &u) || errors.Is(err, kv.ErrInvalidNamespace) || errors.Is(err, kv.ErrEmptyKey) ||
+		errors.Is(err, kv.ErrInvalidTTL) || errors.Is(err, kvurl.ErrInvalidURL)
+}
+
+// cmdCtx is one command being run.
+type cmdCtx struct {
+	*env
+	f    flags
+	name string
+	args []string
+	done func() string // how far a long command got, for the interrupt message
+}
+
+type command struct {
+	run     func(*cmdCtx, context.Context) error
+	args    string // the positional arguments, for messages
+	minArgs int
+	maxArgs int // -1: any
+	needsNS bool
+}
+
+var commands map[string]command
+
+func init() {
+	commands = map[string]command{
+		"set":        {(*cmdCtx).set, "KEY VALUE", 2, 2, true},
+		"get":        {(*cmdCtx).get, "KEY", 1, 1, true},
+		"has":        {(*cmdCtx).has, "KEY", 1, 1, true},
+		"del":        {(*cmdCtx).del, "KEY...", 1, -1, true},
+		"ttl":        {(*cmdCtx).ttlCmd, "KEY", 1, 1, true},
+		"expire":     {(*cmdCtx).expire, "KEY TTL", 2, 2, true},
+		"keys":       {(*cmdCtx).keys, "", 0, 0, true},
+		"ls":         {(*cmdCtx).ls, "", 0, 0, true},
+		"size":       {(*cmdCtx).size, "", 0, 0, true},
+		"clear":      {(*cmdCtx).clear, "", 0, 0, true},
+		"namespaces": {(*cmdCtx).namespaces, "", 0, 0, false},
+		"export":     {(*cmdCtx).export, "[FILE]", 0, 1, true},
+		"import":     {(*cmdCtx).importCmd, "[FILE]", 0, 1, true},
+		"copy":       {(*cmdCtx).copyCmd, "", 0, 0, true},
+		"bench":      {(*cmdCtx).bench, "", 0, 0, false},
+		"demo":       {(*cmdCtx).demo, "", 0, 0, false},
+	}
+}
+
+func (c *cmdCtx) dispatch(ctx context.Context) error {
+	cmd, ok := commands[c.name]
+	if !ok {
+		return usagef("unknown command %q (see kv help)", c.name)
+	}
+	if len(c.args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(c.args) > cmd.maxArgs) {
+		return usagef("usage: kv %s %s", c.name, cmd.args)
+	}
+	if cmd.needsNS && c.f.ns == "" {
+		return usagef("--ns is required (or set KV_NS)")
+	}
+	return cmd.run(c, ctx)
+}
+
+// ttl returns the TTL of writes: --ttl, else the library's default.
+func (c *cmdCtx) ttl() (time.Duration, error) {
+	if c.f.ttl == "" {
+		return kv.DefaultTTL, nil
+	}
+	return parseTTL(c.f.ttl)
+}
+
+// open opens the backend of --url.
+func (c *cmdCtx) open() (backend.Backend, error) {
+	return kvurl.Open(c.f.url, nil)
+}
+
+// withMap opens the backend and the Map of --ns, and runs fn with them.
+func (c *cmdCtx) withMap(fn func(b backend.Backend, m *kv.Map[[]byte]) error) error {
+	ttl, err := c.ttl()
+	if err != nil {
+		return err
+	}
+	b, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	m, err := kv.New[[]byte](b, c.f.ns, kv.WithTTL(ttl))
+	if err != nil {
+		return err
+	}
+	return fn(b, m)
+}
+
+func (c *cmdCtx) set(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		return m.Set(ctx, c.args[0], []byte(c.args[1]))
+	})
+}
+
+func (c *cmdCtx) get(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		v, ok, err := m.Get(ctx, c.args[0])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &notFound{c.args[0]}
+		}
+		if c.f.json {
+			return json.NewEncoder(c.stdout).Encode(newRecord(c.args[0], v, 0))
+		}
+		_, err = c.stdout.Write(v)
+		return err
+	})
+}
+
+func (c *cmdCtx) has(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		ok, err := m.Has(ctx, c.args[0])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, ok)
+		if !ok {
+			return errQuiet
+		}
+		return nil
+	})
+}
+
+// errQuiet fails the command (exit 1) without a message: has of a missing
+// key has said so already.
+var errQuiet = errors.New("")
+
+func (c *cmdCtx) del(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		return m.DeleteMany(ctx, c.args)
+	})
+}
+
+func (c *cmdCtx) ttlCmd(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		d, ok, err := m.TTL(ctx, c.args[0])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &notFound{c.args[0]}
+		}
+		if d == kv.NoTTL {
+			fmt.Fprintln(c.stdout, "-1")
+		} else {
+			fmt.Fprintln(c.stdout, d.Round(time.Millisecond))
+		}
+		return nil
+	})
+}
+
+func (c *cmdCtx) expire(ctx context.Context) error {
+	d, err := parseTTL(c.args[1])
+	if err != nil {
+		return err
+	}
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		ok, err := m.Expire(ctx, c.args[0], d)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &notFound{c.args[0]}
+		}
+		return nil
+	})
+}
+
+func (c *cmdCtx) keys(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		w := bufio.NewWriter(c.stdout)
+		defer w.Flush()
+		for k, err := range m.Keys(ctx) {
+			if err != nil {
+				return err
+			}
+			if c.f.json {
+				line, _ := json.Marshal(newRecord(k, nil, 0).keyOnly())
+				w.Write(append(line, '\n'))
+			} else {
+				fmt.Fprintln(w, escape(k))
+			}
+		}
+		return nil
+	})
+}
+
+// keyOnly is the JSON of a key alone.
+func (r record) keyOnly() map[string]string {
+	if r.KeyB64 != "" {
+		return map[string]string{"key_b64": r.KeyB64}
+	}
+	return map[string]string{"key": r.Key}
+}
+
+func (c *cmdCtx) ls(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		w := bufio.NewWriter(c.stdout)
+		defer w.Flush()
+		enc := json.NewEncoder(w)
+		for e, err := range m.Iterate(ctx) {
+			var de *kv.DecodeError
+			if errors.As(err, &de) {
+				continue // raw bytes always decode; kept for other codecs
+			}
+			if err != nil {
+				return err
+			}
+			if c.f.json {
+				r := newRecord(e.Key, e.Value, 0)
+				if err := enc.Encode(struct {
+					Key      string  `json:"key,omitempty"`
+					KeyB64   string  `json:"key_b64,omitempty"`
+					Value    *string `json:"value,omitempty"`
+					ValueB64 *string `json:"value_b64,omitempty"`
+				}{r.Key, r.KeyB64, r.Value, r.ValueB64}); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(w, "%s\t%s\n", escape(e.Key), escape(string(e.Value)))
+		}
+		return nil
+	})
+}
+
+func (c *cmdCtx) size(ctx context.Context) error {
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		n, err := m.Size(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, n)
+		return nil
+	})
+}
+
+func (c *cmdCtx) clear(ctx context.Context) error {
+	if !c.f.yes {
+		return usagef("clear deletes every key of namespace %q: confirm with --yes", c.f.ns)
+	}
+	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+		n, err := m.Size(ctx)
+		if err != nil {
+			return err
+		}
+		p := newProgress(c.stderr, c.terminal, "clear", int64(n))
+		err = m.Clear(ctx)
+		if err == nil {
+			p.Add(n)
+		}
+		p.Done()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stderr, "cleared %d keys\n", n)
+		return nil
+	})
+}
+
+// namespaces lists the text before the first ":" of every key of the
+// backend, with key counts.
+func (c *cmdCtx) namespaces(ctx context.Context) error {
+	b, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	counts := map[string]int{}
+	var seen *keyset.Set
+	if !backend.ScansUnique(b) {
+		seen = new(keyset.Set)
+	}
+	p := newProgress(c.stderr, c.terminal, "scan", 0)
+	cursor := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := b.Scan(ctx, "", cursor, 1000)
+		if err != nil {
+			return err
+		}
+		for _, k := range page.Keys {
+			if seen != nil && !seen.Add(k) {
+				continue
+			}
+			if ns, _, ok := strings.Cut(k, ":"); ok {
+				counts[ns]++
+			}
+		}
+		p.Add(len(page.Keys))
+		if page.Cursor == "" {
+			break
+		}
+		cursor = page.Cursor
+	}
+	p.Done()
+	names := make([]string, 0, len(counts))
+	for ns := range counts {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	w := bufio.NewWriter(c.stdout)
+	defer w.Flush()
+	for _, ns := range names {
+		if c.f.json {
+			line, _ := json.Marshal(map[string]any{"namespace": ns, "keys": counts[ns]})
+			w.Write(append(line, '\n'))
+		} else {
+			fmt.Fprintf(w, "%s\t%s\n", escape(ns), strconv.Itoa(counts[ns]))
+		}
+	}
+	return nil
+}

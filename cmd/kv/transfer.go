@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/keyset"
+	"github.com/kvmap/kv/kvurl"
+	"github.com/kvmap/kv/namespace"
+)
+
+// transferPage is how many keys export, import and copy move per round trip.
+const transferPage = 1000
+
+// readNamespace calls fn with each page of the keys of namespace ns of b,
+// their values and remaining TTLs, read in one round trip per page; keys that
+// expired in between are left out.
+func readNamespace(ctx context.Context, b backend.Backend, ns string, fn func(keys []string, vals []backend.Value) error) error {
+	nb, err := namespace.New(b, ns)
+	if err != nil {
+		return err
+	}
+	var seen *keyset.Set
+	if !backend.ScansUnique(nb) {
+		seen = new(keyset.Set)
+	}
+	cursor := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		page, err := nb.Scan(ctx, "", cursor, transferPage)
+		if err != nil {
+			return err
+		}
+		keys := page.Keys
+		if seen != nil {
+			keys = keys[:0]
+			for _, k := range page.Keys {
+				if seen.Add(k) {
+					keys = append(keys, k)
+				}
+			}
+		}
+		if len(keys) > 0 {
+			vals, err := nb.MGet(ctx, keys, true)
+			if err != nil {
+				return err
+			}
+			found, fvals := keys[:0], vals[:0]
+			for i, v := range vals {
+				if v.Found {
+					found = append(found, keys[i])
+					fvals = append(fvals, v)
+				}
+			}
+			if len(found) > 0 {
+				if err := fn(found, fvals); err != nil {
+					return err
+				}
+			}
+		}
+		if page.Cursor == "" {
+			return nil
+		}
+		cursor = page.Cursor
+	}
+}
+
+// ttlMS returns a remaining TTL in whole milliseconds, rounded up so that a
+// live key never reads 0; -1 for none.
+func ttlMS(d time.Duration) int64 {
+	if d == backend.NoTTL {
+		return -1
+	}
+	return int64((d + time.Millisecond - 1) / time.Millisecond)
+}
+
+// size returns the number of keys of the namespace, for a progress bar; 0
+// when not drawing one.
+func (c *cmdCtx) sizeForProgress(ctx context.Context, b backend.Backend, ns string) int64 {
+	if !c.terminal {
+		return 0
+	}
+	nb, err := namespace.New(b, ns)
+	if err != nil {
+		return 0
+	}
+	n, err := backend.CountPrefix(ctx, nb, "", transferPage)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
+}
+
+func (c *cmdCtx) export(ctx context.Context) error {
+	b, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	out := c.stdout
+	if len(c.args) == 1 {
+		f, err := os.OpenFile(c.args[0], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		out = f
+	}
+	w := bufio.NewWriter(out)
+	enc := json.NewEncoder(w)
+	p := newProgress(c.stderr, c.terminal, "export", c.sizeForProgress(ctx, b, c.f.ns))
+	c.done = func() string { return fmt.Sprintf("%d keys exported", p.Count()) }
+	err = readNamespace(ctx, b, c.f.ns, func(keys []string, vals []backend.Value) error {
+		for i, k := range keys {
+			if err := enc.Encode(newRecord(k, vals[i].Bytes, ttlMS(vals[i].TTL))); err != nil {
+				return err
+			}
+		}
+		p.Add(len(keys))
+		return nil
+	})
+	p.Done()
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "exported %d keys\n", p.Count())
+	return nil
+}
+
+func (c *cmdCtx) importCmd(ctx context.Context) error {
+	in := c.stdin
+	if len(c.args) == 1 {
+		f, err := os.Open(c.args[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	b, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	nb, err := namespace.New(b, c.f.ns)
+	if err != nil {
+		return err
+	}
+	p := newProgress(c.stderr, c.terminal, "import", 0)
+	c.done = func() string { return fmt.Sprintf("%d keys imported", p.Count()) }
+	batch := make([]backend.Entry, 0, transferPage)
+	skipped := 0
+	flush := func(ctx context.Context) error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := nb.MSet(ctx, batch); err != nil {
+			return err
+		}
+		p.Add(len(batch))
+		batch = batch[:0]
+		return nil
+	}
+	// Records are read in a goroutine of their own, so that an interrupt
+	// is seen even while the input stalls.
+	type item struct {
+		r    record
+		line int
+		err  error
+	}
+	items := make(chan item, transferPage)
+	go func() {
+		defer close(items)
+		dec := json.NewDecoder(bufio.NewReader(in))
+		for line := 1; ; line++ {
+			var r record
+			err := dec.Decode(&r)
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			select {
+			case items <- item{r, line, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var idle <-chan time.Time // fires when the input stalls with keys pending
+	for {
+		if len(batch) > 0 && idle == nil {
+			idle = time.After(50 * time.Millisecond)
+		}
+		var it item
+		var more bool
+		select {
+		case it, more = <-items:
+		case <-idle:
+			// The input stalls: write what is pending, so that it is not
+			// held back waiting for a full batch.
+			idle = nil
+			if err := flush(ctx); err != nil {
+				return err
+			}
+			continue
+		case <-ctx.Done():
+			// Keys read so far are written whole; the rest is left for a
+			// second run.
+			if err := flush(context.WithoutCancel(ctx)); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+		if !more {
+			break
+		}
+		if it.err != nil {
+			return fmt.Errorf("line %d: %w", it.line, it.err)
+		}
+		key, value, err := it.r.decode()
+		if err != nil {
+			return fmt.Errorf("line %d: %w", it.line, err)
+		}
+		var ttl time.Duration
+		switch {
+		case it.r.TTLms == 0:
+			skipped++ // it expired while being exported
+			continue
+		case c.f.noTTL || it.r.TTLms == -1:
+			ttl = backend.NoTTL
+		case it.r.TTLms > 0:
+			ttl = time.Duration(it.r.TTLms) * time.Millisecond
+		default:
+			return fmt.Errorf("line %d: ttl_ms %d: want -1, 0 or a positive number", it.line, it.r.TTLms)
+		}
+		if key == "" {
+			return fmt.Errorf("line %d: empty key", it.line)
+		}
+		batch = append(batch, backend.Entry{Key: key, Value: value, TTL: ttl})
+		if len(batch) == cap(batch) {
+			idle = nil
+			if err := flush(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	if err := flush(ctx); err != nil {
+		return err
+	}
+	p.Done()
+	fmt.Fprintf(c.stderr, "imported %d keys, skipped %d expired\n", p.Count(), skipped)
+	return nil
+}
+
+func (c *cmdCtx) copyCmd(ctx context.Context) error {
+	if c.f.to == "" {
+		return usagef("copy needs --to URL")
+	}
+	toNS := c.f.toNS
+	if toNS == "" {
+		toNS = c.f.ns
+	}
+	if err := namespace.Validate(toNS); err != nil {
+		return err
+	}
+	src, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := kvurl.Open(c.f.to, nil)
+	if err != nil {
+		return fmt.Errorf("--to %s: %w", redact(c.f.to), err)
+	}
+	defer dst.Close()
+	dnb, err := namespace.New(dst, toNS)
+	if err != nil {
+		return err
+	}
+	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
+	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
+	entries := make([]backend.Entry, 0, transferPage)
+	err = readNamespace(ctx, src, c.f.ns, func(keys []string, vals []backend.Value) error {
+		entries = entries[:0]
+		for i, k := range keys {
+			ttl := vals[i].TTL
+			if c.f.noTTL {
+				ttl = backend.NoTTL
+			}
+			entries = append(entries, backend.Entry{Key: k, Value: vals[i].Bytes, TTL: ttl})
+		}
+		if err := dnb.MSet(ctx, entries); err != nil {
+			return err
+		}
+		p.Add(len(keys))
+		return nil
+	})
+	p.Done()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "copied %d keys to %s ns=%s\n", p.Count(), redact(c.f.to), toNS)
+	return nil
+}
