@@ -86,7 +86,9 @@ func TestCommands(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ns := uniqueNS(t)
 			g := []string{"--url", url, "--ns", ns}
-			run := func(stdin string, args ...string) result { return runKV(t, stdin, append(append([]string(nil), g...), args...)...) }
+			run := func(stdin string, args ...string) result {
+				return runKV(t, stdin, append(append([]string(nil), g...), args...)...)
+			}
 			t.Cleanup(func() { run("", "clear", "--yes") })
 
 			key := "binance:my-strategy:BTC/USDT:USDT"
