@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/kvmap/kv"
-	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/kvurl"
-	"github.com/kvmap/kv/namespace"
 )
 
 // demo is a self-contained tour on a bolt file in a temporary directory.
@@ -115,19 +113,7 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 		return err
 	}
 	defer dst.Close()
-	dnb, err := namespace.New(dst, "signal_cache")
-	if err != nil {
-		return err
-	}
-	copied := 0
-	err = readNamespace(ctx, store, "signal_cache", func(keys []string, vals []backend.Value) error {
-		es := make([]backend.Entry, len(keys))
-		for i, k := range keys {
-			es[i] = backend.Entry{Key: k, Value: vals[i].Bytes, TTL: vals[i].TTL}
-		}
-		copied += len(es)
-		return dnb.MSet(ctx, es)
-	})
+	copied, err := kv.Copy(ctx, dst, store, "signal_cache", kv.CopyOptions{})
 	if err != nil {
 		return err
 	}

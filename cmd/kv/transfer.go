@@ -10,69 +10,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
-	"github.com/kvmap/kv/internal/keyset"
 	"github.com/kvmap/kv/kvurl"
 	"github.com/kvmap/kv/namespace"
 )
 
 // transferPage is how many keys export, import and copy move per round trip.
 const transferPage = 1000
-
-// readNamespace calls fn with each page of the keys of namespace ns of b,
-// their values and remaining TTLs, read in one round trip per page; keys that
-// expired in between are left out.
-func readNamespace(ctx context.Context, b backend.Backend, ns string, fn func(keys []string, vals []backend.Value) error) error {
-	nb, err := namespace.New(b, ns)
-	if err != nil {
-		return err
-	}
-	var seen *keyset.Set
-	if !backend.ScansUnique(nb) {
-		seen = new(keyset.Set)
-	}
-	cursor := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := nb.Scan(ctx, "", cursor, transferPage)
-		if err != nil {
-			return err
-		}
-		keys := page.Keys
-		if seen != nil {
-			keys = keys[:0]
-			for _, k := range page.Keys {
-				if seen.Add(k) {
-					keys = append(keys, k)
-				}
-			}
-		}
-		if len(keys) > 0 {
-			vals, err := nb.MGet(ctx, keys, true)
-			if err != nil {
-				return err
-			}
-			found, fvals := keys[:0], vals[:0]
-			for i, v := range vals {
-				if v.Found {
-					found = append(found, keys[i])
-					fvals = append(fvals, v)
-				}
-			}
-			if len(found) > 0 {
-				if err := fn(found, fvals); err != nil {
-					return err
-				}
-			}
-		}
-		if page.Cursor == "" {
-			return nil
-		}
-		cursor = page.Cursor
-	}
-}
 
 // ttlMS returns a remaining TTL in whole milliseconds, rounded up so that a
 // live key never reads 0; -1 for none.
@@ -119,7 +64,7 @@ func (c *cmdCtx) export(ctx context.Context) error {
 	enc := json.NewEncoder(w)
 	p := newProgress(c.stderr, c.terminal, "export", c.sizeForProgress(ctx, b, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys exported", p.Count()) }
-	err = readNamespace(ctx, b, c.f.ns, func(keys []string, vals []backend.Value) error {
+	err = kv.ReadRaw(ctx, b, c.f.ns, transferPage, func(keys []string, vals []backend.Value) error {
 		for i, k := range keys {
 			if err := enc.Encode(newRecord(k, vals[i].Bytes, ttlMS(vals[i].TTL))); err != nil {
 				return err
@@ -287,27 +232,10 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 		return fmt.Errorf("--to %s: %w", redact(c.f.to), err)
 	}
 	defer dst.Close()
-	dnb, err := namespace.New(dst, toNS)
-	if err != nil {
-		return err
-	}
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
-	entries := make([]backend.Entry, 0, transferPage)
-	err = readNamespace(ctx, src, c.f.ns, func(keys []string, vals []backend.Value) error {
-		entries = entries[:0]
-		for i, k := range keys {
-			ttl := vals[i].TTL
-			if c.f.noTTL {
-				ttl = backend.NoTTL
-			}
-			entries = append(entries, backend.Entry{Key: k, Value: vals[i].Bytes, TTL: ttl})
-		}
-		if err := dnb.MSet(ctx, entries); err != nil {
-			return err
-		}
-		p.Add(len(keys))
-		return nil
+	_, err = kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{
+		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: transferPage, Progress: p.Add,
 	})
 	p.Done()
 	if err != nil {

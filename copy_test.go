@@ -1,0 +1,72 @@
+package kv_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/backend/memory"
+	"github.com/kvmap/kv/clock"
+)
+
+// failAfter fails every write after the first n.
+type failAfter struct {
+	backend.Backend
+	n int
+}
+
+func (f *failAfter) MSet(ctx context.Context, es []backend.Entry) error {
+	if f.n <= 0 {
+		return errors.New("connection lost")
+	}
+	f.n--
+	return f.Backend.MSet(ctx, es)
+}
+
+func TestCopy(t *testing.T) {
+	ctx := context.Background()
+	clk := clock.NewManual(time.Unix(0, 0))
+	src := memory.New(memory.WithClock(clk))
+	dst := memory.New(memory.WithClock(clk))
+	defer src.Close()
+	defer dst.Close()
+	m, _ := kv.New[string](src, "ns", kv.WithTTL(time.Hour))
+	for i := range 250 {
+		_ = m.Set(ctx, fmt.Sprintf("k%03d", i), "v")
+	}
+	_ = m.SetWithTTL(ctx, "never", "v", kv.NoTTL)
+
+	// Interrupted after the first page of 100, then run again.
+	n, err := kv.Copy(ctx, &failAfter{Backend: dst, n: 1}, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
+	if err == nil || n != 100 {
+		t.Fatalf("interrupted Copy = %d, %v; want 100 and an error", n, err)
+	}
+	n, err = kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
+	if err != nil || n != 251 {
+		t.Fatalf("second Copy = %d, %v; want 251", n, err)
+	}
+	snap, _ := kv.New[string](dst, "snap")
+	if size, _ := snap.Size(ctx); size != 251 {
+		t.Errorf("snapshot size = %d; want 251", size)
+	}
+	if d, _, _ := snap.TTL(ctx, "k007"); d != time.Hour {
+		t.Errorf("copied TTL = %v; want 1h", d)
+	}
+	if d, _, _ := snap.TTL(ctx, "never"); d != kv.NoTTL {
+		t.Errorf("copied TTL of a key without one = %v; want NoTTL", d)
+	}
+	if _, err := kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{ToNamespace: "frozen", DropTTL: true}); err != nil {
+		t.Fatal(err)
+	}
+	frozen, _ := kv.New[string](dst, "frozen")
+	if d, _, _ := frozen.TTL(ctx, "k007"); d != kv.NoTTL {
+		t.Errorf("TTL with DropTTL = %v; want NoTTL", d)
+	}
+	if _, err := kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{ToNamespace: "a:b"}); !errors.Is(err, kv.ErrInvalidNamespace) {
+		t.Errorf("Copy to namespace a:b = %v; want ErrInvalidNamespace", err)
+	}
+}
