@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -109,5 +110,45 @@ func checkSpread(t *testing.T, c *goredis.ClusterClient, ns string) {
 	}
 	if len(perNode) < 3 {
 		t.Errorf("the cluster has %d masters; want 3", len(perNode))
+	}
+}
+
+// TestClusterScanRestartsOnTopologyChange: a cursor made under another set of
+// masters (a failover, a resharding) restarts the scan from the first master
+// instead of failing or skipping masters, so a complete scan still returns
+// every key.
+func TestClusterScanRestartsOnTopologyChange(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	b, _ := redis.New(c)
+	m, _ := kv.New[string](b, fmt.Sprintf("kvtopo%d", uniq))
+	t.Cleanup(func() { _ = m.Clear(context.Background()) })
+	fillRaw(t, c, m.Namespace(), 300)
+	seen := map[string]bool{}
+	cursor, restarted := "", false
+	for pages := 0; ; pages++ {
+		page, err := b.Scan(ctx, m.Namespace()+":", cursor, 50)
+		if err != nil {
+			t.Fatalf("Scan: %v", err)
+		}
+		for _, k := range page.Keys {
+			seen[k] = true
+		}
+		if page.Cursor == "" {
+			break
+		}
+		cursor = page.Cursor
+		if !restarted && pages == 2 {
+			// The topology token of this cursor no longer matches.
+			_, rest, _ := strings.Cut(cursor, "/")
+			cursor = "stale/" + rest
+			restarted = true
+		}
+		if pages > 10_000 {
+			t.Fatal("the scan does not end")
+		}
+	}
+	if len(seen) != 300 {
+		t.Errorf("a scan through a topology change returned %d distinct keys; want 300", len(seen))
 	}
 }
