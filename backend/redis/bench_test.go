@@ -225,10 +225,10 @@ func BenchmarkIterate100k(b *testing.B) {
 			ctx := context.Background()
 			if others > 0 {
 				other := benchMap(b, c, "kvbench_other")
-				fillRawB(b, c, other.Namespace(), others)
+				fillRaw(b, c, other.Namespace(), others)
 			}
 			m := benchMap(b, c, "kvbench_iter")
-			fillRawB(b, c, m.Namespace(), bulkKeys)
+			fillRaw(b, c, m.Namespace(), bulkKeys)
 			b.Run("impl=basemap", func(b *testing.B) {
 				for b.Loop() {
 					if n, err := baseMapIterate(ctx, c, m.Namespace()); err != nil || n < bulkKeys {
@@ -261,13 +261,13 @@ func BenchmarkClear100k(b *testing.B) {
 			ctx := context.Background()
 			if others > 0 {
 				other := benchMap(b, c, "kvbench_other")
-				fillRawB(b, c, other.Namespace(), others)
+				fillRaw(b, c, other.Namespace(), others)
 			}
 			m := benchMap(b, c, "kvbench_clear")
 			b.Run("impl=basemap", func(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
-					fillRawB(b, c, m.Namespace(), bulkKeys)
+					fillRaw(b, c, m.Namespace(), bulkKeys)
 					b.StartTimer()
 					if err := baseMapClear(ctx, c, m.Namespace()); err != nil {
 						b.Fatal(err)
@@ -277,7 +277,7 @@ func BenchmarkClear100k(b *testing.B) {
 			b.Run("impl=kv", func(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
-					fillRawB(b, c, m.Namespace(), bulkKeys)
+					fillRaw(b, c, m.Namespace(), bulkKeys)
 					b.StartTimer()
 					if err := m.Clear(ctx); err != nil {
 						b.Fatal(err)
@@ -285,19 +285,5 @@ func BenchmarkClear100k(b *testing.B) {
 				}
 			})
 		})
-	}
-}
-
-func fillRawB(b *testing.B, c goredis.UniversalClient, ns string, n int) {
-	b.Helper()
-	ctx := context.Background()
-	for start := 0; start < n; start += 1000 {
-		pipe := c.Pipeline()
-		for i := start; i < min(start+1000, n); i++ {
-			pipe.Set(ctx, fmt.Sprintf("%s:k%06d", ns, i), "66f1c0ffee0123456789abcd", 0)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			b.Fatalf("fill %s: %v", ns, err)
-		}
 	}
 }

@@ -14,13 +14,13 @@ import (
 )
 
 // fillRaw writes n keys "ns:kNNNNNN" with raw pipelined SETs.
-func fillRaw(t *testing.T, c goredis.UniversalClient, ns string, n int) {
+func fillRaw(t testing.TB, c goredis.UniversalClient, ns string, n int) {
 	t.Helper()
 	ctx := context.Background()
 	for start := 0; start < n; start += 1000 {
 		pipe := c.Pipeline()
 		for i := start; i < min(start+1000, n); i++ {
-			pipe.Set(ctx, fmt.Sprintf("%s:k%06d", ns, i), "v", 0)
+			pipe.Set(ctx, fmt.Sprintf("%s:k%06d", ns, i), "66f1c0ffee0123456789abcd", 0)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatalf("fill %s: %v", ns, err)
