@@ -148,14 +148,14 @@ func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
 	if key == "" {
 		return zero, false, ErrEmptyKey
 	}
-	vals, err := m.b.MGet(ctx, []string{key}, false)
+	val, err := backend.Get(ctx, m.b, key)
 	if err != nil {
 		return zero, false, err
 	}
-	if !vals[0].Found {
+	if !val.Found {
 		return zero, false, nil
 	}
-	v, err := m.codec.Decode(vals[0].Bytes)
+	v, err := m.codec.Decode(val.Bytes)
 	if err != nil {
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
@@ -170,10 +170,12 @@ func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
 	if key == "" {
 		err = ErrEmptyKey
 	} else {
-		var vals []backend.Value
-		if vals, err = m.mget(ctx, []string{key}); err == nil {
-			ok = vals[0].Found
+		var val backend.Value
+		val, err = backend.Get(ctx, m.b, key)
+		if errors.Is(err, ErrWrongType) {
+			err = nil // data of another kind is not a value
 		}
+		ok = err == nil && val.Found
 	}
 	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)

@@ -239,8 +239,9 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 
 // globalTracer is the tracer of the global provider of the moment.
 type globalTracer struct {
-	tp     trace.TracerProvider
-	tracer trace.Tracer // nil while no SDK is installed
+	tp         trace.TracerProvider
+	comparable bool         // tp's type can be compared with ==
+	tracer     trace.Tracer // nil while no SDK is installed
 }
 
 // currentTracer returns the tracer to start a span with, or nil when there
@@ -253,8 +254,10 @@ func (t *telemetry) currentTracer() trace.Tracer {
 	}
 	tp := otel.GetTracerProvider()
 	g := t.global.Load()
-	if g == nil || !sameProvider(g.tp, tp) {
-		g = &globalTracer{tp: tp}
+	// == between interfaces panics only for two values of one type that
+	// cannot be compared; g.comparable rules that out.
+	if g == nil || !g.comparable || g.tp != tp {
+		g = &globalTracer{tp: tp, comparable: comparableType(tp)}
 		if !isDefaultGlobal(tp) {
 			g.tracer = tp.Tracer(ScopeName)
 		}
@@ -263,11 +266,10 @@ func (t *telemetry) currentTracer() trace.Tracer {
 	return g.tracer
 }
 
-// sameProvider reports whether a and b are the same provider, without
-// comparing values whose type cannot be compared.
-func sameProvider(a, b trace.TracerProvider) bool {
-	ta := reflect.TypeOf(a)
-	return ta == reflect.TypeOf(b) && ta != nil && ta.Comparable() && a == b
+// comparableType reports whether values of tp's type can be compared.
+func comparableType(tp trace.TracerProvider) bool {
+	t := reflect.TypeOf(tp)
+	return t != nil && t.Comparable()
 }
 
 // isDefaultGlobal reports otel's default global provider, which delegates to

@@ -41,6 +41,8 @@
 //     cheaper than a lookup per key; the fallback is Scan then MGet.
 //   - [Describer] ([Describe]): name the store for telemetry; the fallback is
 //     the system "other", in process.
+//   - [Getter] ([Get]): read one key without the slices of MGet; the fallback
+//     is MGet of one key.
 //
 // Every decorator implements all of them by calling the helper on the Backend
 // it wraps, so a capability is never lost when a decorator is stacked on top.

@@ -226,3 +226,27 @@ func Describe(b Backend) Description {
 	}
 	return Description{System: "other"}
 }
+
+// Getter is an optional interface a Backend implements when it reads one key
+// more cheaply than an MGet of a one-key slice: no slices to allocate on the
+// way down the decorators, which matters for an in-process store.
+//
+// If a Backend does not implement Getter, [Get] calls MGet with the one key.
+type Getter interface {
+	// Get is MGet of one key, without its TTL: a miss is a Value with Found
+	// false, and a key holding data of another kind may fail with
+	// ErrWrongType.
+	Get(ctx context.Context, key string) (Value, error)
+}
+
+// Get reads one key of b, through [Getter] when b implements it.
+func Get(ctx context.Context, b Backend, key string) (Value, error) {
+	if g, ok := b.(Getter); ok {
+		return g.Get(ctx, key)
+	}
+	vals, err := b.MGet(ctx, []string{key}, false)
+	if err != nil {
+		return Value{}, err
+	}
+	return vals[0], nil
+}

@@ -31,6 +31,7 @@ var (
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
+	_ backend.Getter        = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that stores its keys under a namespace of
@@ -104,6 +105,15 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		stored[i] = e
 	}
 	return b.next.MSet(ctx, stored)
+}
+
+// Get implements backend.Getter with the wrapped Backend's Getter, or its
+// fallback.
+func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	if key == "" {
+		return backend.Value{}, backend.ErrEmptyKey
+	}
+	return backend.Get(ctx, b.next, b.prefix+key)
 }
 
 // Delete implements backend.Backend.Delete.

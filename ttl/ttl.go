@@ -28,6 +28,7 @@ var (
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
+	_ backend.Getter        = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that fills in a default TTL.
@@ -83,6 +84,12 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 // MGet implements backend.Backend.MGet.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	return b.next.MGet(ctx, keys, withTTL)
+}
+
+// Get implements backend.Getter with the wrapped Backend's Getter, or its
+// fallback.
+func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	return backend.Get(ctx, b.next, key)
 }
 
 // Delete implements backend.Backend.Delete.

@@ -71,6 +71,7 @@ var (
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
+	_ backend.Getter        = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a bbolt database. It is safe for

@@ -41,11 +41,14 @@ func locate(k string) loc {
 }
 
 // dataName and indexName return the bucket names of a location.
-func (l loc) dataName() []byte {
+func (l loc) dataName() []byte { return l.appendDataName(nil) }
+
+// appendDataName appends the data bucket name of l to dst.
+func (l loc) appendDataName(dst []byte) []byte {
 	if l.root {
-		return rootBucket
+		return append(dst, rootBucket...)
 	}
-	return append(append([]byte(nil), dataPrefix...), l.ns...)
+	return append(append(dst, dataPrefix...), l.ns...)
 }
 
 func (l loc) indexName() []byte {

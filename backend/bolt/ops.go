@@ -45,13 +45,15 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	now := b.now()
 	err := b.db.View(func(tx *bbolt.Tx) error {
 		var (
-			lastName []byte
+			buf      [128]byte // bucket names up to this size cost no allocation
+			lastNS   string
 			bk       *bbolt.Bucket
+			resolved bool
 		)
 		for i, k := range keys {
 			l := locate(k)
-			if name := l.dataName(); string(name) != string(lastName) {
-				bk, lastName = tx.Bucket(name), name
+			if !resolved || l.ns != lastNS || l.root {
+				bk, lastNS, resolved = tx.Bucket(l.appendDataName(buf[:0])), l.ns, !l.root
 			}
 			if bk == nil {
 				continue
@@ -75,6 +77,35 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return nil, err
 	}
 	return out, nil
+}
+
+// Get implements backend.Getter in one read transaction.
+func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	if err := b.check(ctx); err != nil {
+		return backend.Value{}, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return backend.Value{}, err
+	}
+	l := locate(key)
+	var out backend.Value
+	err := b.db.View(func(tx *bbolt.Tx) error {
+		var buf [128]byte
+		bk := tx.Bucket(l.appendDataName(buf[:0]))
+		if bk == nil {
+			return nil
+		}
+		v := bk.Get([]byte(l.key))
+		if v == nil {
+			return nil
+		}
+		if d := deadlineOf(v); d != 0 && expired(d, b.now()) {
+			return nil
+		}
+		out = backend.Value{Bytes: append(make([]byte, 0, len(v)-headerLength), v[headerLength:]...), Found: true}
+		return nil
+	})
+	return out, err
 }
 
 // MSet implements backend.Backend.MSet in one write transaction.

@@ -40,6 +40,7 @@ var (
 	_ backend.UniqueScanner = (*Backend)(nil)
 	_ backend.EntryScanner  = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
+	_ backend.Getter        = (*Backend)(nil)
 )
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
@@ -187,6 +188,23 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 	}
 	return out, nil
+}
+
+// Get implements backend.Getter.
+func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	if err := backend.CheckKey(key); err != nil {
+		return backend.Value{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.check(ctx); err != nil {
+		return backend.Value{}, err
+	}
+	it, ok := b.lookup(key, b.now(), true)
+	if !ok {
+		return backend.Value{}, nil
+	}
+	return backend.Value{Bytes: clone(it.val), Found: true}, nil
 }
 
 // MSet implements backend.Backend.MSet.

@@ -57,6 +57,7 @@ var (
 	_ backend.Backend       = (*Backend)(nil)
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
+	_ backend.Getter        = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent
@@ -165,17 +166,9 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return out, nil
 	}
 	if len(keys) == 1 && !withTTL {
-		v, err := b.client.Get(ctx, wire[0]).Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil):
-		case isWrongType(err):
-			return nil, fmt.Errorf("key %q: %w", keys[0], backend.ErrWrongType)
-		case err != nil:
-			return nil, wrap("GET", err)
-		default:
-			out[0] = backend.Value{Bytes: v, Found: true}
-		}
-		return out, nil
+		v, err := b.get(ctx, keys[0], wire[0])
+		out[0] = v
+		return out, err
 	}
 
 	if b.cluster == nil && !withTTL {
@@ -285,6 +278,35 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 	}
 	return out, nil
+}
+
+// Get implements backend.Getter with GET, so that a key of another Redis
+// type fails with backend.ErrWrongType.
+func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	if err := b.check(ctx); err != nil {
+		return backend.Value{}, err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return backend.Value{}, err
+	}
+	w, err := b.wireKey(key)
+	if err != nil {
+		return backend.Value{}, err
+	}
+	return b.get(ctx, key, w)
+}
+
+func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, error) {
+	v, err := b.client.Get(ctx, wire).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return backend.Value{}, nil
+	case isWrongType(err):
+		return backend.Value{}, fmt.Errorf("key %q: %w", key, backend.ErrWrongType)
+	case err != nil:
+		return backend.Value{}, wrap("GET", err)
+	}
+	return backend.Value{Bytes: v, Found: true}, nil
 }
 
 // MSet implements backend.Backend.MSet with one SET ... PX per key, in one

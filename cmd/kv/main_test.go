@@ -333,50 +333,76 @@ func TestProgressBarOnTerminal(t *testing.T) {
 	}
 }
 
-// TestInterrupt sends Ctrl-C (SIGINT) to long commands: they stop through
-// their context, say how far they got, exit 130, and leave nothing
-// half-written.
+// waitFor reads the terminal f until its output holds want, and returns the
+// output read.
+func waitFor(t *testing.T, f *os.File, want string) string {
+	t.Helper()
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(out.String(), want) {
+		n, err := f.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("the terminal closed before showing %q: %v; output %q", want, err, out.String())
+		}
+	}
+	return out.String()
+}
+
+// TestInterrupt sends Ctrl-C (SIGINT) to long commands once their progress
+// bar shows they are under way: they stop through their context, say how far
+// they got, exit 130, and leave nothing half-written.
 func TestInterrupt(t *testing.T) {
 	t.Run("bench", func(t *testing.T) {
 		cmd := exec.Command(bin, "--url", "mem://", "bench", "--n", "5000000")
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		f, err := pty.Start(cmd)
+		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(300 * time.Millisecond) // let it start; not a timed assertion
+		defer f.Close()
+		waitFor(t, f, "bench ")
 		_ = cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
+		out, _ := io.ReadAll(f)
+		err = cmd.Wait()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-			t.Fatalf("bench after SIGINT: %v, stderr %q; want exit 130", err, errb.String())
+			t.Fatalf("bench after SIGINT: %v, output %q; want exit 130", err, out)
 		}
-		if !strings.Contains(errb.String(), "interrupted after") {
-			t.Errorf("stderr %q does not say how far it got", errb.String())
+		if !bytes.Contains(out, []byte("interrupted after")) {
+			t.Errorf("output %q does not say how far it got", out)
 		}
 	})
 	t.Run("import", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "kv.db")
 		cmd := exec.Command(bin, "--url", "bolt://"+path, "--ns", "imp", "import")
-		stdin, _ := cmd.StdinPipe()
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		if err := cmd.Start(); err != nil {
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
 			t.Fatal(err)
 		}
+		// stdout and stderr on a terminal, the controlling one; stdin a pipe.
+		f, err := pty.StartWithAttrs(cmd, nil, &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
 		for i := range 10 {
 			fmt.Fprintf(stdin, `{"key":"k%d","value":"value-%d","ttl_ms":-1}`+"\n", i, i)
 		}
-		time.Sleep(300 * time.Millisecond) // the input stalls; not a timed assertion
+		// The input stalls with stdin open: the 10 keys are written and the
+		// progress bar shows them.
+		waitFor(t, f, "import 10")
 		_ = cmd.Process.Signal(syscall.SIGINT)
-		err := cmd.Wait()
+		out, _ := io.ReadAll(f)
+		err = cmd.Wait()
 		stdin.Close()
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
-			t.Fatalf("import after SIGINT: %v, stderr %q; want exit 130", err, errb.String())
+			t.Fatalf("import after SIGINT: %v, output %q; want exit 130", err, out)
 		}
-		if !strings.Contains(errb.String(), "interrupted after 10 keys imported") {
-			t.Errorf("stderr %q; want it to report the 10 keys imported", errb.String())
+		if !bytes.Contains(out, []byte("interrupted after 10 keys imported")) {
+			t.Errorf("output %q; want it to report the 10 keys imported", out)
 		}
 		r := runKV(t, "", "--url", "bolt://"+path, "--ns", "imp", "ls")
 		n := 0
