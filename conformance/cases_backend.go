@@ -15,6 +15,15 @@ import (
 
 func backendScansUnique(e *env) bool { return backend.ScansUnique(e.b) }
 
+func mustNamespace(t T, b backend.Backend, ns string) backend.Backend {
+	t.Helper()
+	nb, err := namespace.New(b, ns)
+	if err != nil {
+		t.Fatalf("namespace.New: %v", err)
+	}
+	return nb
+}
+
 var backendCases = []testCase{
 	{
 		name: "BackendMGetTTL",
@@ -44,6 +53,36 @@ var backendCases = []testCase{
 			}
 			if !vals[2].Found || string(vals[2].Bytes) != "2" || vals[2].TTL != backend.NoTTL {
 				t.Errorf("MGet[b] = %+v; want 2 with NoTTL", vals[2])
+			}
+		},
+	},
+	{
+		name: "BackendGet",
+		rule: "a one-key read (Getter, or its fallback) agrees with MGet, directly and through the decorators",
+		run: func(t T, e *env) {
+			ns := e.ns("get")
+			m := newMap[string](t, e, ns, kv.WithTTL(kv.NoTTL))
+			mustSet(t, m, "k", "v")
+			tb, err := ttl.New(mustNamespace(t, e.b, ns), time.Hour)
+			if err != nil {
+				t.Fatalf("ttl.New: %v", err)
+			}
+			for name, b := range map[string]backend.Backend{"store": e.b, "decorators": tb} {
+				key := "k"
+				if name == "store" {
+					key = ns + ":k"
+				}
+				v, err := backend.Get(t.Context(), b, key)
+				if err != nil || !v.Found || string(v.Bytes) != "v" {
+					t.Errorf("%s: Get(%q) = %+v, %v; want v", name, key, v, err)
+				}
+				miss, err := backend.Get(t.Context(), b, key+"-missing")
+				if err != nil || miss.Found {
+					t.Errorf("%s: Get(missing) = %+v, %v; want not found", name, miss, err)
+				}
+			}
+			if _, err := backend.Get(t.Context(), tb, ""); !errors.Is(err, backend.ErrEmptyKey) {
+				t.Errorf("Get(\"\") through the decorators = %v; want ErrEmptyKey", err)
 			}
 		},
 	},

@@ -5,13 +5,32 @@
 #   scripts/redis-cluster.sh start   # prints the addresses, comma-separated
 #   scripts/redis-cluster.sh stop
 #
-# KV_CLUSTER_PORTS (default "7401 7402 7403") and KV_CLUSTER_DIR (default
-# .cluster in the repository) change where it runs. Exits non-zero when the
-# cluster cannot be started.
+# KV_CLUSTER_PORTS (default: the first free set of 7401-7403, 17401-17403,
+# 27401-27403) and KV_CLUSTER_DIR (default .cluster in the repository) change
+# where it runs. Exits non-zero when the cluster cannot be started.
 set -euo pipefail
 
-ports=(${KV_CLUSTER_PORTS:-7401 7402 7403})
 dir=${KV_CLUSTER_DIR:-"$(cd "$(dirname "$0")/.." && pwd)/.cluster"}
+
+in_use() { redis-cli -h 127.0.0.1 -p "$1" ping >/dev/null 2>&1 || (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The ports: KV_CLUSTER_PORTS, else those a running cluster of this directory
+# uses, else the first free set of 7401-7403, 17401-17403, 27401-27403.
+if [ -n "${KV_CLUSTER_PORTS:-}" ]; then
+  ports=($KV_CLUSTER_PORTS)
+elif [ -f "$dir/ports" ]; then
+  ports=($(cat "$dir/ports"))
+else
+  ports=(7401 7402 7403)
+  if [ "${1:-}" = start ]; then
+    for base in 7401 17401 27401; do
+      ports=($base $((base + 1)) $((base + 2)))
+      busy=0
+      for p in "${ports[@]}"; do in_use "$p" && busy=1; done
+      [ "$busy" = 0 ] && break
+    done
+  fi
+fi
 
 addrs() {
   local out=()
@@ -37,8 +56,10 @@ start() {
   command -v redis-server >/dev/null || { echo "redis-server is not installed" >&2; exit 1; }
   command -v redis-cli >/dev/null || { echo "redis-cli is not installed" >&2; exit 1; }
   stop
+  mkdir -p "$dir"
+  echo "${ports[*]}" >"$dir/ports"
   for p in "${ports[@]}"; do
-    if redis-cli -h 127.0.0.1 -p "$p" ping >/dev/null 2>&1; then
+    if in_use "$p"; then
       echo "port $p is already in use" >&2; exit 1
     fi
     mkdir -p "$dir/$p"
