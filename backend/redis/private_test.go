@@ -28,6 +28,7 @@ import (
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend/redis"
 	"github.com/kvmap/kv/conformance"
+	"github.com/kvmap/kv/kvurl"
 )
 
 // The tests of this file start private redis-servers on ports of their own,
@@ -341,4 +342,47 @@ func TestDeadlineBoundsStuckServer(t *testing.T) {
 	stuck("SIGSTOP",
 		func() { _ = s.cmd.Process.Signal(syscall.SIGSTOP) },
 		func() { _ = s.cmd.Process.Signal(syscall.SIGCONT) })
+}
+
+// TestSentinel runs the suite through a Sentinel: a master, a sentinel that
+// monitors it, and go-redis's failover client (a *redis.Client), as kvurl's
+// redis+sentinel:// URLs make it.
+func TestSentinel(t *testing.T) {
+	private(t)
+	master := startServer(t, false, nil)
+	sentinel := startServer(t, false, []string{
+		"sentinel monitor kvmaster 127.0.0.1 " + strconv.Itoa(master.port) + " 1",
+		"sentinel down-after-milliseconds kvmaster 5000",
+	}, "--sentinel")
+	c := goredis.NewFailoverClient(&goredis.FailoverOptions{
+		MasterName: "kvmaster", SentinelAddrs: []string{sentinel.addr()}, ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { _ = c.Close() })
+	// The sentinel answers as soon as it listens; wait until it names the
+	// master.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no master through the sentinel at %s", sentinel.addr())
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
+	}
+	conformance.Run(t, realHarness(c))
+
+	t.Run("URL", func(t *testing.T) {
+		b, err := kvurl.Open("redis+sentinel://"+sentinel.addr()+"?master=kvmaster", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		m, _ := kv.New[string](b, "sentinel_url")
+		ctx := context.Background()
+		if err := m.Set(ctx, "k", "v"); err != nil {
+			t.Fatalf("Set through redis+sentinel://: %v", err)
+		}
+		if v, ok, err := m.Get(ctx, "k"); err != nil || !ok || v != "v" {
+			t.Errorf("Get through redis+sentinel:// = %q, %v, %v", v, ok, err)
+		}
+		_ = m.Clear(ctx)
+	})
 }
