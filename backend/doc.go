@@ -43,6 +43,8 @@
 //     the system "other", in process.
 //   - [Getter] ([Get]): read one key without the slices of MGet; the fallback
 //     is MGet of one key.
+//   - [Namespacer]: a native view of one namespace (a bbolt bucket); the
+//     fallback is the namespace decorator's "ns:" prefix.
 //
 // Every decorator implements all of them by calling the helper on the Backend
 // it wraps, so a capability is never lost when a decorator is stacked on top.

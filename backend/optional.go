@@ -250,3 +250,20 @@ func Get(ctx context.Context, b Backend, key string) (Value, error) {
 	}
 	return vals[0], nil
 }
+
+// Namespacer is an optional interface a Backend implements when it keeps
+// namespaces apart natively (bbolt: a bucket per namespace), so that the
+// namespace decorator need not put the namespace in front of every key and
+// the store need not split it off again.
+//
+// If a Backend does not implement Namespacer, or Namespace fails with an
+// error wrapping errors.ErrUnsupported, the namespace decorator prefixes the
+// keys. Decorators that can stand below the namespace decorator (ttl, and
+// third-party ones) forward it and wrap the Backend it returns.
+type Namespacer interface {
+	// Namespace returns a view of namespace ns: key k of the view is key
+	// "ns:k" of the Backend, for every call and both ways, and a scan of the
+	// view returns the keys without the namespace. The view's Close closes
+	// the Backend.
+	Namespace(ns string) (Backend, error)
+}

@@ -14,6 +14,7 @@ package namespace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -40,7 +41,7 @@ var (
 type Backend struct {
 	next   backend.Backend
 	ns     string
-	prefix string // ns + Separator
+	prefix string // ns + Separator; empty when next is the store's own view
 }
 
 // Validate returns an error wrapping backend.ErrInvalidNamespace unless ns is
@@ -57,9 +58,22 @@ func Validate(ns string) error {
 
 // New returns next seen through namespace ns. It fails with an error wrapping
 // backend.ErrInvalidNamespace when ns is not valid (see Validate).
+//
+// When next implements backend.Namespacer, the Backend works on next's own
+// view of the namespace (a bbolt bucket) and adds no prefix; otherwise it
+// stores key k as "ns:k" in next. The stored keys are the same either way.
 func New(next backend.Backend, ns string) (*Backend, error) {
 	if err := Validate(ns); err != nil {
 		return nil, err
+	}
+	if n, ok := next.(backend.Namespacer); ok {
+		view, err := n.Namespace(ns)
+		switch {
+		case err == nil:
+			return &Backend{next: view, ns: ns}, nil
+		case !errors.Is(err, errors.ErrUnsupported):
+			return nil, err
+		}
 	}
 	return &Backend{next: next, ns: ns, prefix: ns + Separator}, nil
 }
@@ -67,13 +81,20 @@ func New(next backend.Backend, ns string) (*Backend, error) {
 // Namespace returns the namespace.
 func (b *Backend) Namespace() string { return b.ns }
 
-// Unwrap returns the Backend that b decorates.
+// Unwrap returns the Backend that b decorates: the store's view of the
+// namespace when the store is a backend.Namespacer.
 func (b *Backend) Unwrap() backend.Backend { return b.next }
 
 // Key returns the stored key of key k: the namespace, Separator, then k.
-func (b *Backend) Key(k string) string { return b.prefix + k }
+func (b *Backend) Key(k string) string { return b.ns + Separator + k }
 
 func (b *Backend) keys(keys []string) ([]string, error) {
+	if b.prefix == "" { // the store's own view: keys go down as they are
+		if err := backend.CheckKeys(keys); err != nil {
+			return nil, err
+		}
+		return keys, nil
+	}
 	out := make([]string, len(keys))
 	for i, k := range keys {
 		if k == "" {

@@ -101,3 +101,53 @@ func TestEmptyKeyRefusedBeforeTheStore(t *testing.T) {
 
 // panicking is a store no call may reach.
 type panicking struct{ backend.Backend }
+
+// viewStore is a store with native namespace views, recording what it gets.
+type viewStore struct {
+	backend.Backend
+	views map[string]backend.Backend
+	err   error
+}
+
+func (v *viewStore) Namespace(ns string) (backend.Backend, error) {
+	if v.err != nil {
+		return nil, v.err
+	}
+	return v.views[ns], nil
+}
+
+func TestUsesStoreViews(t *testing.T) {
+	ctx := context.Background()
+	view := memory.New()
+	defer view.Close()
+	flat := memory.New()
+	defer flat.Close()
+	nb, err := namespace.New(&viewStore{Backend: flat, views: map[string]backend.Backend{"ns": view}}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: backend.NoTTL}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := view.Get(ctx, "k"); !v.Found {
+		t.Errorf("the write did not reach the store's view under its own key")
+	}
+	if nb.Key("k") != "ns:k" {
+		t.Errorf("Key = %q; want ns:k", nb.Key("k"))
+	}
+
+	// A store that declines views gets prefixed keys.
+	nb, err = namespace.New(&viewStore{Backend: flat, err: errors.ErrUnsupported}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: backend.NoTTL}})
+	if v, _ := flat.Get(ctx, "ns:k"); !v.Found {
+		t.Errorf("with views unsupported the key was not stored as ns:k")
+	}
+	// Any other error from the store is New's error.
+	boom := errors.New("boom")
+	if _, err := namespace.New(&viewStore{Backend: flat, err: boom}, "ns"); !errors.Is(err, boom) {
+		t.Errorf("New over a failing Namespace = %v; want its error", err)
+	}
+}

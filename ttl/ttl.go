@@ -15,6 +15,7 @@ package ttl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,7 @@ var (
 	_ backend.EntryScanner  = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
 	_ backend.Getter        = (*Backend)(nil)
+	_ backend.Namespacer    = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that fills in a default TTL.
@@ -136,6 +138,21 @@ func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
 // Describe implements backend.Describer with the wrapped Backend's
 // description.
 func (b *Backend) Describe() backend.Description { return backend.Describe(b.next) }
+
+// Namespace implements backend.Namespacer: the wrapped Backend's view of the
+// namespace, with the same default TTL. It fails with errors.ErrUnsupported
+// when the wrapped Backend has no views.
+func (b *Backend) Namespace(ns string) (backend.Backend, error) {
+	n, ok := b.next.(backend.Namespacer)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	view, err := n.Namespace(ns)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{next: view, def: b.def}, nil
+}
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.
 func (b *Backend) Close() error { return b.next.Close() }

@@ -17,6 +17,7 @@ import (
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/conformance"
+	"github.com/kvmap/kv/namespace"
 )
 
 func harness(opts ...bolt.Option) conformance.Harness {
@@ -222,5 +223,33 @@ func TestWrapsCallersDB(t *testing.T) {
 	// The caller's DB is still open.
 	if err := db.View(func(tx *bbolt.Tx) error { return nil }); err != nil {
 		t.Errorf("the caller's DB was closed by Backend.Close: %v", err)
+	}
+}
+
+// TestNamespaceView: a kv.Map over bbolt works on the bucket's own view, and
+// the view and the flat key space agree both ways.
+func TestNamespaceView(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, filepath.Join(t.TempDir(), "kv.db"), bolt.WithNoSync(), bolt.WithClock(clock.NewManual(time.Unix(1e9, 0))))
+	nb, err := namespace.New(b, "sig")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, isView := nb.Unwrap().(*bolt.Backend); isView {
+		t.Fatalf("namespace.New over bolt prefixes keys instead of using the bucket's view")
+	}
+	_ = nb.MSet(ctx, []backend.Entry{{Key: "a:b", Value: []byte("1"), TTL: backend.NoTTL}})
+	_ = b.MSet(ctx, []backend.Entry{{Key: "sig:c", Value: []byte("2"), TTL: time.Hour}})
+	flat, _ := b.MGet(ctx, []string{"sig:a:b"}, false)
+	viewed, _ := nb.MGet(ctx, []string{"c"}, true)
+	if !flat[0].Found || !viewed[0].Found || viewed[0].TTL != time.Hour {
+		t.Errorf("flat sig:a:b %+v, view c %+v; want both found, c with its TTL", flat[0], viewed[0])
+	}
+	page, _ := nb.Scan(ctx, "", "", 10)
+	if !slices.Equal(page.Keys, []string{"a:b", "c"}) {
+		t.Errorf("view scan = %q; want [a:b c]", page.Keys)
+	}
+	if _, err := b.Namespace("a:b"); !errors.Is(err, backend.ErrInvalidNamespace) {
+		t.Errorf("Namespace(a:b) = %v; want ErrInvalidNamespace", err)
 	}
 }

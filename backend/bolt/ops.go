@@ -35,6 +35,13 @@ func get(tx *bbolt.Tx, l loc) []byte {
 
 // MGet implements backend.Backend.MGet in one read transaction.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	return b.mget(ctx, keys, withTTL, locate)
+}
+
+// The methods below take at, which maps a key to its location: locate for
+// the flat key space of the Backend, a fixed bucket for a namespace view.
+
+func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func(string) loc) ([]backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
@@ -51,7 +58,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			resolved bool
 		)
 		for i, k := range keys {
-			l := locate(k)
+			l := at(k)
 			if !resolved || l.ns != lastNS || l.root {
 				bk, lastNS, resolved = tx.Bucket(l.appendDataName(buf[:0])), l.ns, !l.root
 			}
@@ -81,13 +88,17 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 
 // Get implements backend.Getter in one read transaction.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	return b.get(ctx, key, locate)
+}
+
+func (b *Backend) get(ctx context.Context, key string, at func(string) loc) (backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return backend.Value{}, err
 	}
 	if err := backend.CheckKey(key); err != nil {
 		return backend.Value{}, err
 	}
-	l := locate(key)
+	l := at(key)
 	var out backend.Value
 	err := b.db.View(func(tx *bbolt.Tx) error {
 		var buf [128]byte
@@ -110,6 +121,10 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 
 // MSet implements backend.Backend.MSet in one write transaction.
 func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	return b.mset(ctx, entries, locate)
+}
+
+func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(string) loc) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -122,7 +137,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	}
 	locs := make([]loc, len(entries))
 	for i, e := range entries {
-		locs[i] = locate(e.Key)
+		locs[i] = at(e.Key)
 		if err := checkLimits(e.Key, locs[i], e.Value); err != nil {
 			return err
 		}
@@ -170,6 +185,10 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 
 // Delete implements backend.Backend.Delete in one write transaction.
 func (b *Backend) Delete(ctx context.Context, keys []string) error {
+	return b.del(ctx, keys, locate)
+}
+
+func (b *Backend) del(ctx context.Context, keys []string, at func(string) loc) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -181,7 +200,7 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	}
 	return b.db.Update(func(tx *bbolt.Tx) error {
 		for _, k := range keys {
-			if err := deleteKey(tx, locate(k)); err != nil {
+			if err := deleteKey(tx, at(k)); err != nil {
 				return err
 			}
 		}
@@ -212,6 +231,10 @@ func deleteKey(tx *bbolt.Tx, l loc) error {
 
 // Expire implements backend.Backend.Expire.
 func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return b.expire(ctx, key, ttl, locate)
+}
+
+func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at func(string) loc) (bool, error) {
 	if err := b.check(ctx); err != nil {
 		return false, err
 	}
@@ -222,7 +245,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if err != nil {
 		return false, err
 	}
-	l := locate(key)
+	l := at(key)
 	now := b.now()
 	found := false
 	err = b.db.Update(func(tx *bbolt.Tx) error {
@@ -261,13 +284,17 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 
 // TTL implements backend.Backend.TTL.
 func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	return b.ttl(ctx, key, locate)
+}
+
+func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (time.Duration, bool, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, false, err
 	}
 	if err := backend.CheckKey(key); err != nil {
 		return 0, false, err
 	}
-	l := locate(key)
+	l := at(key)
 	now := b.now()
 	var d int64
 	found := false

@@ -1,0 +1,98 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+)
+
+var (
+	_ backend.Namespacer = (*Backend)(nil)
+
+	_ backend.Backend       = (*view)(nil)
+	_ backend.PrefixDeleter = (*view)(nil)
+	_ backend.PrefixCounter = (*view)(nil)
+	_ backend.UniqueScanner = (*view)(nil)
+	_ backend.EntryScanner  = (*view)(nil)
+	_ backend.Getter        = (*view)(nil)
+	_ backend.Describer     = (*view)(nil)
+)
+
+// Namespace implements backend.Namespacer: a view of the bucket of namespace
+// ns, whose key k is the Backend's key "ns:k". The namespace layer of a
+// kv.Map works on it, so a key is neither prefixed nor split on its way to
+// the bucket.
+func (b *Backend) Namespace(ns string) (backend.Backend, error) {
+	if ns == "" || strings.Contains(ns, ":") {
+		return nil, fmt.Errorf("%w: %q", backend.ErrInvalidNamespace, ns)
+	}
+	return &view{b: b, ns: ns, prefix: ns + ":", at: func(k string) loc { return loc{ns: ns, key: k} }}, nil
+}
+
+// view is the Backend of one namespace's bucket.
+type view struct {
+	b      *Backend
+	ns     string
+	prefix string // ns + ":", for the calls served by the flat key space
+	at     func(string) loc
+}
+
+func (v *view) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	return v.b.mget(ctx, keys, withTTL, v.at)
+}
+
+func (v *view) Get(ctx context.Context, key string) (backend.Value, error) {
+	return v.b.get(ctx, key, v.at)
+}
+
+func (v *view) MSet(ctx context.Context, entries []backend.Entry) error {
+	return v.b.mset(ctx, entries, v.at)
+}
+
+func (v *view) Delete(ctx context.Context, keys []string) error {
+	return v.b.del(ctx, keys, v.at)
+}
+
+func (v *view) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return v.b.expire(ctx, key, ttl, v.at)
+}
+
+func (v *view) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	return v.b.ttl(ctx, key, v.at)
+}
+
+// strip removes the namespace from the flat keys of a page, in place.
+func (v *view) strip(keys []string) []string {
+	for i, k := range keys {
+		keys[i] = k[len(v.prefix):]
+	}
+	return keys
+}
+
+func (v *view) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	page, err := v.b.Scan(ctx, v.prefix+prefix, cursor, count)
+	page.Keys = v.strip(page.Keys)
+	return page, err
+}
+
+func (v *view) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	page, err := v.b.ScanEntries(ctx, v.prefix+prefix, cursor, count)
+	page.Keys = v.strip(page.Keys)
+	return page, err
+}
+
+func (v *view) DeletePrefix(ctx context.Context, prefix string, count int) error {
+	return v.b.DeletePrefix(ctx, v.prefix+prefix, count)
+}
+
+func (v *view) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
+	return v.b.CountPrefix(ctx, v.prefix+prefix, count)
+}
+
+func (v *view) ScansUnique() bool             { return true }
+func (v *view) ScansEntries() bool            { return true }
+func (v *view) Describe() backend.Description { return v.b.Describe() }
+func (v *view) Close() error                  { return v.b.Close() }
