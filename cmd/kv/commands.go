@@ -129,7 +129,7 @@ func (c *cmdCtx) get(ctx context.Context) error {
 			return &notFound{c.args[0]}
 		}
 		if c.f.json {
-			return json.NewEncoder(c.stdout).Encode(newRecord(c.args[0], v, 0))
+			return json.NewEncoder(c.stdout).Encode(newRecord(c.args[0], v, 0).entry())
 		}
 		_, err = c.stdout.Write(v)
 		return err
@@ -214,6 +214,16 @@ func (c *cmdCtx) keys(ctx context.Context) error {
 	})
 }
 
+// entry is the JSON of a key and value, without a TTL.
+func (r record) entry() any {
+	return struct {
+		Key      string  `json:"key,omitempty"`
+		KeyB64   string  `json:"key_b64,omitempty"`
+		Value    *string `json:"value,omitempty"`
+		ValueB64 *string `json:"value_b64,omitempty"`
+	}{r.Key, r.KeyB64, r.Value, r.ValueB64}
+}
+
 // keyOnly is the JSON of a key alone.
 func (r record) keyOnly() map[string]string {
 	if r.KeyB64 != "" {
@@ -236,13 +246,7 @@ func (c *cmdCtx) ls(ctx context.Context) error {
 				return err
 			}
 			if c.f.json {
-				r := newRecord(e.Key, e.Value, 0)
-				if err := enc.Encode(struct {
-					Key      string  `json:"key,omitempty"`
-					KeyB64   string  `json:"key_b64,omitempty"`
-					Value    *string `json:"value,omitempty"`
-					ValueB64 *string `json:"value_b64,omitempty"`
-				}{r.Key, r.KeyB64, r.Value, r.ValueB64}); err != nil {
+				if err := enc.Encode(newRecord(e.Key, e.Value, 0).entry()); err != nil {
 					return err
 				}
 				continue

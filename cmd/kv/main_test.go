@@ -94,6 +94,7 @@ func TestCommands(t *testing.T) {
 			key := "binance:my-strategy:BTC/USDT:USDT"
 			run("", "set", key, "66f1c0ffee").want(t, 0, "")
 			run("", "get", key).want(t, 0, "66f1c0ffee")
+			run("", "get", "--json", key).want(t, 0, `{"key":"`+key+`","value":"66f1c0ffee"}`+"\n")
 			run("", "get", "missing").want(t, 1, "")
 			run("", "has", key).want(t, 0, "true\n")
 			run("", "has", "missing").want(t, 1, "false\n")
