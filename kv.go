@@ -32,7 +32,7 @@ type Entry[V any] struct {
 type Map[V any] struct {
 	tel       *telemetry // nil: no spans, no metrics
 	ns        string
-	b         backend.Backend // ttl.Backend over namespace.Backend over the store
+	b         *ttl.Backend // over namespace.Backend over the store
 	unique    bool            // the store's scans have no duplicates
 	entries   bool            // the store returns scan pages with their values
 	ttl       time.Duration
@@ -148,7 +148,7 @@ func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
 	if key == "" {
 		return zero, false, ErrEmptyKey
 	}
-	val, err := backend.Get(ctx, m.b, key)
+	val, err := m.b.Get(ctx, key)
 	if err != nil {
 		return zero, false, err
 	}
@@ -171,7 +171,7 @@ func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
 		err = ErrEmptyKey
 	} else {
 		var val backend.Value
-		val, err = backend.Get(ctx, m.b, key)
+		val, err = m.b.Get(ctx, key)
 		if errors.Is(err, ErrWrongType) {
 			err = nil // data of another kind is not a value
 		}

@@ -41,7 +41,8 @@ var (
 type Backend struct {
 	next   backend.Backend
 	ns     string
-	prefix string // ns + Separator; empty when next is the store's own view
+	prefix string         // ns + Separator; empty when next is the store's own view
+	getter backend.Getter // next, when it reads one key natively
 }
 
 // Validate returns an error wrapping backend.ErrInvalidNamespace unless ns is
@@ -70,12 +71,14 @@ func New(next backend.Backend, ns string) (*Backend, error) {
 		view, err := n.Namespace(ns)
 		switch {
 		case err == nil:
-			return &Backend{next: view, ns: ns}, nil
+			g, _ := view.(backend.Getter)
+			return &Backend{next: view, ns: ns, getter: g}, nil
 		case !errors.Is(err, errors.ErrUnsupported):
 			return nil, err
 		}
 	}
-	return &Backend{next: next, ns: ns, prefix: ns + Separator}, nil
+	g, _ := next.(backend.Getter)
+	return &Backend{next: next, ns: ns, prefix: ns + Separator, getter: g}, nil
 }
 
 // Namespace returns the namespace.
@@ -133,6 +136,9 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if key == "" {
 		return backend.Value{}, backend.ErrEmptyKey
+	}
+	if b.getter != nil {
+		return b.getter.Get(ctx, b.prefix+key)
 	}
 	return backend.Get(ctx, b.next, b.prefix+key)
 }

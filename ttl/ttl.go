@@ -35,8 +35,9 @@ var (
 
 // Backend is a backend.Backend that fills in a default TTL.
 type Backend struct {
-	next backend.Backend
-	def  time.Duration
+	next   backend.Backend
+	def    time.Duration
+	getter backend.Getter // next, when it reads one key natively
 }
 
 // New returns next with writes whose TTL is 0 given def. def must be positive
@@ -47,7 +48,8 @@ func New(next backend.Backend, def time.Duration) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("default TTL: %w", err)
 	}
-	return &Backend{next: next, def: d}, nil
+	g, _ := next.(backend.Getter)
+	return &Backend{next: next, def: d, getter: g}, nil
 }
 
 // Default returns the default TTL.
@@ -91,6 +93,9 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 // Get implements backend.Getter with the wrapped Backend's Getter, or its
 // fallback.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
+	if b.getter != nil {
+		return b.getter.Get(ctx, key)
+	}
 	return backend.Get(ctx, b.next, key)
 }
 
@@ -151,7 +156,8 @@ func (b *Backend) Namespace(ns string) (backend.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{next: view, def: b.def}, nil
+	g, _ := view.(backend.Getter)
+	return &Backend{next: view, def: b.def, getter: g}, nil
 }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.

@@ -86,10 +86,13 @@ func expired(deadline, now int64) bool { return deadline != 0 && deadline <= now
 
 // indexKey returns the expiry-index key of key with deadline.
 func indexKey(deadline int64, key string) []byte {
-	out := make([]byte, headerLength+len(key))
-	binary.BigEndian.PutUint64(out, uint64(deadline))
-	copy(out[headerLength:], key)
-	return out
+	return appendIndexKey(make([]byte, 0, headerLength+len(key)), deadline, key)
+}
+
+// appendIndexKey appends the expiry-index key of key with deadline to dst.
+func appendIndexKey(dst []byte, deadline int64, key string) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(deadline))
+	return append(dst, key...)
 }
 
 // remaining returns the TTL left before deadline.

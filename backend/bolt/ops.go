@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -142,28 +143,44 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 			return err
 		}
 	}
+	// bbolt keeps the keys and values given to Put until the transaction
+	// ends: they are carved from one block instead of allocated one by one.
+	size := 0
+	for i, e := range entries {
+		size += 2*len(locs[i].key) + 2*headerLength + len(e.Value)
+	}
+	block := make([]byte, 0, size)
+	carve := func(n int) []byte {
+		start := len(block)
+		block = block[:start+n]
+		return block[start : start+n : start+n]
+	}
+	var scratch []byte // index keys to delete: bbolt does not keep them
 	now := b.now()
 	return b.db.Update(func(tx *bbolt.Tx) error {
 		var (
-			lastName  []byte
 			data, idx *bbolt.Bucket
+			lastNS    string
+			resolved  bool
 		)
 		for i, e := range entries {
 			l := locs[i]
-			if name := l.dataName(); string(name) != string(lastName) {
+			if !resolved || l.ns != lastNS || l.root {
 				var err error
-				if data, err = tx.CreateBucketIfNotExists(name); err != nil {
+				if data, err = tx.CreateBucketIfNotExists(l.dataName()); err != nil {
 					return err
 				}
 				if idx, err = tx.CreateBucketIfNotExists(l.indexName()); err != nil {
 					return err
 				}
-				lastName = name
+				lastNS, resolved = l.ns, !l.root
 			}
-			key := []byte(l.key)
+			key := carve(len(l.key))
+			copy(key, l.key)
 			if old := data.Get(key); old != nil {
 				if od := deadlineOf(old); od != 0 {
-					if err := idx.Delete(indexKey(od, l.key)); err != nil {
+					scratch = appendIndexKey(scratch[:0], od, l.key)
+					if err := idx.Delete(scratch); err != nil {
 						return err
 					}
 				}
@@ -171,11 +188,14 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 			var d int64
 			if e.TTL != backend.NoTTL {
 				d = now + int64(e.TTL)
-				if err := idx.Put(indexKey(d, l.key), nil); err != nil {
+				if err := idx.Put(appendIndexKey(carve(headerLength+len(l.key))[:0], d, l.key), nil); err != nil {
 					return err
 				}
 			}
-			if err := data.Put(key, encode(d, e.Value)); err != nil {
+			value := carve(headerLength + len(e.Value))
+			binary.BigEndian.PutUint64(value, uint64(d))
+			copy(value[headerLength:], e.Value)
+			if err := data.Put(key, value); err != nil {
 				return err
 			}
 		}
