@@ -33,8 +33,8 @@ type Map[V any] struct {
 	tel       *telemetry // nil: no spans, no metrics
 	ns        string
 	b         *ttl.Backend // over namespace.Backend over the store
-	unique    bool            // the store's scans have no duplicates
-	entries   bool            // the store returns scan pages with their values
+	unique    bool         // the store's scans have no duplicates
+	entries   bool         // the store returns scan pages with their values
 	ttl       time.Duration
 	scanCount int
 	codec     Codec[V]

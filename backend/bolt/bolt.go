@@ -45,7 +45,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -83,9 +82,8 @@ type Backend struct {
 	clock  backend.Clock
 	closed atomic.Bool
 
-	stop      chan struct{}
-	done      chan struct{}
-	closeOnce sync.Once
+	stop chan struct{}
+	done chan struct{}
 }
 
 // Option configures a Backend.

@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"strings"
 	"time"
@@ -58,14 +57,6 @@ func (l loc) indexName() []byte {
 	return append(append([]byte(nil), indexPrefix...), l.ns...)
 }
 
-// flat returns the backend key of a location.
-func (l loc) flat() string {
-	if l.root {
-		return l.key
-	}
-	return l.ns + ":" + l.key
-}
-
 // encode returns the stored form of value with its deadline.
 func encode(deadline int64, value []byte) []byte {
 	out := make([]byte, headerLength+len(value))
@@ -101,16 +92,4 @@ func remaining(deadline, now int64) time.Duration {
 		return -1 // backend.NoTTL
 	}
 	return time.Duration(deadline - now)
-}
-
-// isDataBucket reports whether a top-level bucket name is a data bucket, and
-// its namespace.
-func isDataBucket(name []byte) (string, bool) {
-	if bytes.Equal(name, rootBucket) {
-		return "", true
-	}
-	if bytes.HasPrefix(name, dataPrefix) {
-		return string(name[len(dataPrefix):]), true
-	}
-	return "", false
 }

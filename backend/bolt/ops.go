@@ -188,7 +188,7 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 			var d int64
 			if e.TTL != backend.NoTTL {
 				d = now + int64(e.TTL)
-				if err := idx.Put(appendIndexKey(carve(headerLength+len(l.key))[:0], d, l.key), nil); err != nil {
+				if err := idx.Put(appendIndexKey(carve(headerLength + len(l.key))[:0], d, l.key), nil); err != nil {
 					return err
 				}
 			}
