@@ -40,26 +40,32 @@ type view struct {
 	at     func(string) loc
 }
 
+// MGet implements backend.Backend.MGet.
 func (v *view) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	return v.b.mget(ctx, keys, withTTL, v.at)
 }
 
+// Get implements backend.Getter.Get.
 func (v *view) Get(ctx context.Context, key string) (backend.Value, error) {
 	return v.b.get(ctx, key, v.at)
 }
 
+// MSet implements backend.Backend.MSet.
 func (v *view) MSet(ctx context.Context, entries []backend.Entry) error {
 	return v.b.mset(ctx, entries, v.at)
 }
 
+// Delete implements backend.Backend.Delete.
 func (v *view) Delete(ctx context.Context, keys []string) error {
 	return v.b.del(ctx, keys, v.at)
 }
 
+// Expire implements backend.Backend.Expire.
 func (v *view) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	return v.b.expire(ctx, key, ttl, v.at)
 }
 
+// TTL implements backend.Backend.TTL.
 func (v *view) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
 	return v.b.ttl(ctx, key, v.at)
 }
@@ -72,27 +78,35 @@ func (v *view) strip(keys []string) []string {
 	return keys
 }
 
+// Scan implements backend.Backend.Scan.
 func (v *view) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
 	page, err := v.b.Scan(ctx, v.prefix+prefix, cursor, count)
 	page.Keys = v.strip(page.Keys)
 	return page, err
 }
 
+// ScanEntries implements backend.EntryScanner.ScanEntries.
 func (v *view) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
 	page, err := v.b.ScanEntries(ctx, v.prefix+prefix, cursor, count)
 	page.Keys = v.strip(page.Keys)
 	return page, err
 }
 
+// DeletePrefix implements backend.PrefixDeleter.DeletePrefix.
 func (v *view) DeletePrefix(ctx context.Context, prefix string, count int) error {
 	return v.b.DeletePrefix(ctx, v.prefix+prefix, count)
 }
 
+// CountPrefix implements backend.PrefixCounter.CountPrefix.
 func (v *view) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
 	return v.b.CountPrefix(ctx, v.prefix+prefix, count)
 }
 
+// ScansUnique implements backend.UniqueScanner.ScansUnique.
 func (v *view) ScansUnique() bool             { return true }
+// ScansEntries implements backend.EntryScanner.ScansEntries.
 func (v *view) ScansEntries() bool            { return true }
+// Describe implements backend.Describer.Describe.
 func (v *view) Describe() backend.Description { return v.b.Describe() }
+// Close implements backend.Backend.Close, closing the whole store.
 func (v *view) Close() error                  { return v.b.Close() }
