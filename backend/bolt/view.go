@@ -103,10 +103,13 @@ func (v *view) CountPrefix(ctx context.Context, prefix string, count int) (int, 
 }
 
 // ScansUnique implements backend.UniqueScanner.ScansUnique.
-func (v *view) ScansUnique() bool             { return true }
+func (v *view) ScansUnique() bool { return true }
+
 // ScansEntries implements backend.EntryScanner.ScansEntries.
-func (v *view) ScansEntries() bool            { return true }
+func (v *view) ScansEntries() bool { return true }
+
 // Describe implements backend.Describer.Describe.
 func (v *view) Describe() backend.Description { return v.b.Describe() }
+
 // Close implements backend.Backend.Close, closing the whole store.
-func (v *view) Close() error                  { return v.b.Close() }
+func (v *view) Close() error { return v.b.Close() }
