@@ -238,7 +238,7 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // its own ctx.Err(), when its ctx ends. A load error is returned and nothing is
 // stored. If storing the loaded value fails, the value is returned together
 // with the store error. A stored value that does not decode is returned as its
-// *DecodeError; load is not called.
+// *DecodeError; load is not called. A panic in load is returned as an error.
 func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
 	v, hit, err := m.getOrLoad(ctx, key, load)
@@ -261,7 +261,14 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 		return v, ok, err
 	}
 	lctx := context.WithoutCancel(ctx)
-	ch := m.loads.DoChan(key, func() (any, error) {
+	ch := m.loads.DoChan(key, func() (res any, _ error) {
+		// A panic in load would otherwise crash the process from a goroutine
+		// no caller can recover in: every waiter gets it as an error.
+		defer func() {
+			if r := recover(); r != nil {
+				res = loadResult[V]{err: fmt.Errorf("load panicked: %v", r)}
+			}
+		}()
 		// A flight that finished just before this one may have stored the
 		// value: read again so that load runs once per miss.
 		if v, ok, err := m.get(lctx, key); err != nil || ok {

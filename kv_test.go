@@ -235,3 +235,14 @@ func TestSetWithTTLRoundsUp(t *testing.T) {
 		t.Errorf("TTL = %v, %v; want at most 1ms", d, err)
 	}
 }
+
+func TestGetOrLoadPanic(t *testing.T) {
+	m, _ := kv.New[string](newMem(t), "ns")
+	_, err := m.GetOrLoad(context.Background(), "k", func(context.Context) (string, error) { panic("bug in loader") })
+	if err == nil || !strings.Contains(err.Error(), "bug in loader") {
+		t.Errorf("GetOrLoad with a panicking load = %v; want an error naming the panic", err)
+	}
+	if ok, _ := m.Has(context.Background(), "k"); ok {
+		t.Errorf("a panicking load stored a value")
+	}
+}
