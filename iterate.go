@@ -122,7 +122,7 @@ func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) 
 		return m.iterateEntries(ctx, o, yield)
 	}
 	return m.pages(ctx, o, func(keys []string) (bool, error) {
-		vals, err := m.mget(ctx, keys)
+		vals, err := m.b.MGet(ctx, keys, false)
 		if err != nil {
 			return false, err
 		}

@@ -355,7 +355,7 @@ func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, erro
 	if err := backend.CheckKeys(keys); err != nil {
 		return nil, err
 	}
-	vals, err := m.mget(ctx, keys)
+	vals, err := m.b.MGet(ctx, keys, false)
 	if err != nil {
 		return nil, err
 	}
@@ -372,17 +372,6 @@ func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, erro
 		out[keys[i]] = v
 	}
 	return out, errors.Join(errs...)
-}
-
-// mget reads keys for the calls that treat a key holding data of another kind
-// as absent (everything but Get): a Backend may report such a key in a
-// one-key MGet with ErrWrongType.
-func (m *Map[V]) mget(ctx context.Context, keys []string) ([]backend.Value, error) {
-	vals, err := m.b.MGet(ctx, keys, false)
-	if len(keys) == 1 && errors.Is(err, ErrWrongType) {
-		return make([]backend.Value, 1), nil
-	}
-	return vals, err
 }
 
 // DeleteMany removes keys. Missing keys are not an error. Every key is checked

@@ -162,14 +162,15 @@ func TestGetOrLoadStoreFailure(t *testing.T) {
 	}
 }
 
-// wrongType reports a key of another kind the way backend/redis does.
+// wrongType reports a key of another kind the way backend/redis does: Get
+// fails with ErrWrongType, MGet reports it absent.
 type wrongType struct{ backend.Backend }
 
-func (w *wrongType) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
-	if len(keys) == 1 && keys[0] == "ns:list" {
-		return nil, backend.ErrWrongType
+func (w *wrongType) Get(ctx context.Context, key string) (backend.Value, error) {
+	if key == "ns:list" {
+		return backend.Value{}, backend.ErrWrongType
 	}
-	return w.Backend.MGet(ctx, keys, withTTL)
+	return backend.Get(ctx, w.Backend, key)
 }
 
 func TestWrongType(t *testing.T) {

@@ -50,8 +50,7 @@ type Backend interface {
 	// missing or expired key has Found false; it is not an error. When withTTL
 	// is true each found key's remaining TTL is read in the same round trip.
 	// A key holding data of another kind (a Redis list, say) is reported as
-	// not found, except that a MGet of exactly one key may instead fail with
-	// an error wrapping ErrWrongType, so that a single Get can tell the user.
+	// not found; only Getter.Get may fail with ErrWrongType for it.
 	MGet(ctx context.Context, keys []string, withTTL bool) ([]Value, error)
 
 	// MSet writes entries, each with its own TTL. Each key's value and expiry

@@ -166,6 +166,9 @@ func TestOtherRedisTypes(t *testing.T) {
 	if ok, err := m.Has(ctx, "list"); ok || err != nil {
 		t.Errorf("Has(list) = %v, %v; want false, nil", ok, err)
 	}
+	if got, err := m.GetMany(ctx, []string{"list"}); err != nil || len(got) != 0 {
+		t.Errorf("GetMany(list) = %v, %v; want empty, nil", got, err)
+	}
 	got, err := m.GetMany(ctx, []string{"list", "hash", "str"})
 	if err != nil || len(got) != 1 || got["str"] != "v" {
 		t.Errorf("GetMany = %v, %v; want only str", got, err)

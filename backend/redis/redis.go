@@ -33,9 +33,9 @@
 // # Other Redis types
 //
 // Keys of other types (lists, hashes, ...) under a namespace are not values:
-// a one-key read (kv.Map.Get) fails with backend.ErrWrongType, every other
-// read treats them as absent, scans skip them, and a prefix delete removes
-// them with the rest of the namespace.
+// Get (kv.Map.Get) fails with backend.ErrWrongType, MGet and every other read
+// treat them as absent, scans skip them, and a prefix delete removes them with
+// the rest of the namespace.
 package redis
 
 import (
@@ -150,9 +150,9 @@ func wrap(cmd string, err error) error {
 	return fmt.Errorf("redis %s: %w", cmd, err)
 }
 
-// MGet implements backend.Backend.MGet. A one-key read uses GET, so that a key
-// of another Redis type fails with backend.ErrWrongType; larger reads use MGET
-// (per hash slot on a cluster), which reports such keys as absent.
+// MGet implements backend.Backend.MGet with MGET (per hash slot on a
+// cluster), which reports keys of other Redis types as absent. Get, the
+// one-key read, reports them with backend.ErrWrongType instead.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -165,12 +165,6 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	if len(keys) == 0 {
 		return out, nil
 	}
-	if len(keys) == 1 && !withTTL {
-		v, err := b.get(ctx, keys[0], wire[0])
-		out[0] = v
-		return out, err
-	}
-
 	if b.cluster == nil && !withTTL {
 		vals, err := b.client.MGet(ctx, wire...).Result()
 		if err != nil {
@@ -230,17 +224,12 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
-	single := len(keys) == 1
 	for _, g := range groups {
 		if g.get != nil {
 			i := g.idx[0]
 			v, err := g.get.Bytes()
 			switch {
-			case errors.Is(err, goredis.Nil):
-			case isWrongType(err):
-				if single {
-					return nil, fmt.Errorf("key %q: %w", keys[0], backend.ErrWrongType)
-				}
+			case errors.Is(err, goredis.Nil), isWrongType(err): // absent
 			case err != nil:
 				return nil, wrap("GET", err)
 			default:
