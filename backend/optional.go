@@ -3,6 +3,8 @@ package backend
 import (
 	"context"
 	"strings"
+
+	"github.com/kvmap/kv/internal/keyset"
 )
 
 // PrefixDeleter is an optional interface a Backend implements when it can
@@ -79,10 +81,9 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 	if c, ok := b.(PrefixCounter); ok {
 		return c.CountPrefix(ctx, prefix, count)
 	}
-	unique := ScansUnique(b)
-	var seen map[string]struct{}
-	if !unique {
-		seen = make(map[string]struct{})
+	var seen *keyset.Set
+	if !ScansUnique(b) {
+		seen = new(keyset.Set)
 	}
 	n, cursor := 0, ""
 	for {
@@ -93,21 +94,15 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 		if err != nil {
 			return 0, err
 		}
-		keys := underPrefix(page.Keys, prefix)
-		if unique {
-			n += len(keys)
-		} else {
-			for _, k := range keys {
-				seen[k] = struct{}{}
+		for _, k := range underPrefix(page.Keys, prefix) {
+			if seen == nil || seen.Add(k) {
+				n++
 			}
 		}
 		if page.Cursor == "" {
 			break
 		}
 		cursor = page.Cursor
-	}
-	if !unique {
-		n = len(seen)
 	}
 	return n, nil
 }

@@ -120,6 +120,14 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 // MSet implements backend.Backend.MSet. Every key is checked before anything
 // is written.
 func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
+	if b.prefix == "" { // the store's own view: entries go down as they are
+		for i, e := range entries {
+			if e.Key == "" {
+				return fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
+			}
+		}
+		return b.next.MSet(ctx, entries)
+	}
 	stored := make([]backend.Entry, len(entries))
 	for i, e := range entries {
 		if e.Key == "" {
