@@ -253,3 +253,26 @@ func TestNamespaceView(t *testing.T) {
 		t.Errorf("Namespace(a:b) = %v; want ErrInvalidNamespace", err)
 	}
 }
+
+// TestCloseStopsSweeper: Close returns only once the sweeper's goroutine has.
+func TestCloseStopsSweeper(t *testing.T) {
+	b, err := bolt.Open(filepath.Join(t.TempDir(), "kv.db"), bolt.WithSweepInterval(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := bolt.SweepDone(b)
+	if done == nil {
+		t.Fatal("no sweeper with a sweep interval set")
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	default:
+		t.Errorf("Close returned while the sweeper still runs")
+	}
+	if err := b.DB().View(func(*bbolt.Tx) error { return nil }); err == nil {
+		t.Errorf("the file Open opened is still open after Close")
+	}
+}

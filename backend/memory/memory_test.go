@@ -137,6 +137,11 @@ func TestBackgroundSweep(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
 	}
+	select {
+	case <-memory.SweepDone(b):
+	default:
+		t.Errorf("Close returned while the sweep goroutine still runs")
+	}
 }
 
 func TestUnboundedByDefault(t *testing.T) {

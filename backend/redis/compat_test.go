@@ -187,3 +187,24 @@ func TestOtherRedisTypes(t *testing.T) {
 		t.Errorf("%d keys left after Clear; want 0", n)
 	}
 }
+
+// TestClientOwnership: Close never closes the caller's client, unless the
+// backend was built WithCloseClient (as kvurl builds it).
+func TestClientOwnership(t *testing.T) {
+	ctx := context.Background()
+	_, c := miniClient(t)
+	b, _ := redis.New(c)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Errorf("the caller's client was closed by Backend.Close: %v", err)
+	}
+	owned, _ := redis.New(c, redis.WithCloseClient())
+	if err := owned.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ping(ctx).Err(); !errors.Is(err, goredis.ErrClosed) {
+		t.Errorf("Ping after Close of a WithCloseClient backend = %v; want redis.ErrClosed", err)
+	}
+}
