@@ -13,13 +13,16 @@
 //
 // [New] stacks, from the top:
 //
-//	Map[V]          validation, codec, iteration, batching, GetOrLoad, logging
-//	ttl.Backend     a write without a TTL of its own gets the map's default
+//	Map[V]             validation, codec, iteration, batching, GetOrLoad, telemetry
+//	ttl.Backend        a write without a TTL of its own gets the map's default
 //	namespace.Backend  key k is stored as "namespace:k"
-//	backend.Backend the store: backend/memory, backend/redis, backend/bolt
+//	backend.Backend    the store: backend/memory, backend/redis, backend/bolt
 //
 // Every layer below Map is a [backend.Backend], so decorators compose and the
-// conformance suite (package conformance) runs over each of them.
+// conformance suite (package conformance) runs over each of them. A store that
+// keeps namespaces apart itself (bbolt, a bucket each; see
+// [backend.Namespacer]) gives the namespace layer its own view of the
+// namespace instead of having every key prefixed; the stored keys are the same.
 //
 // # TTL
 //
