@@ -171,6 +171,18 @@ func bulkClient(b *testing.B) *goredis.Client {
 
 const bulkKeys = 100_000
 
+// bulkSetup returns the bulk benchmarks' client, with others keys of another
+// namespace in its database, and the Map of namespace ns.
+func bulkSetup(b *testing.B, others int, ns string) (*goredis.Client, *kv.Map[string]) {
+	b.Helper()
+	c := bulkClient(b)
+	if others > 0 {
+		other := benchMap(b, c, "kvbench_other")
+		fillRaw(b, c, other.Namespace(), others)
+	}
+	return c, benchMap(b, c, ns)
+}
+
 // baseMapIterate is BaseMap's loop: SCAN COUNT 100, then MGET of the page,
 // one after the other.
 func baseMapIterate(ctx context.Context, c *goredis.Client, ns string) (int, error) {
@@ -221,13 +233,8 @@ func baseMapClear(ctx context.Context, c *goredis.Client, ns string) error {
 func BenchmarkIterate100k(b *testing.B) {
 	for _, others := range []int{0, bulkKeys} {
 		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
-			c := bulkClient(b)
+			c, m := bulkSetup(b, others, "kvbench_iter")
 			ctx := context.Background()
-			if others > 0 {
-				other := benchMap(b, c, "kvbench_other")
-				fillRaw(b, c, other.Namespace(), others)
-			}
-			m := benchMap(b, c, "kvbench_iter")
 			fillRaw(b, c, m.Namespace(), bulkKeys)
 			b.Run("impl=basemap", func(b *testing.B) {
 				for b.Loop() {
@@ -257,13 +264,8 @@ func BenchmarkIterate100k(b *testing.B) {
 func BenchmarkClear100k(b *testing.B) {
 	for _, others := range []int{0, bulkKeys} {
 		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
-			c := bulkClient(b)
+			c, m := bulkSetup(b, others, "kvbench_clear")
 			ctx := context.Background()
-			if others > 0 {
-				other := benchMap(b, c, "kvbench_other")
-				fillRaw(b, c, other.Namespace(), others)
-			}
-			m := benchMap(b, c, "kvbench_clear")
 			b.Run("impl=basemap", func(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
