@@ -85,43 +85,61 @@ type CopyOptions struct {
 	Progress func(keys int)
 }
 
+// CopyResult is what Copy did.
+type CopyResult struct {
+	// Keys is the number of keys written.
+	Keys int
+	// CappedTTLs is the number of those keys whose remaining TTL in the
+	// source was longer than MaxTTL (a store other than this library's may
+	// hold one): they were written with MaxTTL instead.
+	CappedTTLs int
+}
+
 // Copy copies every key of namespace ns of src, with its value and remaining
-// TTL, into dst, and returns how many keys it wrote. Each key is written
+// TTL, into dst, and reports how many keys it wrote. Each key is written
 // atomically and a key already in dst is overwritten, so an interrupted copy
-// is completed by running it again. A key that expires during the copy may
-// be left out. src and dst may be different stores (Redis into a bolt file for
-// an offline backtest, say).
-func Copy(ctx context.Context, dst, src backend.Backend, ns string, opts CopyOptions) (int, error) {
+// is completed by running it again; on error the result counts the keys
+// written before it. A key that expires during the copy may be left out. A
+// remaining TTL above MaxTTL is written as MaxTTL and counted in
+// CopyResult.CappedTTLs, instead of failing the copy. src and dst may be
+// different stores (Redis into a bolt file for an offline backtest, say).
+func Copy(ctx context.Context, dst, src backend.Backend, ns string, opts CopyOptions) (CopyResult, error) {
+	var res CopyResult
 	to := opts.ToNamespace
 	if to == "" {
 		to = ns
 	}
 	dnb, err := namespace.New(dst, to)
 	if err != nil {
-		return 0, err
+		return res, err
 	}
-	n := 0
 	entries := make([]backend.Entry, 0, max(opts.PageSize, 1))
 	err = ReadRaw(ctx, src, ns, opts.PageSize, func(keys []string, vals []backend.Value) error {
 		entries = entries[:0]
+		capped := 0
 		for i, k := range keys {
 			ttl := vals[i].TTL
-			if opts.DropTTL {
+			switch {
+			case opts.DropTTL:
 				ttl = NoTTL
+			case ttl > MaxTTL:
+				ttl = MaxTTL
+				capped++
 			}
 			entries = append(entries, backend.Entry{Key: k, Value: vals[i].Bytes, TTL: ttl})
 		}
 		if err := dnb.MSet(ctx, entries); err != nil {
 			return err
 		}
-		n += len(entries)
+		res.Keys += len(entries)
+		res.CappedTTLs += capped
 		if opts.Progress != nil {
 			opts.Progress(len(entries))
 		}
 		return nil
 	})
 	if err != nil {
-		return n, fmt.Errorf("kv: Copy %s to %s after %d keys: %w", ns, to, n, err)
+		return res, fmt.Errorf("kv: Copy %s to %s after %d keys: %w", ns, to, res.Keys, err)
 	}
-	return n, nil
+	return res, nil
 }

@@ -41,13 +41,13 @@ func TestCopy(t *testing.T) {
 	_ = m.SetWithTTL(ctx, "never", "v", kv.NoTTL)
 
 	// Interrupted after the first page of 100, then run again.
-	n, err := kv.Copy(ctx, &failAfter{Backend: dst, n: 1}, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
-	if err == nil || n != 100 {
-		t.Fatalf("interrupted Copy = %d, %v; want 100 and an error", n, err)
+	res, err := kv.Copy(ctx, &failAfter{Backend: dst, n: 1}, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
+	if err == nil || res.Keys != 100 {
+		t.Fatalf("interrupted Copy = %+v, %v; want 100 and an error", res, err)
 	}
-	n, err = kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
-	if err != nil || n != 251 {
-		t.Fatalf("second Copy = %d, %v; want 251", n, err)
+	res, err = kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
+	if err != nil || res != (kv.CopyResult{Keys: 251}) {
+		t.Fatalf("second Copy = %+v, %v; want 251 keys, none capped", res, err)
 	}
 	snap, _ := kv.New[string](dst, "snap")
 	if size, _ := snap.Size(ctx); size != 251 {
@@ -68,5 +68,47 @@ func TestCopy(t *testing.T) {
 	}
 	if _, err := kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{ToNamespace: "a:b"}); !errors.Is(err, kv.ErrInvalidNamespace) {
 		t.Errorf("Copy to namespace a:b = %v; want ErrInvalidNamespace", err)
+	}
+}
+
+// longTTL reports every remaining TTL as longer than MaxTTL, as a foreign
+// store could.
+type longTTL struct{ backend.Backend }
+
+func (b longTTL) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	vals, err := b.Backend.MGet(ctx, keys, withTTL)
+	for i := range vals {
+		if withTTL && vals[i].Found && vals[i].TTL != kv.NoTTL {
+			vals[i].TTL = kv.MaxTTL + 24*time.Hour
+		}
+	}
+	return vals, err
+}
+
+func TestCopyCapsTTLAboveMax(t *testing.T) {
+	ctx := context.Background()
+	src, dst := memory.New(), memory.New(memory.WithClock(clock.NewManual(time.Unix(1e9, 0))))
+	t.Cleanup(func() { src.Close(); dst.Close() })
+	m := mustNew[string](t, src, "ns")
+	for _, k := range []string{"a", "b"} {
+		if err := m.Set(ctx, k, "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.SetWithTTL(ctx, "forever", "v", kv.NoTTL); err != nil {
+		t.Fatal(err)
+	}
+	res, err := kv.Copy(ctx, dst, longTTL{src}, "ns", kv.CopyOptions{})
+	if want := (kv.CopyResult{Keys: 3, CappedTTLs: 2}); err != nil || res != want {
+		t.Fatalf("Copy = %+v, %v; want %+v", res, err, want)
+	}
+	d := mustNew[string](t, dst, "ns")
+	for _, k := range []string{"a", "b"} {
+		if got, ok, err := d.TTL(ctx, k); err != nil || !ok || got != kv.MaxTTL {
+			t.Errorf("TTL(%s) in the copy = %v, %v, %v; want MaxTTL", k, got, ok, err)
+		}
+	}
+	if n, err := d.Size(ctx); err != nil || n != 3 {
+		t.Errorf("copy Size = %d, %v; want 3", n, err)
 	}
 }

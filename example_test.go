@@ -173,8 +173,8 @@ func ExampleCopy() {
 	}
 	defer snapshot.Close()
 
-	n, err := kv.Copy(ctx, snapshot, prod, "signal_cache", kv.CopyOptions{DropTTL: true})
-	fmt.Println("copied", n, err)
+	res, err := kv.Copy(ctx, snapshot, prod, "signal_cache", kv.CopyOptions{DropTTL: true})
+	fmt.Println("copied", res.Keys, err)
 
 	offline, _ := kv.New[string](snapshot, "signal_cache")
 	id, _, _ := offline.Get(ctx, "binance:trend:BTC/USDT:USDT")

@@ -18,6 +18,13 @@ import (
 // NoTTL is the TTL of a key that never expires (BaseMap's -1).
 const NoTTL = backend.NoTTL
 
+// MaxTTL is the longest TTL accepted anywhere: 100 years. A longer TTL given
+// to WithTTL, SetWithTTL or Expire is refused with ErrInvalidTTL before
+// anything is written, on every backend, so that no deadline can overflow;
+// Copy writes a longer source TTL as MaxTTL and counts it. Use NoTTL for a
+// key that never expires.
+const MaxTTL = backend.MaxTTL
+
 // Clock tells the time; backends that expire keys themselves take one.
 type Clock = backend.Clock
 
@@ -128,7 +135,7 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	}
 	data, err := m.codec.Encode(value)
 	if err != nil {
-		return fmt.Errorf("encode value of key %q: %w", key, err)
+		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), err)
 	}
 	return m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
 }
@@ -328,7 +335,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		}
 		data, err := m.codec.Encode(e.Value)
 		if err != nil {
-			return fmt.Errorf("encode value of key %q: %w", e.Key, err)
+			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), err)
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data}
 	}

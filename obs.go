@@ -118,7 +118,7 @@ func (m *Map[V]) end(ctx context.Context, c *call, err error) error {
 func (m *Map[V]) wrap(c *call, err error) error {
 	switch {
 	case c.key != "":
-		return fmt.Errorf("kv: %s %s %q: %w", c.op, m.ns, c.key, err)
+		return fmt.Errorf("kv: %s %s %s: %w", c.op, m.ns, backend.QuoteKey(c.key), err)
 	case c.n >= 0 && (c.op == opSetMany || c.op == opGetMany || c.op == opDeleteMany):
 		return fmt.Errorf("kv: %s %s (%d keys): %w", c.op, m.ns, c.n, err)
 	}

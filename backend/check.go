@@ -2,23 +2,52 @@ package backend
 
 import (
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
+// MaxTTL is the longest TTL any layer accepts: 100 years. Longer TTLs are
+// refused with ErrInvalidTTL before anything is written, on every backend and
+// at every entry point, so that a deadline (the time of a write plus its TTL)
+// never overflows int64 nanoseconds. Use NoTTL for a key that never expires.
+const MaxTTL = 100 * 365 * 24 * time.Hour
+
 // CheckTTL checks a TTL given to a Backend (an entry's, or Expire's): it must
-// be positive or NoTTL. It returns the TTL to store, a positive TTL under one
-// millisecond rounded up to one millisecond, or an error wrapping
-// ErrInvalidTTL.
+// be positive and at most MaxTTL, or NoTTL. It returns the TTL to store, a
+// positive TTL under one millisecond rounded up to one millisecond, or an
+// error wrapping ErrInvalidTTL.
 func CheckTTL(ttl time.Duration) (time.Duration, error) {
 	switch {
 	case ttl == NoTTL:
 		return NoTTL, nil
 	case ttl <= 0:
 		return 0, fmt.Errorf("%w: %v (want a positive duration or NoTTL)", ErrInvalidTTL, ttl)
+	case ttl > MaxTTL:
+		return 0, fmt.Errorf("%w: %v is longer than MaxTTL (%v); use NoTTL for no expiry", ErrInvalidTTL, ttl, MaxTTL)
 	case ttl < time.Millisecond:
 		return time.Millisecond, nil
 	}
 	return ttl, nil
+}
+
+// Deadline returns the absolute deadline, in Unix nanoseconds, of a TTL
+// checked by CheckTTL and written at now (Unix nanoseconds): 0 for NoTTL.
+// The sum saturates instead of wrapping, and a deadline is never below 1, so
+// that 0 keeps meaning "no expiry" and deadlines sort in time order even for a
+// clock far in the future or before 1970.
+func Deadline(now int64, ttl time.Duration) int64 {
+	if ttl == NoTTL {
+		return 0
+	}
+	d := now + int64(ttl)
+	switch {
+	case ttl > 0 && d < now: // overflow
+		return math.MaxInt64
+	case d < 1:
+		return 1
+	}
+	return d
 }
 
 // CheckKey returns an error wrapping ErrEmptyKey when key is empty.
@@ -51,7 +80,7 @@ func CheckEntries(entries []Entry) ([]Entry, error) {
 		}
 		ttl, err := CheckTTL(e.TTL)
 		if err != nil {
-			return nil, fmt.Errorf("entry %d (key %q): %w", i, e.Key, err)
+			return nil, fmt.Errorf("entry %d (key %s): %w", i, QuoteKey(e.Key), err)
 		}
 		if ttl != e.TTL {
 			if &out[0] == &entries[0] {
@@ -61,4 +90,16 @@ func CheckEntries(entries []Entry) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// maxQuotedKey is how many bytes of a key QuoteKey shows.
+const maxQuotedKey = 64
+
+// QuoteKey returns key quoted for an error message, cut to its first 64
+// bytes (with its length said) so that a huge key cannot flood a log.
+func QuoteKey(key string) string {
+	if len(key) <= maxQuotedKey {
+		return strconv.Quote(key)
+	}
+	return fmt.Sprintf("%q... (%d bytes)", key[:maxQuotedKey], len(key))
 }

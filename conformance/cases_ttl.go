@@ -66,6 +66,45 @@ var ttlCases = []testCase{
 		},
 	},
 	{
+		name: "TTLRange",
+		rule: "a TTL up to MaxTTL is stored and seen by every read; a longer one (up to math.MaxInt64) is refused with ErrInvalidTTL by the Map and by the Backend, and nothing is written",
+		run: func(t T, e *env) {
+			ns := e.ns("ttlmax")
+			m := newMap[string](t, e, ns)
+			mustSetTTL(t, m, "max", "v", kv.MaxTTL)
+			if d, ok, err := m.TTL(t.Context(), "max"); err != nil || !ok || !within(d, kv.MaxTTL, e.ttlSlack()+time.Minute) {
+				t.Errorf("TTL(max) = %v, %v, %v; want about MaxTTL", d, ok, err)
+			}
+			for _, ttl := range []time.Duration{kv.MaxTTL + time.Millisecond, 250 * 365 * 24 * time.Hour, time.Duration(1<<63 - 1)} {
+				if err := m.SetWithTTL(t.Context(), "over", "v", ttl); !errors.Is(err, kv.ErrInvalidTTL) {
+					t.Errorf("SetWithTTL(%v) = %v; want ErrInvalidTTL", ttl, err)
+				}
+				if ok, err := m.Expire(t.Context(), "max", ttl); ok || !errors.Is(err, kv.ErrInvalidTTL) {
+					t.Errorf("Expire(max, %v) = %v, %v; want false, ErrInvalidTTL", ttl, ok, err)
+				}
+				p := ns + ":"
+				err := e.b.MSet(t.Context(), []backend.Entry{{Key: p + "b1", Value: []byte("1"), TTL: time.Hour}, {Key: p + "b2", TTL: ttl}})
+				if !errors.Is(err, kv.ErrInvalidTTL) {
+					t.Errorf("Backend.MSet with TTL %v = %v; want ErrInvalidTTL", ttl, err)
+				}
+				if ok, err := e.b.Expire(t.Context(), p+"max", ttl); ok || !errors.Is(err, kv.ErrInvalidTTL) {
+					t.Errorf("Backend.Expire(%v) = %v, %v; want false, ErrInvalidTTL", ttl, ok, err)
+				}
+			}
+			wantMissing(t, m, "over")
+			wantMissing(t, m, "b1")
+			if got := keysOf(t, m); len(got) != 1 || got[0] != "max" {
+				t.Errorf("Keys = %q; want [max]", got)
+			}
+			if n := mustSize(t, m); n != 1 {
+				t.Errorf("Size = %d; want 1", n)
+			}
+			if d, ok, err := m.TTL(t.Context(), "max"); err != nil || !ok || !within(d, kv.MaxTTL, e.ttlSlack()+time.Minute) {
+				t.Errorf("TTL(max) after refused Expires = %v, %v, %v; want about MaxTTL", d, ok, err)
+			}
+		},
+	},
+	{
 		name: "TTLPerCall",
 		rule: "SetWithTTL overrides the Map's TTL for one write",
 		run: func(t T, e *env) {

@@ -68,7 +68,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		}
 		ttl, err := backend.CheckTTL(e.TTL)
 		if err != nil {
-			return fmt.Errorf("entry %d (key %q): %w", i, e.Key, err)
+			return fmt.Errorf("entry %d (key %s): %w", i, backend.QuoteKey(e.Key), err)
 		}
 		e.TTL = ttl
 		out[i] = e

@@ -187,7 +187,7 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 			}
 			var d int64
 			if e.TTL != backend.NoTTL {
-				d = now + int64(e.TTL)
+				d = backend.Deadline(now, e.TTL)
 				if err := idx.Put(appendIndexKey(carve(headerLength + len(l.key))[:0], d, l.key), nil); err != nil {
 					return err
 				}
@@ -292,7 +292,7 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 		}
 		var d int64
 		if ttl != backend.NoTTL {
-			d = now + int64(ttl)
+			d = backend.Deadline(now, ttl)
 			if err := idx.Put(indexKey(d, l.key), nil); err != nil {
 				return err
 			}

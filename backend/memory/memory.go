@@ -158,13 +158,6 @@ func (it *item) ttl(now int64) time.Duration {
 	return time.Duration(it.deadline - now)
 }
 
-func deadline(now int64, ttl time.Duration) int64 {
-	if ttl == backend.NoTTL {
-		return 0
-	}
-	return now + int64(ttl)
-}
-
 // MGet implements backend.Backend.MGet.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	if err := backend.CheckKeys(keys); err != nil {
@@ -220,7 +213,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	}
 	now := b.now()
 	for _, e := range entries {
-		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: deadline(now, e.TTL)})
+		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: backend.Deadline(now, e.TTL)})
 		b.index.ReplaceOrInsert(e.Key)
 	}
 	return nil
@@ -261,7 +254,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if !ok {
 		return false, nil
 	}
-	it.deadline = deadline(now, ttl)
+	it.deadline = backend.Deadline(now, ttl)
 	return true, nil
 }
 

@@ -291,7 +291,7 @@ func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, err
 	case errors.Is(err, goredis.Nil):
 		return backend.Value{}, nil
 	case isWrongType(err):
-		return backend.Value{}, fmt.Errorf("key %q: %w", key, backend.ErrWrongType)
+		return backend.Value{}, fmt.Errorf("key %s: %w", backend.QuoteKey(key), backend.ErrWrongType)
 	case err != nil:
 		return backend.Value{}, wrap("GET", err)
 	}

@@ -113,13 +113,13 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 		return err
 	}
 	defer dst.Close()
-	copied, err := kv.Copy(ctx, dst, store, "signal_cache", kv.CopyOptions{})
+	res, err := kv.Copy(ctx, dst, store, "signal_cache", kv.CopyOptions{})
 	if err != nil {
 		return err
 	}
 	copyMap, _ := kv.New[string](dst, "signal_cache")
 	cn, _ := copyMap.Size(ctx)
-	say("copied %d keys; the copy holds %d", copied, cn)
+	say("copied %d keys; the copy holds %d", res.Keys, cn)
 
 	say("\n== size and clear: clear touches only its own namespace")
 	sn, _ := services["signal_cache"].Size(ctx)

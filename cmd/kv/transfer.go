@@ -19,6 +19,17 @@ import (
 // transferPage is how many keys export, import and copy move per round trip.
 const transferPage = 1000
 
+// maxTTLms is kv.MaxTTL in milliseconds: import caps a longer ttl_ms to it.
+const maxTTLms = int64(kv.MaxTTL / time.Millisecond)
+
+// cappedNote is the words a copy or an import adds when it capped TTLs.
+func cappedNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d TTLs above the maximum (%v) capped to it", n, kv.MaxTTL)
+}
+
 // ttlMS returns a remaining TTL in whole milliseconds, rounded up so that a
 // live key never reads 0; -1 for none.
 func ttlMS(d time.Duration) int64 {
@@ -106,7 +117,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	p := newProgress(c.stderr, c.terminal, "import", 0)
 	c.done = func() string { return fmt.Sprintf("%d keys imported", p.Count()) }
 	batch := make([]backend.Entry, 0, transferPage)
-	skipped := 0
+	skipped, capped := 0, 0
 	flush := func(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
@@ -187,6 +198,9 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 			continue
 		case c.f.noTTL || it.r.TTLms == -1:
 			ttl = backend.NoTTL
+		case it.r.TTLms > maxTTLms:
+			ttl = kv.MaxTTL // a longer TTL would overflow; counted and said
+			capped++
 		case it.r.TTLms > 0:
 			ttl = time.Duration(it.r.TTLms) * time.Millisecond
 		default:
@@ -207,7 +221,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		return err
 	}
 	p.Done()
-	fmt.Fprintf(c.stderr, "imported %d keys, skipped %d expired\n", p.Count(), skipped)
+	fmt.Fprintf(c.stderr, "imported %d keys, skipped %d expired%s\n", p.Count(), skipped, cappedNote(capped))
 	return nil
 }
 
@@ -234,13 +248,13 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 	defer dst.Close()
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
-	_, err = kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{
+	res, err := kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{
 		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: transferPage, Progress: p.Add,
 	})
 	p.Done()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "copied %d keys to %s ns=%s\n", p.Count(), redact(c.f.to), toNS)
+	fmt.Fprintf(c.stderr, "copied %d keys to %s ns=%s%s\n", res.Keys, redact(c.f.to), toNS, cappedNote(res.CappedTTLs))
 	return nil
 }
