@@ -30,6 +30,13 @@ var (
 	ErrInvalidOption = errors.New("kv: invalid option")
 )
 
+// BatchError reports a SetMany or DeleteMany that a store carried out in
+// parts (Redis pipelines a batch) and that failed part-way: which keys were
+// written (or deleted), which certainly were not, and which are unknown (the
+// command was sent but its reply was lost). Keys are the Map's, without the
+// namespace. Find it with errors.As; errors.Is sees through it to the cause.
+type BatchError = backend.BatchError
+
 // DecodeError reports a stored value that the Map's codec could not decode.
 type DecodeError struct {
 	// Key is the key of the value, without the namespace.

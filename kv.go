@@ -318,6 +318,13 @@ func (m *Map[V]) Size(ctx context.Context) (int, error) {
 // SetMany stores entries with the Map's TTL. Every key is checked and every
 // value encoded first; nothing is written if any fails. Each key is written
 // atomically; the batch as a whole is not.
+//
+// After an error, a caller can rely on this: a store that writes a batch in
+// one transaction (memory, bbolt) wrote nothing; a store that writes it in
+// parts (Redis) returns a *BatchError (errors.As) that lists the keys written,
+// the keys certainly not written, and the keys whose outcome is unknown
+// because a reply was lost. Writing the not-written and unknown keys again is
+// always safe.
 func (m *Map[V]) SetMany(ctx context.Context, entries []Entry[V]) error {
 	ctx, c := m.begin(ctx, opSetMany, "", len(entries))
 	err := m.setMany(ctx, entries)
@@ -382,7 +389,9 @@ func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, erro
 }
 
 // DeleteMany removes keys. Missing keys are not an error. Every key is checked
-// first; nothing is deleted if any is empty.
+// first; nothing is deleted if any is empty. After a failure part-way on a
+// store that deletes in parts (a Redis Cluster, one UNLINK per slot), the
+// error is a *BatchError, as for SetMany.
 func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error

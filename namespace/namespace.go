@@ -136,7 +136,17 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		e.Key = b.prefix + e.Key
 		stored[i] = e
 	}
-	return b.next.MSet(ctx, stored)
+	return b.unprefix(b.next.MSet(ctx, stored))
+}
+
+// unprefix returns err with the keys of a *backend.BatchError given back
+// without the namespace, as the caller named them.
+func (b *Backend) unprefix(err error) error {
+	var be *backend.BatchError
+	if b.prefix == "" || !errors.As(err, &be) {
+		return err
+	}
+	return be.MapKeys(func(k string) string { return strings.TrimPrefix(k, b.prefix) })
 }
 
 // Get implements backend.Getter with the wrapped Backend's Getter, or its
@@ -157,7 +167,7 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	if err != nil {
 		return err
 	}
-	return b.next.Delete(ctx, stored)
+	return b.unprefix(b.next.Delete(ctx, stored))
 }
 
 // Expire implements backend.Backend.Expire.

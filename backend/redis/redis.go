@@ -44,7 +44,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -137,19 +136,6 @@ func (b *Backend) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// isWrongType reports a WRONGTYPE reply.
-func isWrongType(err error) bool {
-	return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE")
-}
-
-// wrap names the command in a Redis error.
-func wrap(cmd string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("redis %s: %w", cmd, err)
-}
-
 // MGet implements backend.Backend.MGet with MGET (per hash slot on a
 // cluster), which reports keys of other Redis types as absent. Get, the
 // one-key read, reports them with backend.ErrWrongType instead.
@@ -168,7 +154,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	if b.cluster == nil && !withTTL {
 		vals, err := b.client.MGet(ctx, wire...).Result()
 		if err != nil {
-			return nil, wrap("MGET", err)
+			return nil, wrap(ctx, "MGET", err)
 		}
 		for i, v := range vals {
 			if s, ok := v.(string); ok {
@@ -223,7 +209,9 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			ttls[i] = pipe.PTTL(ctx, w)
 		}
 	}
-	_, _ = pipe.Exec(ctx) // errors are read per command below
+	if _, err := pipe.Exec(ctx); execErr(ctx, "MGET", err) != nil {
+		return nil, execErr(ctx, "MGET", err)
+	}
 	for _, g := range groups {
 		if g.get != nil {
 			i := g.idx[0]
@@ -231,7 +219,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			switch {
 			case errors.Is(err, goredis.Nil), isWrongType(err): // absent
 			case err != nil:
-				return nil, wrap("GET", err)
+				return nil, wrap(ctx, "GET", err)
 			default:
 				out[i] = backend.Value{Bytes: v, Found: true}
 			}
@@ -239,7 +227,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 		vals, err := g.cmd.Result()
 		if err != nil {
-			return nil, wrap("MGET", err)
+			return nil, wrap(ctx, "MGET", err)
 		}
 		for j, v := range vals {
 			if s, ok := v.(string); ok {
@@ -253,7 +241,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 		d, err := c.Result()
 		if err != nil {
-			return nil, wrap("PTTL", err)
+			return nil, wrap(ctx, "PTTL", err)
 		}
 		switch {
 		case d == -2: // expired between the read and PTTL
@@ -293,7 +281,7 @@ func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, err
 	case isWrongType(err):
 		return backend.Value{}, fmt.Errorf("key %s: %w", backend.QuoteKey(key), backend.ErrWrongType)
 	case err != nil:
-		return backend.Value{}, wrap("GET", err)
+		return backend.Value{}, wrap(ctx, "GET", err)
 	}
 	return backend.Value{Bytes: v, Found: true}, nil
 }
@@ -318,20 +306,17 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	case 0:
 		return nil
 	case 1:
-		return wrap("SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
+		return wrap(ctx, "SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
 	}
 	pipe := b.client.Pipeline()
-	cmds := make([]*goredis.StatusCmd, len(entries))
+	cmds := make([]goredis.Cmder, len(entries))
+	keys := make([]string, len(entries))
 	for i, e := range entries {
 		cmds[i] = pipe.Set(ctx, wire[i], e.Value, expiration(e.TTL))
+		keys[i] = e.Key
 	}
-	_, _ = pipe.Exec(ctx)
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			return wrap("SET", err)
-		}
-	}
-	return nil
+	_, err = pipe.Exec(ctx)
+	return batchError(ctx, "write", "SET", keys, cmds, err)
 }
 
 // expiration returns the go-redis expiration of a checked TTL. NoTTL becomes
@@ -358,31 +343,36 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 		return nil
 	}
 	if b.cluster == nil || len(wire) == 1 {
-		return wrap("UNLINK", b.client.Unlink(ctx, wire...).Err())
+		return wrap(ctx, "UNLINK", b.client.Unlink(ctx, wire...).Err())
 	}
-	return b.unlinkBySlot(ctx, b.client, wire)
+	return b.unlinkBySlot(ctx, keys, wire)
 }
 
-// unlinkBySlot deletes keys with one UNLINK per hash slot, in one pipeline on
-// c (the cluster client, or one node's client).
-func (b *Backend) unlinkBySlot(ctx context.Context, c goredis.Cmdable, keys []string) error {
-	bySlot := map[int][]string{}
-	for _, k := range keys {
-		s := Slot(k)
-		bySlot[s] = append(bySlot[s], k)
+// unlinkBySlot deletes keys (stored as wire) with one UNLINK per hash slot,
+// in one pipeline on the cluster client. A failure part-way is a
+// *backend.BatchError that names keys as given.
+func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
+	bySlot := map[int][]int{} // slot -> indexes into keys
+	for i, w := range wire {
+		s := Slot(w)
+		bySlot[s] = append(bySlot[s], i)
 	}
-	pipe := c.Pipeline()
-	cmds := make([]*goredis.IntCmd, 0, len(bySlot))
-	for _, ks := range bySlot {
-		cmds = append(cmds, pipe.Unlink(ctx, ks...))
-	}
-	_, _ = pipe.Exec(ctx)
-	for _, c := range cmds {
-		if err := c.Err(); err != nil {
-			return wrap("UNLINK", err)
+	pipe := b.client.Pipeline()
+	cmds := make([]goredis.Cmder, 0, len(keys))
+	order := make([]string, 0, len(keys))
+	for _, idx := range bySlot {
+		ws := make([]string, len(idx))
+		for j, i := range idx {
+			ws[j] = wire[i]
+		}
+		c := pipe.Unlink(ctx, ws...)
+		for _, i := range idx { // one entry per key: its slot's command
+			cmds = append(cmds, c)
+			order = append(order, keys[i])
 		}
 	}
-	return nil
+	_, err := pipe.Exec(ctx)
+	return batchError(ctx, "delete", "UNLINK", order, cmds, err)
 }
 
 // Expire implements backend.Backend.Expire: PEXPIRE for a TTL, and for NoTTL
@@ -405,17 +395,19 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	}
 	if ttl != backend.NoTTL {
 		ok, err := b.client.PExpire(ctx, w, ttl).Result()
-		return ok, wrap("PEXPIRE", err)
+		return ok, wrap(ctx, "PEXPIRE", err)
 	}
 	pipe := b.client.Pipeline()
 	exists := pipe.Exists(ctx, w)
 	persist := pipe.Persist(ctx, w)
-	_, _ = pipe.Exec(ctx)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, wrap(ctx, "PERSIST", err)
+	}
 	if err := persist.Err(); err != nil {
-		return false, wrap("PERSIST", err)
+		return false, wrap(ctx, "PERSIST", err)
 	}
 	n, err := exists.Result()
-	return n == 1, wrap("EXISTS", err)
+	return n == 1, wrap(ctx, "EXISTS", err)
 }
 
 // TTL implements backend.Backend.TTL with PTTL.
@@ -433,7 +425,7 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 	d, err := b.client.PTTL(ctx, w).Result()
 	switch {
 	case err != nil:
-		return 0, false, wrap("PTTL", err)
+		return 0, false, wrap(ctx, "PTTL", err)
 	case d == -2:
 		return 0, false, nil
 	case d == -1:

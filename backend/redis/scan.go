@@ -43,7 +43,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 		var next uint64
 		wire, next, err = b.client.ScanType(ctx, cur, match, int64(count), "string").Result()
 		if err != nil {
-			return backend.Page{}, wrap("SCAN", err)
+			return backend.Page{}, wrap(ctx, "SCAN", err)
 		}
 		if next != 0 {
 			page.Cursor = strconv.FormatUint(next, 10)
@@ -96,7 +96,7 @@ func (b *Backend) masters(ctx context.Context) ([]*goredis.Client, string, error
 		return nil
 	})
 	if err != nil {
-		return nil, "", wrap("CLUSTER", err)
+		return nil, "", wrap(ctx, "CLUSTER", err)
 	}
 	slices.SortFunc(ms, func(a, b *goredis.Client) int { return strings.Compare(a.Options().Addr, b.Options().Addr) })
 	h := fnv.New64a()
@@ -134,7 +134,7 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 	}
 	keys, next, err := ms[idx].ScanType(ctx, cur, match, int64(count), "string").Result()
 	if err != nil {
-		return nil, "", wrap("SCAN", err)
+		return nil, "", wrap(ctx, "SCAN", err)
 	}
 	if next == 0 {
 		idx++
@@ -198,10 +198,12 @@ func (b *Backend) clearNode(ctx context.Context, c *goredis.Client, match string
 		if cur != 0 || pending == nil {
 			scan = pipe.Scan(ctx, cur, match, int64(count))
 		}
-		_, _ = pipe.Exec(ctx)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return wrap(ctx, "SCAN+UNLINK", err)
+		}
 		for _, u := range unlinks {
 			if err := u.Err(); err != nil {
-				return wrap("UNLINK", err)
+				return wrap(ctx, "UNLINK", err)
 			}
 		}
 		if scan == nil {
@@ -209,7 +211,7 @@ func (b *Backend) clearNode(ctx context.Context, c *goredis.Client, match string
 		}
 		keys, next, err := scan.Result()
 		if err != nil {
-			return wrap("SCAN", err)
+			return wrap(ctx, "SCAN", err)
 		}
 		pending = pending[:0]
 		if pending == nil {

@@ -1,0 +1,133 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// wrap names the command in a Redis error. When the call's context has
+// ended, the error also wraps ctx.Err(), so that errors.Is(err,
+// context.DeadlineExceeded) holds whatever the client returned (go-redis
+// reports a deadline on a pipelined call as an i/o timeout).
+func wrap(ctx context.Context, cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("redis %s: %w: %w", cmd, cerr, err)
+	}
+	return fmt.Errorf("redis %s: %w", cmd, err)
+}
+
+// isReply reports an error that is a reply of the server (OOM, WRONGTYPE,
+// WRONGPASS, ...), not a failure to reach it.
+func isReply(err error) bool {
+	var re goredis.Error
+	return errors.As(err, &re) && !errors.Is(err, goredis.Nil)
+}
+
+// isWrongType reports a WRONGTYPE reply.
+func isWrongType(err error) bool { return goredis.HasErrorPrefix(err, "WRONGTYPE") }
+
+// notSent reports an error that go-redis returns before writing a command:
+// no connection could be made or taken from the pool, or the client is
+// closed.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, goredis.ErrPoolTimeout) || errors.Is(err, goredis.ErrClosed)
+}
+
+// Outcomes of one pipelined command.
+const (
+	done    = iota // acknowledged
+	failed         // certainly not carried out
+	unknown        // sent; the reply was lost
+)
+
+// outcomes classifies each command of a pipeline after Exec returned
+// execErr. go-redis leaves every command's error empty when the connection
+// could not be set up (a wrong password, a bad DB index): Exec's error is
+// then the only sign that nothing was sent. When at least one command has an
+// error of its own, the replies were being read, and a command without one
+// was acknowledged.
+func outcomes(cmds []goredis.Cmder, execErr error) []int {
+	out := make([]int, len(cmds))
+	anyErr := false
+	for _, c := range cmds {
+		if c.Err() != nil {
+			anyErr = true
+			break
+		}
+	}
+	for i, c := range cmds {
+		err := c.Err()
+		switch {
+		case err == nil && (execErr == nil || anyErr):
+			out[i] = done
+		case err == nil:
+			err = execErr
+			fallthrough
+		default:
+			if isReply(err) || notSent(err) {
+				out[i] = failed
+			} else {
+				out[i] = unknown
+			}
+		}
+	}
+	return out
+}
+
+// batchError returns nil when every command of a batch was acknowledged, and
+// otherwise a *backend.BatchError that sorts keys[i] (the key of cmds[i]) by
+// outcome, with the first error as its cause.
+func batchError(ctx context.Context, op, cmd string, keys []string, cmds []goredis.Cmder, execErr error) error {
+	if execErr == nil {
+		ok := true
+		for _, c := range cmds {
+			if c.Err() != nil {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	be := &backend.BatchError{Op: op}
+	first := execErr
+	for i, o := range outcomes(cmds, execErr) {
+		switch o {
+		case done:
+			be.Written = append(be.Written, keys[i])
+		case failed:
+			be.Failed = append(be.Failed, keys[i])
+		default:
+			be.Unknown = append(be.Unknown, keys[i])
+		}
+		if first == nil {
+			first = cmds[i].Err()
+		}
+	}
+	be.Err = wrap(ctx, cmd, first)
+	return be
+}
+
+// execErr returns the error of a pipeline of reads: Exec's error unless it
+// is a miss (redis.Nil) or a WRONGTYPE reply, which the commands report
+// themselves.
+func execErr(ctx context.Context, cmd string, err error) error {
+	if err == nil || errors.Is(err, goredis.Nil) || isWrongType(err) {
+		return nil
+	}
+	return wrap(ctx, cmd, err)
+}
