@@ -1,8 +1,11 @@
 package kv
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strings"
 
 	"github.com/kvmap/kv/backend"
 )
@@ -26,6 +29,9 @@ var (
 	// ErrTooLarge is returned when a key or value exceeds what the store can
 	// hold; nothing is written.
 	ErrTooLarge = backend.ErrTooLarge
+	// ErrCorrupt is returned when the store's data is damaged (a truncated or
+	// overwritten bbolt file): the call fails instead of crashing the process.
+	ErrCorrupt = backend.ErrCorrupt
 	// ErrInvalidOption is returned by New for an option it cannot apply.
 	ErrInvalidOption = errors.New("kv: invalid option")
 )
@@ -45,9 +51,45 @@ type DecodeError struct {
 	Err error
 }
 
-// Error implements error.
+// Error implements error. It names the key (cut to 64 bytes) and the kind of
+// failure, never any part of the stored value: a codec's own message may
+// quote the value (encoding/json does), so it is left to Err.
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("decode value of key %q: %v", e.Key, e.Err)
+	return fmt.Sprintf("decode value of key %s: %s", backend.QuoteKey(e.Key), describeCodecError(e.Err))
+}
+
+// codecError is an encode error, described without the value.
+type codecError struct{ err error }
+
+func (e codecError) Error() string { return describeCodecError(e.err) }
+func (e codecError) Unwrap() error { return e.err }
+
+// describeCodecError says what went wrong in a codec without quoting the
+// value: encoding/json's messages quote numbers and characters of it.
+func describeCodecError(err error) string {
+	var (
+		syn  *json.SyntaxError
+		typ  *json.UnmarshalTypeError
+		uval *json.UnsupportedValueError
+		utyp *json.UnsupportedTypeError
+	)
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		kind, _, _ := strings.Cut(typ.Value, " ") // "number 41..." -> "number"
+		if typ.Field != "" {
+			return fmt.Sprintf("JSON %s cannot be stored in field %s of Go type %v", kind, typ.Field, typ.Type)
+		}
+		return fmt.Sprintf("JSON %s cannot be stored in Go type %v", kind, typ.Type)
+	case errors.As(err, &uval):
+		return "JSON cannot encode the value (NaN, infinity or a cycle)"
+	case errors.As(err, &utyp):
+		return utyp.Error() // names the type only
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "value ends early"
+	}
+	return fmt.Sprintf("codec failed (%T; see Unwrap)", err)
 }
 
 // Unwrap returns the codec's error.

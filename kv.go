@@ -135,7 +135,7 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	}
 	data, err := m.codec.Encode(value)
 	if err != nil {
-		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), err)
+		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
 	return m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
 }
@@ -342,7 +342,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		}
 		data, err := m.codec.Encode(e.Value)
 		if err != nil {
-			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), err)
+			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data}
 	}

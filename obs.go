@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 	"log/slog"
 	"reflect"
 	"sync/atomic"
@@ -299,8 +303,11 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 			s.SetAttributes(AttrKey.String(c.key))
 		}
 		if err != nil {
-			s.SetAttributes(errorType(err))
-			s.SetStatus(codes.Error, err.Error())
+			// The description is the error type, never err.Error(): that
+			// names the key, and a store's error may quote a value.
+			et := errorType(err)
+			s.SetAttributes(et)
+			s.SetStatus(codes.Error, et.Value.AsString())
 		}
 	}
 	if c.span != nil {
@@ -324,29 +331,69 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 	}
 }
 
-// errorType returns the error.type of err: a short name for the errors of
-// this library and of the context, _OTHER for the rest.
+// errorType returns the error.type attribute of err (see ErrorType).
 func errorType(err error) attribute.KeyValue {
+	return semconv.ErrorTypeKey.String(ErrorType(err))
+}
+
+// ErrorType returns the low-cardinality name by which the Map's telemetry
+// describes err, as the span status description and the error.type
+// attribute: never a key or any part of a value. The names are timeout,
+// canceled, closed, connection, auth, oom, wrong_type, too_large, decode,
+// empty_key, invalid_ttl, invalid_namespace, invalid_option, corrupt,
+// unavailable, server (another reply of a server) and _OTHER.
+func ErrorType(err error) string {
 	var de *DecodeError
 	switch {
+	case err == nil:
+		return ""
 	case errors.Is(err, context.Canceled):
-		return semconv.ErrorTypeKey.String("context.Canceled")
+		return "canceled"
 	case errors.Is(err, context.DeadlineExceeded):
-		return semconv.ErrorTypeKey.String("context.DeadlineExceeded")
+		return "timeout"
 	case errors.As(err, &de):
-		return semconv.ErrorTypeKey.String("kv.DecodeError")
+		return "decode"
 	}
 	for _, s := range []struct {
 		err  error
 		name string
 	}{
-		{ErrClosed, "kv.ErrClosed"}, {ErrEmptyKey, "kv.ErrEmptyKey"}, {ErrInvalidTTL, "kv.ErrInvalidTTL"},
-		{ErrInvalidNamespace, "kv.ErrInvalidNamespace"}, {ErrWrongType, "kv.ErrWrongType"},
-		{ErrTooLarge, "kv.ErrTooLarge"}, {ErrInvalidOption, "kv.ErrInvalidOption"},
+		{ErrClosed, "closed"}, {ErrEmptyKey, "empty_key"}, {ErrInvalidTTL, "invalid_ttl"},
+		{ErrInvalidNamespace, "invalid_namespace"}, {ErrWrongType, "wrong_type"},
+		{ErrTooLarge, "too_large"}, {ErrInvalidOption, "invalid_option"}, {ErrCorrupt, "corrupt"},
 	} {
 		if errors.Is(err, s.err) {
-			return semconv.ErrorTypeKey.String(s.name)
+			return s.name
 		}
 	}
-	return semconv.ErrorTypeOther
+	// A server's reply: go-redis's errors have a RedisError method.
+	var reply interface {
+		error
+		RedisError()
+	}
+	if errors.As(err, &reply) {
+		code, _, _ := strings.Cut(reply.Error(), " ")
+		switch code {
+		case "WRONGPASS", "NOAUTH", "NOPERM":
+			return "auth"
+		case "OOM":
+			return "oom"
+		case "WRONGTYPE":
+			return "wrong_type"
+		case "READONLY", "MASTERDOWN", "LOADING", "CLUSTERDOWN", "TRYAGAIN", "MOVED", "ASK", "BUSY":
+			return "unavailable"
+		}
+		return "server"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) {
+		return "connection"
+	}
+	return "_OTHER"
 }

@@ -151,7 +151,7 @@ func TestSpanError(t *testing.T) {
 	if s.Status().Code != codes.Error {
 		t.Errorf("status = %v; want Error", s.Status())
 	}
-	wantAttr(t, s, "error.type", "kv.ErrClosed")
+	wantAttr(t, s, "error.type", "closed")
 }
 
 func TestKeysInTelemetryOptIn(t *testing.T) {

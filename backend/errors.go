@@ -20,4 +20,8 @@ var (
 	// ErrTooLarge is returned when a key or value exceeds what the store can
 	// hold; nothing is written.
 	ErrTooLarge = errors.New("kv: key or value too large")
+	// ErrCorrupt is returned when the store's data is damaged (a truncated or
+	// overwritten bbolt file): the call is refused instead of crashing the
+	// process, and nothing is written.
+	ErrCorrupt = errors.New("kv: store is corrupt")
 )
