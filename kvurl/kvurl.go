@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -37,25 +38,73 @@ const Default = "bolt://./kv.db"
 // ErrInvalidURL is returned for a URL kvurl cannot open.
 var ErrInvalidURL = errors.New("kvurl: invalid URL")
 
-// Redact returns rawURL with any password replaced by "xxxxx".
+// Redact returns rawURL with whatever may be a password replaced by "xxxxx",
+// for any input, well-formed or not: everything between the start of the
+// authority and the last "@" but a plain user name (the password, even when the password
+// holds "/", "@" or "?", or the "//" was mistyped), and the value of any query
+// parameter whose name holds "pass", "secret" or "token".
 func Redact(rawURL string) string {
-	if strings.HasPrefix(rawURL, "bolt://") {
-		return rawURL
-	}
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		// Unparsable: cut out whatever stands between "//" and "@".
-		if i := strings.Index(rawURL, "//"); i >= 0 {
-			if j := strings.LastIndex(rawURL, "@"); j > i {
-				return rawURL[:i+2] + "xxxxx" + rawURL[j:]
-			}
+	out := rawURL
+	if start, at := userInfo(rawURL); at >= 0 {
+		// Keep a user name that is plainly one ("user:" before the rest).
+		if user, _, ok := strings.Cut(rawURL[start:at], ":"); ok && !strings.ContainsAny(user, "/?#") {
+			start += len(user) + 1
 		}
-		return rawURL
+		out = rawURL[:start] + "xxxxx" + rawURL[at:]
 	}
-	if _, has := u.User.Password(); !has {
-		return rawURL
+	q := strings.IndexByte(out, '?')
+	if q < 0 {
+		return out
 	}
-	return u.Redacted()
+	return out[:q] + secretParam.ReplaceAllString(out[q:], "${1}xxxxx")
+}
+
+// secretParam matches the value of a query parameter whose name holds
+// "pass", "secret" or "token".
+var secretParam = regexp.MustCompile(`(?i)((?:pass|secret|token)[^=&]*=)[^&]*`)
+
+// userInfo returns where the user information of rawURL may start and the
+// index of the last "@" that ends it; at is -1 when there is no "@". The
+// start is after the first "//", else after the scheme's ":" and any "/",
+// else 0.
+func userInfo(rawURL string) (start, at int) {
+	at = strings.LastIndex(rawURL, "@")
+	if at < 0 {
+		return 0, -1
+	}
+	head := rawURL[:at]
+	if i := strings.Index(head, "//"); i >= 0 {
+		return i + 2, at
+	}
+	if i := strings.IndexByte(head, ':'); i >= 0 {
+		start = i + 1
+		for start < at && rawURL[start] == '/' {
+			start++
+		}
+		return start, at
+	}
+	return 0, at
+}
+
+// scrub removes from a message every piece of what Redact hides in rawURL
+// (and the parsed password), for errors of other libraries that may quote
+// part of the URL.
+func scrub(msg, rawURL, pass string) string {
+	var secrets []string
+	if pass != "" {
+		secrets = append(secrets, pass)
+	}
+	if start, at := userInfo(rawURL); at >= 0 {
+		hidden := rawURL[start:at]
+		secrets = append(secrets, hidden)
+		secrets = append(secrets, strings.FieldsFunc(hidden, func(r rune) bool { return strings.ContainsRune(":/@?#", r) })...)
+	}
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	return msg
 }
 
 // Options tune what Open makes.
@@ -79,14 +128,18 @@ func Open(rawURL string, opts *Options) (backend.Backend, error) {
 	switch scheme {
 	case "mem":
 		if rest != "" {
-			return nil, fmt.Errorf("%w %q: mem:// takes nothing after the scheme", ErrInvalidURL, rawURL)
+			return nil, fmt.Errorf("%w %q: mem:// takes nothing after the scheme", ErrInvalidURL, Redact(rawURL))
 		}
 		return memory.New(opts.Memory...), nil
 	case "bolt":
 		if rest == "" {
 			return nil, fmt.Errorf("%w %q: no path", ErrInvalidURL, rawURL)
 		}
-		return bolt.Open(rest, opts.Bolt...)
+		b, err := bolt.Open(rest, opts.Bolt...)
+		if err != nil {
+			return nil, scrubbed(err, rawURL)
+		}
+		return b, nil
 	case "redis", "rediss", "redis+cluster", "redis+sentinel":
 		return openRedis(scheme, rawURL)
 	}
@@ -103,7 +156,7 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 	if h := q.Get("hashtag"); h != "" {
 		on, err := strconv.ParseBool(h)
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: hashtag=%q is not a boolean", ErrInvalidURL, u.Redacted(), h)
+			return nil, fmt.Errorf("%w %q: hashtag=%q is not a boolean", ErrInvalidURL, Redact(rawURL), scrub(h, rawURL, ""))
 		}
 		if on {
 			bopts = append(bopts, kvredis.WithHashTag())
@@ -120,7 +173,7 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 		u.RawQuery = q.Encode()
 		o, err := goredis.ParseURL(u.String())
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, u.Redacted(), scrub(err, pass))
+			return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, Redact(rawURL), scrub(err.Error(), rawURL, pass))
 		}
 		o.ContextTimeoutEnabled = true
 		client = goredis.NewClient(o)
@@ -132,12 +185,12 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 	case "redis+sentinel":
 		master := q.Get("master")
 		if master == "" {
-			return nil, fmt.Errorf("%w %q: redis+sentinel needs ?master=NAME", ErrInvalidURL, u.Redacted())
+			return nil, fmt.Errorf("%w %q: redis+sentinel needs ?master=NAME", ErrInvalidURL, Redact(rawURL))
 		}
 		db := 0
 		if p := strings.Trim(u.Path, "/"); p != "" {
 			if db, err = strconv.Atoi(p); err != nil {
-				return nil, fmt.Errorf("%w %q: database %q is not a number", ErrInvalidURL, u.Redacted(), p)
+				return nil, fmt.Errorf("%w %q: database %q is not a number", ErrInvalidURL, Redact(rawURL), scrub(p, rawURL, pass))
 			}
 		}
 		client = goredis.NewFailoverClient(&goredis.FailoverOptions{
@@ -153,11 +206,21 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 	return b, nil
 }
 
-// scrub removes a password from an error message.
-func scrub(err error, pass string) string {
-	msg := err.Error()
-	if pass != "" {
-		msg = strings.ReplaceAll(msg, pass, "xxxxx")
+// scrubbedError is an error whose message had parts of a URL's user
+// information removed; errors.Is and errors.As still see the original.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrubbed returns err, or err with what may be a password in rawURL
+// removed from its message.
+func scrubbed(err error, rawURL string) error {
+	if msg := scrub(err.Error(), rawURL, ""); msg != err.Error() {
+		return &scrubbedError{msg: msg, err: err}
 	}
-	return msg
+	return err
 }

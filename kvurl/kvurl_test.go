@@ -84,7 +84,7 @@ func TestRedact(t *testing.T) {
 		"mem://":                           "mem://",
 		"bolt://./kv.db":                   "bolt://./kv.db",
 		"redis+cluster://u:p@h:1?addr=h:2": "redis+cluster://u:xxxxx@h:1?addr=h:2",
-		"redis://user:s3cret@[bad":         "redis://xxxxx@[bad",
+		"redis://user:s3cret@[bad":         "redis://user:xxxxx@[bad",
 	}
 	for in, want := range tests {
 		if got := kvurl.Redact(in); got != want {
