@@ -199,20 +199,23 @@ const scanAhead = 2
 // pages runs one scan of the namespace and calls fn with each page's keys,
 // less the keys already seen in this pass (when the store's scans may repeat
 // keys), until fn returns false or an error. The scan runs in a goroutine of
-// its own, up to scanAhead pages ahead of fn, and has ended when pages
-// returns. The context is checked before each page. pages returns the error
-// that ended the pass, if any.
+// its own, up to scanAhead pages ahead of fn, on a context that pages cancels
+// when it returns (the loop broke, fn failed, or the pass ended), so a scan
+// under way is abandoned at once instead of waited for; the goroutine has
+// ended when pages returns. The context is checked before each page. pages
+// returns the error that ended the pass, if any.
 func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	results := make(chan scanResult, scanAhead-1)
 	stop := make(chan struct{})
+	sctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(results)
 		cursor := ""
 		for {
-			page, err := m.b.Scan(ctx, "", cursor, m.scanCount)
+			page, err := m.b.Scan(sctx, "", cursor, m.scanCount)
 			select {
 			case results <- scanResult{page, err}:
 			case <-stop:
@@ -221,13 +224,14 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 			if err != nil || page.Cursor == "" {
 				return
 			}
-			if ctx.Err() != nil {
-				return // the reader reports it
+			if sctx.Err() != nil {
+				return // the reader reports it, or has left
 			}
 			cursor = page.Cursor
 		}
 	}()
 	defer func() {
+		cancel() // abandon a scan under way
 		close(stop)
 		for range results { // wait for the scan goroutine to end
 		}

@@ -152,3 +152,40 @@ func TestBatchErrorKeysAreTheCallers(t *testing.T) {
 		t.Errorf("MapKeys = %+v", got)
 	}
 }
+
+// TestHashTagRefusesBraceNamespaceAtNew: in hash-tag mode a namespace
+// holding "{" or "}" used to be accepted by kv.New, and every later call
+// failed. It is refused when the Map is built; other namespaces still work.
+func TestHashTagRefusesBraceNamespaceAtNew(t *testing.T) {
+	s := miniredis.RunT(t)
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	tagged, err := redis.New(c, redis.WithHashTag())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := redis.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ns := range []string{"a{b", "a}b", "{ab}"} {
+		if _, err := kv.New[string](tagged, ns); !errors.Is(err, kv.ErrInvalidNamespace) {
+			t.Errorf("hash-tag kv.New(%q) = %v; want ErrInvalidNamespace", ns, err)
+		}
+		m, err := kv.New[string](plain, ns)
+		if err != nil {
+			t.Errorf("plain kv.New(%q) = %v; want a Map (braces are plain bytes there)", ns, err)
+			continue
+		}
+		if err := m.Set(t.Context(), "k", "v"); err != nil {
+			t.Errorf("plain Set in %q: %v", ns, err)
+		}
+	}
+	m, err := kv.New[string](tagged, "ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Set(t.Context(), "k", "v"); err != nil {
+		t.Errorf("hash-tag Set: %v", err)
+	}
+}

@@ -57,6 +57,7 @@ var (
 	_ backend.PrefixDeleter = (*Backend)(nil)
 	_ backend.Describer     = (*Backend)(nil)
 	_ backend.Getter        = (*Backend)(nil)
+	_ backend.Namespacer    = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent

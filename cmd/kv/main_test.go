@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kvmap/kv/internal/leaktest"
 	"io"
 	"os"
 	"os/exec"
@@ -31,9 +32,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	leaktest.Main(m, func() error { return os.RemoveAll(dir) })
 }
 
 type result struct {
