@@ -78,6 +78,11 @@ type Harness struct {
 	// Options are added to every kv.New of the suite, for example to run it
 	// with tracing, metrics or a codec on.
 	Options []kv.Option
+	// Faults, when set, returns a fresh Store with a fault injector below it
+	// (between the Backend and the data: a TCP proxy in front of a server, or
+	// WithFaults around an in-process store), and the fault cases run on it.
+	// They are skipped when Faults is nil.
+	Faults func(t T) (Store, Faults)
 }
 
 // Case names one rule of the contract.
@@ -105,12 +110,10 @@ func Run(t *testing.T, h Harness) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.skip != nil {
-				if why := c.skip(h); why != "" {
-					t.Skip(why)
-				}
+			if why := c.skipReason(h); why != "" {
+				t.Skip(why)
 			}
-			e := newEnv(t, h)
+			e := newEnv(t, h, c.faults)
 			c.run(t, e)
 		})
 	}
@@ -133,14 +136,14 @@ func (f *Failure) Error() string {
 func Test(h Harness) error {
 	var errs []error
 	for _, c := range cases {
-		if c.skip != nil && c.skip(h) != "" {
+		if c.skipReason(h) != "" {
 			continue
 		}
 		r := newRecorder(c.name)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			e := newEnv(r, h)
+			e := newEnv(r, h, c.faults)
 			c.run(r, e)
 		}()
 		<-done
@@ -261,14 +264,25 @@ type env struct {
 	b       backend.Backend
 	advance func(time.Duration)
 	h       Harness
+	faults  Faults // for the fault cases only
 }
 
-func newEnv(t T, h Harness) *env {
-	s := h.New(t)
-	if s.Backend == nil {
-		t.Fatalf("Harness.New returned a nil Backend")
+// newEnv returns the env of a case, on a store from h.New, or from h.Faults
+// for a fault case.
+func newEnv(t T, h Harness, faulty bool) *env {
+	var s Store
+	var f Faults
+	if faulty {
+		if s, f = h.Faults(t); f == nil {
+			t.Fatalf("Harness.Faults returned a nil Faults")
+		}
+	} else {
+		s = h.New(t)
 	}
-	e := &env{t: t, b: s.Backend, advance: s.Advance, h: h}
+	if s.Backend == nil {
+		t.Fatalf("Harness returned a nil Backend")
+	}
+	e := &env{t: t, b: s.Backend, advance: s.Advance, h: h, faults: f}
 	t.Cleanup(func() {
 		if err := s.Backend.Close(); err != nil && !errors.Is(err, backend.ErrClosed) {
 			t.Errorf("Close: %v", err)

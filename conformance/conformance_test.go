@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -13,13 +14,22 @@ import (
 	"github.com/kvmap/kv/conformance"
 )
 
-// harness runs the suite over the memory backend seen through wrap.
+// harness runs the suite over the memory backend seen through wrap, the
+// fault cases with the faults injected below wrap.
 func harness(wrap func(backend.Backend) backend.Backend) conformance.Harness {
+	store := func() (backend.Backend, func(time.Duration)) {
+		clk := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+		return memory.New(memory.WithClock(clk), memory.WithSweepInterval(0)), clk.Advance
+	}
 	return conformance.Harness{
 		New: func(t conformance.T) conformance.Store {
-			clk := clock.NewManual(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-			b := memory.New(memory.WithClock(clk), memory.WithSweepInterval(0))
-			return conformance.Store{Backend: wrap(b), Advance: clk.Advance}
+			b, advance := store()
+			return conformance.Store{Backend: wrap(b), Advance: advance}
+		},
+		Faults: func(t conformance.T) (conformance.Store, conformance.Faults) {
+			b, advance := store()
+			fb, f := conformance.WithFaults(b)
+			return conformance.Store{Backend: wrap(fb), Advance: advance}, f
 		},
 		PageHint: true,
 	}
@@ -74,6 +84,10 @@ func TestBrokenBackendsFail(t *testing.T) {
 		{"KeysOutsidePrefix", func(b backend.Backend) backend.Backend { return &leaky{b} }, "ScanComplete"},
 		{"IgnoresTTL", func(b backend.Backend) backend.Backend { return &noTTL{b} }, "Expiry"},
 		{"DropsLastPage", func(b backend.Backend) backend.Backend { return &dropLast{b} }, "ManyPages"},
+		{"SwallowsWriteErrors", func(b backend.Backend) backend.Backend { return &swallow{b} }, "FaultWriteFails"},
+		{"AcknowledgesLostWrites", func(b backend.Backend) backend.Backend { return &swallow{b} }, "FaultAcknowledgedWritesPersist"},
+		{"EndsScanOnError", func(b backend.Backend) backend.Backend { return &scanEndsOnError{b} }, "FaultIterationNeverLooksComplete"},
+		{"HidesDeadline", func(b backend.Backend) backend.Backend { return &hidesDeadline{b} }, "FaultDeadline"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,4 +198,49 @@ func (d *dropLast) Scan(ctx context.Context, prefix, cursor string, count int) (
 		page.Keys = nil
 	}
 	return page, err
+}
+
+// swallow reports every write as done, as the Redis backend did when it
+// ignored a pipeline's own error.
+type swallow struct{ backend.Backend }
+
+func (s *swallow) MSet(ctx context.Context, entries []backend.Entry) error {
+	_ = s.Backend.MSet(ctx, entries) // the defect under test
+	return nil
+}
+
+func (s *swallow) Delete(ctx context.Context, keys []string) error {
+	_ = s.Backend.Delete(ctx, keys) // the defect under test
+	return nil
+}
+
+// scanEndsOnError ends a scan, as if complete, when a page fails.
+type scanEndsOnError struct{ backend.Backend }
+
+func (s *scanEndsOnError) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	p, err := s.Backend.Scan(ctx, prefix, cursor, count)
+	if err != nil {
+		return backend.Page{}, nil // the defect under test
+	}
+	return p, nil
+}
+
+// hidesDeadline reports a context deadline as an error of its own, as
+// go-redis reports one on a pipelined call.
+type hidesDeadline struct{ backend.Backend }
+
+func (h *hidesDeadline) hide(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return errors.New("i/o timeout") // the defect under test
+	}
+	return err
+}
+
+func (h *hidesDeadline) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	v, err := h.Backend.MGet(ctx, keys, withTTL)
+	return v, h.hide(err)
+}
+
+func (h *hidesDeadline) MSet(ctx context.Context, entries []backend.Entry) error {
+	return h.hide(h.Backend.MSet(ctx, entries))
 }

@@ -18,6 +18,20 @@ type testCase struct {
 	// skip returns why the case does not apply to h, or "".
 	skip func(h Harness) string
 	run  func(t T, e *env)
+	// faults makes the case run on a store from Harness.Faults, with e.faults
+	// set; the case is skipped when the harness has none.
+	faults bool
+}
+
+// skipReason returns why c does not apply to h, or "".
+func (c testCase) skipReason(h Harness) string {
+	if c.faults && h.Faults == nil {
+		return "Harness.Faults is nil"
+	}
+	if c.skip != nil {
+		return c.skip(h)
+	}
+	return ""
 }
 
 // newMap returns a Map over the case's store and clears its namespace when

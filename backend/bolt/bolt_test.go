@@ -40,7 +40,9 @@ func harness(opts ...bolt.Option) conformance.Harness {
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, harness())
+	h := harness()
+	h.Faults = conformance.FaultsAround(h.New)
+	conformance.Run(t, h)
 }
 
 func open(t *testing.T, path string, opts ...bolt.Option) *bolt.Backend {

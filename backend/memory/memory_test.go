@@ -34,7 +34,9 @@ func harness(opts ...memory.Option) conformance.Harness {
 }
 
 func TestConformance(t *testing.T) {
-	conformance.Run(t, harness())
+	h := harness()
+	h.Faults = conformance.FaultsAround(h.New)
+	conformance.Run(t, h)
 }
 
 func TestConformanceWithCapacity(t *testing.T) {

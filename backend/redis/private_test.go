@@ -311,6 +311,11 @@ func TestDeadlineBoundsStuckServer(t *testing.T) {
 		"Size":    func(ctx context.Context) error { _, err := m.Size(ctx); return err },
 		"ToArray": func(ctx context.Context) error { _, err := m.ToArray(ctx); return err },
 		"Clear":   func(ctx context.Context) error { return m.Clear(ctx) },
+		// Pipelined calls used to fail with an i/o timeout here.
+		"SetMany": func(ctx context.Context) error {
+			return m.SetMany(ctx, []kv.Entry[string]{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}})
+		},
+		"ExpireNoTTL": func(ctx context.Context) error { _, err := m.Expire(ctx, "k", kv.NoTTL); return err },
 	}
 	stuck := func(name string, pause, resume func()) {
 		pause()

@@ -1,0 +1,209 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// Faults injects faults below a store under test, so that the fault cases
+// can check what the layers above report. Each method sets the mode of every
+// call that reaches the store from then on, until the next one.
+type Faults interface {
+	// Fail makes every call fail before it reaches the data: nothing is
+	// carried out (a server proxy refuses and drops connections).
+	Fail()
+	// Stall makes every call hang until its context ends: no byte reaches
+	// the data or comes back.
+	Stall()
+	// Flaky makes some calls fail at random, some before the store sees them
+	// and some after it carried them out, with the reply lost (a server
+	// proxy resets connections mid-reply).
+	Flaky()
+	// Heal ends the fault: calls reach the store again.
+	Heal()
+}
+
+// ErrInjected is the error of a call that WithFaults made fail.
+var ErrInjected = errors.New("conformance: injected fault")
+
+// WithFaults wraps an in-process store (memory, bbolt, or a third party's)
+// for Harness.Faults: the returned Backend passes every call to b unless the
+// returned Faults says otherwise. It forwards b's optional interfaces but
+// Namespacer (a native view would bypass the faults), so the faults reach
+// the paths the Map really takes. In Flaky mode every third call fails, in
+// turn before and after reaching b. Closing the returned Backend closes b.
+func WithFaults(b backend.Backend) (backend.Backend, Faults) {
+	f := &faulty{next: b, healed: make(chan struct{})}
+	close(f.healed)
+	return f, f
+}
+
+// Fault modes.
+const (
+	modeOK = iota
+	modeFail
+	modeStall
+	modeFlaky
+)
+
+// faulty is the Backend and the Faults that WithFaults returns.
+type faulty struct {
+	next backend.Backend
+
+	mu     sync.Mutex
+	mode   int
+	healed chan struct{} // closed unless stalled
+	calls  int           // calls seen in Flaky mode
+}
+
+func (f *faulty) set(mode int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if mode == modeStall {
+		if f.mode != modeStall {
+			f.healed = make(chan struct{})
+		}
+	} else if f.mode == modeStall {
+		close(f.healed)
+	}
+	f.mode = mode
+	f.calls = 0
+}
+
+func (f *faulty) Fail()  { f.set(modeFail) }
+func (f *faulty) Stall() { f.set(modeStall) }
+func (f *faulty) Flaky() { f.set(modeFlaky) }
+func (f *faulty) Heal()  { f.set(modeOK) }
+
+// before runs ahead of a call. It returns the error the call fails with
+// before reaching the store, and whether it must fail after it (Flaky).
+func (f *faulty) before(ctx context.Context) (error, bool) {
+	f.mu.Lock()
+	mode, healed := f.mode, f.healed
+	n := 0
+	if mode == modeFlaky {
+		f.calls++
+		n = f.calls
+	}
+	f.mu.Unlock()
+	switch mode {
+	case modeFail:
+		return ErrInjected, false
+	case modeStall:
+		select {
+		case <-ctx.Done():
+			return ctx.Err(), false
+		case <-healed:
+			return nil, false
+		}
+	case modeFlaky:
+		switch n % 6 {
+		case 2:
+			return ErrInjected, false
+		case 5:
+			return nil, true
+		}
+	}
+	return nil, false
+}
+
+// call runs do between the fault checks.
+func call[R any](ctx context.Context, f *faulty, do func() (R, error)) (R, error) {
+	var zero R
+	err, after := f.before(ctx)
+	if err != nil {
+		return zero, err
+	}
+	r, err := do()
+	if err == nil && after {
+		return zero, ErrInjected // carried out; the reply is lost
+	}
+	return r, err
+}
+
+func (f *faulty) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	return call(ctx, f, func() ([]backend.Value, error) { return f.next.MGet(ctx, keys, withTTL) })
+}
+
+func (f *faulty) MSet(ctx context.Context, entries []backend.Entry) error {
+	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.next.MSet(ctx, entries) })
+	return err
+}
+
+func (f *faulty) Delete(ctx context.Context, keys []string) error {
+	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.next.Delete(ctx, keys) })
+	return err
+}
+
+func (f *faulty) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	return call(ctx, f, func() (bool, error) { return f.next.Expire(ctx, key, ttl) })
+}
+
+func (f *faulty) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	type r struct {
+		d  time.Duration
+		ok bool
+	}
+	res, err := call(ctx, f, func() (r, error) {
+		d, ok, err := f.next.TTL(ctx, key)
+		return r{d, ok}, err
+	})
+	return res.d, res.ok, err
+}
+
+func (f *faulty) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
+	return call(ctx, f, func() (backend.Page, error) { return f.next.Scan(ctx, prefix, cursor, count) })
+}
+
+func (f *faulty) Get(ctx context.Context, key string) (backend.Value, error) {
+	return call(ctx, f, func() (backend.Value, error) { return backend.Get(ctx, f.next, key) })
+}
+
+func (f *faulty) DeletePrefix(ctx context.Context, prefix string, count int) error {
+	_, err := call(ctx, f, func() (struct{}, error) {
+		return struct{}{}, backend.DeletePrefix(ctx, f.next, prefix, count)
+	})
+	return err
+}
+
+func (f *faulty) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
+	return call(ctx, f, func() (int, error) { return backend.CountPrefix(ctx, f.next, prefix, count) })
+}
+
+func (f *faulty) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+	return call(ctx, f, func() (backend.EntryPage, error) {
+		return backend.ScanEntries(ctx, f.next, prefix, cursor, count)
+	})
+}
+
+func (f *faulty) ScansEntries() bool            { return backend.ScansEntries(f.next) }
+func (f *faulty) ScansUnique() bool             { return backend.ScansUnique(f.next) }
+func (f *faulty) Describe() backend.Description { return backend.Describe(f.next) }
+func (f *faulty) Close() error                  { return f.next.Close() }
+
+var (
+	_ backend.Backend       = (*faulty)(nil)
+	_ backend.Getter        = (*faulty)(nil)
+	_ backend.PrefixDeleter = (*faulty)(nil)
+	_ backend.PrefixCounter = (*faulty)(nil)
+	_ backend.EntryScanner  = (*faulty)(nil)
+	_ backend.UniqueScanner = (*faulty)(nil)
+	_ backend.Describer     = (*faulty)(nil)
+)
+
+// FaultsAround returns a Harness.Faults for an in-process store: each Store
+// from newStore with its Backend wrapped by WithFaults.
+//
+//	h.Faults = conformance.FaultsAround(h.New)
+func FaultsAround(newStore func(t T) Store) func(t T) (Store, Faults) {
+	return func(t T) (Store, Faults) {
+		s := newStore(t)
+		b, f := WithFaults(s.Backend)
+		s.Backend = b
+		return s, f
+	}
+}
