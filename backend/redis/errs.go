@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -19,10 +20,25 @@ func wrap(ctx context.Context, cmd string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+	if cerr := ctxErr(ctx, err); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("redis %s: %w: %w", cmd, cerr, err)
 	}
 	return fmt.Errorf("redis %s: %w", cmd, err)
+}
+
+// ctxErr returns the context error that caused err, if any. go-redis sets
+// the connection's deadline to the context's, so an i/o timeout can fire a
+// moment before the context's own timer marks it done: a network timeout at
+// (or within a millisecond of) the context's deadline is that deadline.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	var ne net.Error
+	if dl, ok := ctx.Deadline(); ok && errors.As(err, &ne) && ne.Timeout() && time.Until(dl) < time.Millisecond {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // isReply reports an error that is a reply of the server (OOM, WRONGTYPE,

@@ -34,6 +34,14 @@ func miniHarness(opts ...redis.Option) conformance.Harness {
 			}
 			return conformance.Store{Backend: b, Advance: s.FastForward}
 		},
+		Faults: func(t conformance.T) (conformance.Store, conformance.Faults) {
+			s := miniredis.NewMiniRedis()
+			if err := s.Start(); err != nil {
+				t.Fatalf("miniredis: %v", err)
+			}
+			t.Cleanup(s.Close)
+			return throughProxy(t, s.Addr(), s.FastForward, opts...)
+		},
 	}
 }
 
@@ -127,7 +135,12 @@ func realHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Ha
 }
 
 func TestConformanceStandalone(t *testing.T) {
-	conformance.Run(t, realHarness(standalone(t)))
+	c := standalone(t)
+	h := realHarness(c)
+	h.Faults = func(t conformance.T) (conformance.Store, conformance.Faults) {
+		return throughProxy(t, c.Options().Addr, nil)
+	}
+	conformance.Run(t, h)
 }
 
 func TestConformanceCluster(t *testing.T) {
