@@ -32,6 +32,9 @@ var (
 	// ErrCorrupt is returned when the store's data is damaged (a truncated or
 	// overwritten bbolt file): the call fails instead of crashing the process.
 	ErrCorrupt = backend.ErrCorrupt
+	// ErrReadOnly is returned by every write to a store opened read-only (a
+	// bbolt file opened with bolt.WithReadOnly); nothing is written.
+	ErrReadOnly = backend.ErrReadOnly
 	// ErrInvalidOption is returned by New for an option it cannot apply.
 	ErrInvalidOption = errors.New("kv: invalid option")
 )

@@ -24,4 +24,7 @@ var (
 	// overwritten bbolt file): the call is refused instead of crashing the
 	// process, and nothing is written.
 	ErrCorrupt = errors.New("kv: store is corrupt")
+	// ErrReadOnly is returned by every write to a store opened read-only;
+	// nothing is written.
+	ErrReadOnly = errors.New("kv: store is read-only")
 )

@@ -1,8 +1,9 @@
 // Package kvurl opens a backend from a URL, as the kv command does:
 //
 //	mem://                                        a new in-process store, empty
-//	bolt://PATH                                   a bbolt file; PATH is the text after the scheme:
-//	                                              bolt://./kv.db, bolt:///var/lib/kv.db
+//	bolt://PATH[?ro=1]                            a bbolt file; PATH is the text after the scheme:
+//	                                              bolt://./kv.db, bolt:///var/lib/kv.db; ro=1
+//	                                              opens it read-only (bolt.WithReadOnly)
 //	redis://[user:password@]host:port[/db]        a Redis server
 //	rediss://[user:password@]host:port[/db]       a Redis server over TLS
 //	redis+cluster://host:port?addr=host:port&...  a Redis Cluster, with every seed node
@@ -132,10 +133,11 @@ func Open(rawURL string, opts *Options) (backend.Backend, error) {
 		}
 		return memory.New(opts.Memory...), nil
 	case "bolt":
-		if rest == "" {
-			return nil, fmt.Errorf("%w %q: no path", ErrInvalidURL, rawURL)
+		path, bopts, err := boltParams(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%w %q: %w", ErrInvalidURL, Redact(rawURL), err)
 		}
-		b, err := bolt.Open(rest, opts.Bolt...)
+		b, err := bolt.Open(path, append(bopts, opts.Bolt...)...)
 		if err != nil {
 			return nil, scrubbed(err, rawURL)
 		}
@@ -223,4 +225,33 @@ func scrubbed(err error, rawURL string) error {
 		return &scrubbedError{msg: msg, err: err}
 	}
 	return err
+}
+
+// boltParams splits the text after bolt:// into the path and the options of
+// its query (ro=1). A path cannot hold "?".
+func boltParams(rest string) (string, []bolt.Option, error) {
+	path, query, _ := strings.Cut(rest, "?")
+	if path == "" {
+		return "", nil, errors.New("no path")
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", nil, fmt.Errorf("query: %w", err)
+	}
+	var opts []bolt.Option
+	for name, vals := range q {
+		switch name {
+		case "ro":
+			on, err := strconv.ParseBool(vals[len(vals)-1])
+			if err != nil {
+				return "", nil, fmt.Errorf("ro=%q is not a boolean", vals[len(vals)-1])
+			}
+			if on {
+				opts = append(opts, bolt.WithReadOnly())
+			}
+		default:
+			return "", nil, fmt.Errorf("unknown parameter %q (bolt:// takes ro=1)", name)
+		}
+	}
+	return path, opts, nil
 }

@@ -2,6 +2,7 @@ package kvurl_test
 
 import (
 	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +91,30 @@ func TestRedact(t *testing.T) {
 		if got := kvurl.Redact(in); got != want {
 			t.Errorf("Redact(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+func TestBoltReadOnlyURL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kv.db")
+	if _, err := kvurl.Open("bolt://"+path+"?ro=1", nil); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open(?ro=1) of a missing file = %v; want fs.ErrNotExist", err)
+	}
+	w, err := kvurl.Open("bolt://"+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := kvurl.Open("bolt://"+path+"?ro=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if bb, ok := r.(*bolt.Backend); !ok || !bb.ReadOnly() {
+		t.Errorf("Open(?ro=1) = %T, read-only %v; want a read-only *bolt.Backend", r, ok && bb.ReadOnly())
+	}
+	if _, err := kvurl.Open("bolt://"+path+"?rw=1", nil); !errors.Is(err, kvurl.ErrInvalidURL) {
+		t.Errorf("Open(?rw=1) = %v; want ErrInvalidURL", err)
 	}
 }

@@ -42,9 +42,11 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -77,10 +79,14 @@ var (
 // Backend is a backend.Backend on a bbolt database. It is safe for
 // concurrent use.
 type Backend struct {
-	db     *bbolt.DB
-	ownsDB bool
-	clock  backend.Clock
-	closed atomic.Bool
+	db       *bbolt.DB
+	ownsDB   bool
+	clock    backend.Clock
+	readOnly bool
+	file     FileClock // the file's clock, as read at open
+	sweeps   bool      // expired keys may be deleted: the opener's clock is the file's kind
+	recorded atomic.Int64
+	closed   atomic.Bool
 
 	stop chan struct{}
 	done chan struct{}
@@ -91,14 +97,49 @@ type Option func(*config)
 
 type config struct {
 	clock       backend.Clock
+	kind        ClockKind
+	fileTime    bool
+	override    bool
+	readOnly    bool
 	sweep       time.Duration
 	noSync      bool
 	lockTimeout time.Duration
 }
 
-// WithClock sets the clock that deadlines are read from (the system clock by
-// default).
-func WithClock(c backend.Clock) Option { return func(o *config) { o.clock = c } }
+// WithClock sets the clock that deadlines are read from: the system clock by
+// default, or a stand-in for it (a test's fake clock). Its kind is
+// WallClock. A backtest's simulated clock is given with WithSimulatedClock.
+func WithClock(c backend.Clock) Option {
+	return func(o *config) { o.clock, o.kind, o.fileTime = c, WallClock, false }
+}
+
+// WithSimulatedClock sets a simulated clock (a backtest's) as the clock that
+// deadlines are read from, and marks the file as written under a simulated
+// clock: it is then never swept by the wall clock (see the package
+// documentation).
+func WithSimulatedClock(c backend.Clock) Option {
+	return func(o *config) { o.clock, o.kind, o.fileTime = c, SimulatedClock, false }
+}
+
+// WithFileTime makes the clock stand still at the latest time the file's own
+// clock showed (FileClock.Latest): a file is read as it was when its last
+// write was made. It is meant for read-only inspection (WithReadOnly), as
+// the kv command's --at file does; the clock's kind is the file's.
+func WithFileTime() Option { return func(o *config) { o.fileTime = true } }
+
+// WithClockOverride allows opening for writing a file written under a
+// simulated clock with the wall clock, which Open otherwise refuses with
+// ErrClockMismatch. Nothing is swept while the clocks differ.
+func WithClockOverride() Option { return func(o *config) { o.override = true } }
+
+// WithReadOnly opens the file read-only: nothing is written, swept or
+// created, a missing file is an error (errors.Is(err, fs.ErrNotExist)), a
+// file without write permission can be read, and other read-only openers may
+// share it. Every write fails with ErrReadOnly before touching the file.
+// bbolt's read-only mode takes a shared lock, which a writer's exclusive lock
+// blocks: a file held by a writer cannot be opened, even read-only, until the
+// writer closes it (Open fails with ErrLocked after the lock timeout).
+func WithReadOnly() Option { return func(o *config) { o.readOnly = true } }
 
 // WithSweepInterval sets how often the background sweeper deletes expired
 // keys (DefaultSweepInterval by default). d <= 0 keeps only the sweep at
@@ -115,7 +156,7 @@ func WithNoSync() Option { return func(o *config) { o.noSync = true } }
 func WithLockTimeout(d time.Duration) Option { return func(o *config) { o.lockTimeout = d } }
 
 func configure(opts []Option) config {
-	c := config{clock: backend.SystemClock(), sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
+	c := config{clock: backend.SystemClock(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -128,44 +169,117 @@ func configure(opts []Option) config {
 	return c
 }
 
-// Open opens, or creates with mode 0600, the bbolt file at path. It fails
-// with an error wrapping ErrLocked when another process holds the file for
-// longer than the lock timeout. Close closes the file.
+// Open opens, or creates with mode 0600, the bbolt file at path (with
+// WithReadOnly: opens an existing file, read-only). Before bbolt maps the
+// file, Open checks what can be checked cheaply (a valid meta page, a file as
+// long as that page says, sane root and freelist pages) and fails with an
+// error wrapping ErrCorrupt otherwise; the file is then closed and unlocked.
+// It fails with an error wrapping ErrLocked when another process holds the
+// file for longer than the lock timeout, and with ErrClockMismatch for a
+// file written under a simulated clock opened for writing with the wall
+// clock. Close closes the file.
 func Open(path string, opts ...Option) (*Backend, error) {
 	cfg := configure(opts)
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: cfg.lockTimeout, NoSync: cfg.noSync, FreelistType: bbolt.FreelistMapType})
-	if errors.Is(err, bberrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s (waited %v): %w", ErrLocked, path, cfg.lockTimeout, err)
+	var file *os.File // the file bbolt opened, to release it if bbolt panics
+	bopts := &bbolt.Options{
+		Timeout: cfg.lockTimeout, NoSync: cfg.noSync, FreelistType: bbolt.FreelistMapType, ReadOnly: cfg.readOnly,
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			if err != nil {
+				return nil, err
+			}
+			if err := checkFile(f); err != nil {
+				return nil, errors.Join(err, f.Close())
+			}
+			file = f
+			return f, nil
+		},
 	}
-	if err != nil {
+	mode := os.FileMode(0o600)
+	if cfg.readOnly {
+		mode = 0o400
+	}
+	var db *bbolt.DB
+	err := guard(func() error {
+		var err error
+		db, err = bbolt.Open(path, mode, bopts)
+		return err
+	})
+	if err != nil && db == nil && file != nil && errors.Is(err, ErrCorrupt) {
+		// bbolt panicked after opening and locking the file: release both.
+		err = errors.Join(err, file.Close())
+	}
+	switch {
+	case errors.Is(err, bberrors.ErrTimeout) && cfg.readOnly:
+		return nil, fmt.Errorf("%w: %s (waited %v; a writer holds it, and a read-only open must wait for the writer to close it): %w", ErrLocked, path, cfg.lockTimeout, err)
+	case errors.Is(err, bberrors.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s (waited %v): %w", ErrLocked, path, cfg.lockTimeout, err)
+	case err != nil:
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	return start(db, true, cfg)
 }
 
-// New returns a Backend on a database the caller opened. The caller closes
-// the database after the Backend.
+// New returns a Backend on a database the caller opened (read-only if the
+// caller opened it so). The caller closes the database after the Backend.
 func New(db *bbolt.DB, opts ...Option) (*Backend, error) {
-	return start(db, false, configure(opts))
+	cfg := configure(opts)
+	cfg.readOnly = db.IsReadOnly()
+	return start(db, false, cfg)
 }
 
 func start(db *bbolt.DB, owns bool, cfg config) (*Backend, error) {
-	b := &Backend{db: db, ownsDB: owns, clock: cfg.clock}
-	if !db.IsReadOnly() {
-		if _, err := b.sweep(); err != nil {
-			if owns {
-				_ = db.Close()
-			}
-			return nil, err
+	b := &Backend{db: db, ownsDB: owns, clock: cfg.clock, readOnly: cfg.readOnly}
+	fail := func(err error) (*Backend, error) {
+		if owns {
+			err = errors.Join(err, db.Close())
 		}
+		return nil, err
 	}
-	if cfg.sweep > 0 && !db.IsReadOnly() {
+	fc, hasData, err := b.readFileClock()
+	if err != nil {
+		return fail(err)
+	}
+	b.file = fc
+	if cfg.fileTime {
+		b.clock = fixedClock(fc.Latest)
+		cfg.kind = fc.Kind
+	}
+	b.recorded.Store(fc.Latest.UnixNano())
+	if b.readOnly {
+		return b, nil // nothing is written or swept
+	}
+	switch {
+	case fc.Kind == "" && !hasData: // a new file: it takes the opener's clock
+		if err := b.stampClock(cfg.kind); err != nil {
+			return fail(err)
+		}
+		b.file.Kind = cfg.kind
+	case fc.Kind == SimulatedClock && cfg.kind == WallClock && !cfg.override:
+		return fail(fmt.Errorf("%w: the file was written under a simulated clock (latest %s); open it with WithSimulatedClock, read-only, or WithClockOverride",
+			ErrClockMismatch, fc.Latest.UTC().Format(time.RFC3339Nano)))
+	}
+	// Keys are deleted only by the clock they were written under; a file
+	// written before clocks were recorded is never swept.
+	b.sweeps = b.file.Kind != "" && b.file.Kind == cfg.kind
+	if !b.sweeps {
+		return b, nil
+	}
+	if _, err := b.sweep(); err != nil {
+		return fail(err)
+	}
+	if cfg.sweep > 0 {
 		b.stop = make(chan struct{})
 		b.done = make(chan struct{})
 		go b.sweepLoop(cfg.sweep)
 	}
 	return b, nil
 }
+
+// fixedClock is a clock that stands still.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 // Describe implements backend.Describer: the system "bbolt", in process.
 func (b *Backend) Describe() backend.Description { return backend.Description{System: "bbolt"} }
@@ -175,6 +289,13 @@ func (b *Backend) DB() *bbolt.DB { return b.db }
 
 // Sync reports whether writes are synced to disk before they return.
 func (b *Backend) Sync() bool { return !b.db.NoSync }
+
+// ReadOnly reports whether the Backend was opened read-only.
+func (b *Backend) ReadOnly() bool { return b.readOnly }
+
+// FileClock returns the clock the file's data was written under, as read at
+// open (for a file new to this Backend, the Backend's own).
+func (b *Backend) FileClock() FileClock { return b.file }
 
 // Close implements backend.Backend.Close: it stops the sweeper and closes the
 // file if Open opened it.
@@ -199,6 +320,39 @@ func (b *Backend) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// checkWrite is check for a call that writes.
+func (b *Backend) checkWrite(ctx context.Context) error {
+	if err := b.check(ctx); err != nil {
+		return err
+	}
+	if b.readOnly {
+		return ErrReadOnly
+	}
+	return nil
+}
+
+// view runs fn in a read transaction, guarded against a damaged file.
+func (b *Backend) view(fn func(tx *bbolt.Tx) error) error {
+	return guard(func() error { return b.db.View(fn) })
+}
+
+// update runs fn in a write transaction, guarded against a damaged file,
+// and records in the file the time of the clock the write was made at.
+func (b *Backend) update(now int64, fn func(tx *bbolt.Tx) error) error {
+	err := guard(func() error {
+		return b.db.Update(func(tx *bbolt.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return b.recordTime(tx, now)
+		})
+	})
+	if err == nil {
+		b.committed(now)
+	}
+	return err
+}
+
 func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
 
 func (b *Backend) sweepLoop(every time.Duration) {
@@ -210,7 +364,11 @@ func (b *Backend) sweepLoop(every time.Duration) {
 		case <-b.stop:
 			return
 		case <-t.C:
-			_, _ = b.sweep() // a failed sweep is retried at the next tick
+			// A failed sweep changes nothing and is retried at the next
+			// tick; expired keys stay invisible meanwhile.
+			if _, err := b.sweep(); err != nil {
+				continue
+			}
 		}
 	}
 }
@@ -223,11 +381,11 @@ func (b *Backend) sweep() (int, error) {
 	for {
 		n := 0
 		now := b.now()
-		err := b.db.Update(func(tx *bbolt.Tx) error {
+		err := b.update(now, func(tx *bbolt.Tx) error {
 			return tx.ForEach(func(name []byte, idx *bbolt.Bucket) error {
 				var data *bbolt.Bucket
 				switch {
-				case string(name) == "kv.x":
+				case bytes.Equal(name, rootIndexBucket):
 					data = tx.Bucket(rootBucket)
 				case len(name) > len(indexPrefix) && string(name[:len(indexPrefix)]) == string(indexPrefix):
 					data = tx.Bucket(append(append([]byte(nil), dataPrefix...), name[len(indexPrefix):]...))

@@ -10,15 +10,21 @@ import (
 // name starts with "kv.", so a *bbolt.DB can hold other buckets beside them.
 //
 //	kv.r         backend keys without ":" (not written by kv.Map)
+//	kv.x         the expiry index of kv.r
 //	kv.d:NS      the keys of namespace NS: backend key "NS:k" is key "k" here
 //	kv.x:NS      the expiry index of namespace NS: deadline||k -> empty
+//	kv.meta      the file's clock: "clock" -> "wall" or "simulated",
+//	             "latest" -> the latest time that clock showed at a write
+//	             (8-byte big-endian Unix nanoseconds)
 //
 // A stored value is an 8-byte big-endian deadline (Unix nanoseconds, 0 for
 // none) followed by the value. An index key is the same 8-byte deadline
 // followed by the key in its data bucket, so a cursor walks a namespace's
 // keys in the order they expire.
 var (
-	rootBucket   = []byte("kv.r")
+	rootBucket      = []byte("kv.r")
+	rootIndexBucket = []byte("kv.x")
+	metaBucket      = []byte("kv.meta")
 	dataPrefix   = []byte("kv.d:")
 	indexPrefix  = []byte("kv.x:")
 	headerLength = 8
@@ -52,7 +58,7 @@ func (l loc) appendDataName(dst []byte) []byte {
 
 func (l loc) indexName() []byte {
 	if l.root {
-		return []byte("kv.x")
+		return rootIndexBucket
 	}
 	return append(append([]byte(nil), indexPrefix...), l.ns...)
 }

@@ -51,7 +51,7 @@ func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func
 	}
 	out := make([]backend.Value, len(keys))
 	now := b.now()
-	err := b.db.View(func(tx *bbolt.Tx) error {
+	err := b.view(func(tx *bbolt.Tx) error {
 		var (
 			buf      [128]byte // bucket names up to this size cost no allocation
 			lastNS   string
@@ -101,7 +101,7 @@ func (b *Backend) get(ctx context.Context, key string, at func(string) loc) (bac
 	}
 	l := at(key)
 	var out backend.Value
-	err := b.db.View(func(tx *bbolt.Tx) error {
+	err := b.view(func(tx *bbolt.Tx) error {
 		var buf [128]byte
 		bk := tx.Bucket(l.appendDataName(buf[:0]))
 		if bk == nil {
@@ -126,7 +126,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 }
 
 func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(string) loc) error {
-	if err := b.check(ctx); err != nil {
+	if err := b.checkWrite(ctx); err != nil {
 		return err
 	}
 	entries, err := backend.CheckEntries(entries)
@@ -157,7 +157,7 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 	}
 	var scratch []byte // index keys to delete: bbolt does not keep them
 	now := b.now()
-	return b.db.Update(func(tx *bbolt.Tx) error {
+	return b.update(now, func(tx *bbolt.Tx) error {
 		var (
 			data, idx *bbolt.Bucket
 			lastNS    string
@@ -209,7 +209,7 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 }
 
 func (b *Backend) del(ctx context.Context, keys []string, at func(string) loc) error {
-	if err := b.check(ctx); err != nil {
+	if err := b.checkWrite(ctx); err != nil {
 		return err
 	}
 	if err := backend.CheckKeys(keys); err != nil {
@@ -218,7 +218,7 @@ func (b *Backend) del(ctx context.Context, keys []string, at func(string) loc) e
 	if len(keys) == 0 {
 		return nil
 	}
-	return b.db.Update(func(tx *bbolt.Tx) error {
+	return b.update(b.now(), func(tx *bbolt.Tx) error {
 		for _, k := range keys {
 			if err := deleteKey(tx, at(k)); err != nil {
 				return err
@@ -255,7 +255,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 }
 
 func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at func(string) loc) (bool, error) {
-	if err := b.check(ctx); err != nil {
+	if err := b.checkWrite(ctx); err != nil {
 		return false, err
 	}
 	if err := backend.CheckKey(key); err != nil {
@@ -268,7 +268,7 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 	l := at(key)
 	now := b.now()
 	found := false
-	err = b.db.Update(func(tx *bbolt.Tx) error {
+	err = b.update(now, func(tx *bbolt.Tx) error {
 		data := tx.Bucket(l.dataName())
 		if data == nil {
 			return nil
@@ -318,7 +318,7 @@ func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (tim
 	now := b.now()
 	var d int64
 	found := false
-	err := b.db.View(func(tx *bbolt.Tx) error {
+	err := b.view(func(tx *bbolt.Tx) error {
 		v := get(tx, l)
 		if v == nil {
 			return nil

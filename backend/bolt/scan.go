@@ -146,7 +146,7 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	}
 	var last loc
 	var mem arena
-	err = b.db.View(func(tx *bbolt.Tx) error {
+	err = b.view(func(tx *bbolt.Tx) error {
 		walk(tx, prefix, pos, func(l loc, k, v []byte) bool {
 			if expired(deadlineOf(v), now) {
 				return true
@@ -182,11 +182,11 @@ func (b *Backend) ScansUnique() bool { return true }
 // grow with the number of keys; other prefixes delete key by key, in one
 // write transaction.
 func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error {
-	if err := b.check(ctx); err != nil {
+	if err := b.checkWrite(ctx); err != nil {
 		return err
 	}
 	ns, rest, hasNS := strings.Cut(prefix, ":")
-	return b.db.Update(func(tx *bbolt.Tx) error {
+	return b.update(b.now(), func(tx *bbolt.Tx) error {
 		deleteBuckets := func(ns string) error {
 			for _, name := range [][]byte{loc{ns: ns}.dataName(), loc{ns: ns}.indexName()} {
 				if err := tx.DeleteBucket(name); err != nil && tx.Bucket(name) != nil {
@@ -240,7 +240,7 @@ func (b *Backend) CountPrefix(ctx context.Context, prefix string, _ int) (int, e
 	now := b.now()
 	ns, rest, hasNS := strings.Cut(prefix, ":")
 	n := 0
-	err := b.db.View(func(tx *bbolt.Tx) error {
+	err := b.view(func(tx *bbolt.Tx) error {
 		if hasNS && rest == "" {
 			l := loc{ns: ns}
 			data := tx.Bucket(l.dataName())

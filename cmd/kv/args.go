@@ -12,10 +12,11 @@ import (
 // flags are the command line's flags, global and per command. Flags may
 // stand before or after the command.
 type flags struct {
-	url, ns, ttl, to, toNS string
-	n                      int
-	json, yes, noTTL, help bool
-	set                    map[string]bool // flags given on the command line
+	url, ns, ttl, to, toNS, at string
+	n                          int
+	json, yes, noTTL, help     bool
+	clockOverride              bool
+	set                        map[string]bool // flags given on the command line
 }
 
 // usageError is a mistake on the command line: exit code 2.
@@ -26,11 +27,12 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 var boolFlags = map[string]func(*flags){
-	"json":   func(f *flags) { f.json = true },
-	"yes":    func(f *flags) { f.yes = true },
-	"no-ttl": func(f *flags) { f.noTTL = true },
-	"help":   func(f *flags) { f.help = true },
-	"h":      func(f *flags) { f.help = true },
+	"json":           func(f *flags) { f.json = true },
+	"yes":            func(f *flags) { f.yes = true },
+	"no-ttl":         func(f *flags) { f.noTTL = true },
+	"help":           func(f *flags) { f.help = true },
+	"clock-override": func(f *flags) { f.clockOverride = true },
+	"h":              func(f *flags) { f.help = true },
 }
 
 var valueFlags = map[string]func(*flags, string) error{
@@ -39,6 +41,7 @@ var valueFlags = map[string]func(*flags, string) error{
 	"ttl":   func(f *flags, v string) error { f.ttl = v; return nil },
 	"to":    func(f *flags, v string) error { f.to = v; return nil },
 	"to-ns": func(f *flags, v string) error { f.toNS = v; return nil },
+	"at":    func(f *flags, v string) error { f.at = v; return nil },
 	"n": func(f *flags, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

@@ -27,7 +27,7 @@ func (c *cmdCtx) bench(ctx context.Context) error {
 	if n == 0 {
 		n = 1000
 	}
-	b, err := c.open()
+	b, err := c.open(true)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/internal/keyset"
 	"github.com/kvmap/kv/kvurl"
+	"github.com/kvmap/kv/namespace"
 )
 
 const defaultURL = kvurl.Default
@@ -60,6 +61,7 @@ func init() {
 		"size":       {(*cmdCtx).size, "", 0, 0, true},
 		"clear":      {(*cmdCtx).clear, "", 0, 0, true},
 		"namespaces": {(*cmdCtx).namespaces, "", 0, 0, false},
+		"check":      {(*cmdCtx).checkCmd, "", 0, 0, false},
 		"export":     {(*cmdCtx).export, "[FILE]", 0, 1, true},
 		"import":     {(*cmdCtx).importCmd, "[FILE]", 0, 1, true},
 		"copy":       {(*cmdCtx).copyCmd, "", 0, 0, true},
@@ -79,6 +81,11 @@ func (c *cmdCtx) dispatch(ctx context.Context) error {
 	if cmd.needsNS && c.f.ns == "" {
 		return usagef("--ns is required (or set KV_NS)")
 	}
+	if cmd.needsNS {
+		if err := namespace.Validate(c.f.ns); err != nil {
+			return err // a usage error, said before the store is opened
+		}
+	}
 	return cmd.run(c, ctx)
 }
 
@@ -90,18 +97,14 @@ func (c *cmdCtx) ttl() (time.Duration, error) {
 	return parseTTL(c.f.ttl)
 }
 
-// open opens the backend of --url.
-func (c *cmdCtx) open() (backend.Backend, error) {
-	return kvurl.Open(c.f.url, nil)
-}
-
-// withMap opens the backend and the Map of --ns, and runs fn with them.
-func (c *cmdCtx) withMap(fn func(b backend.Backend, m *kv.Map[[]byte]) error) error {
+// withMap opens the backend (read-only unless write) and the Map of --ns,
+// and runs fn with them.
+func (c *cmdCtx) withMap(write bool, fn func(b backend.Backend, m *kv.Map[[]byte]) error) error {
 	ttl, err := c.ttl()
 	if err != nil {
 		return err
 	}
-	b, err := c.open()
+	b, err := c.open(write)
 	if err != nil {
 		return err
 	}
@@ -114,13 +117,13 @@ func (c *cmdCtx) withMap(fn func(b backend.Backend, m *kv.Map[[]byte]) error) er
 }
 
 func (c *cmdCtx) set(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		return m.Set(ctx, c.args[0], []byte(c.args[1]))
 	})
 }
 
 func (c *cmdCtx) get(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		v, ok, err := m.Get(ctx, c.args[0])
 		if err != nil {
 			return err
@@ -137,7 +140,7 @@ func (c *cmdCtx) get(ctx context.Context) error {
 }
 
 func (c *cmdCtx) has(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		ok, err := m.Has(ctx, c.args[0])
 		if err != nil {
 			return err
@@ -155,13 +158,13 @@ func (c *cmdCtx) has(ctx context.Context) error {
 var errQuiet = errors.New("")
 
 func (c *cmdCtx) del(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		return m.DeleteMany(ctx, c.args)
 	})
 }
 
 func (c *cmdCtx) ttlCmd(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		d, ok, err := m.TTL(ctx, c.args[0])
 		if err != nil {
 			return err
@@ -183,7 +186,7 @@ func (c *cmdCtx) expire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		ok, err := m.Expire(ctx, c.args[0], d)
 		if err != nil {
 			return err
@@ -196,7 +199,7 @@ func (c *cmdCtx) expire(ctx context.Context) error {
 }
 
 func (c *cmdCtx) keys(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		w := bufio.NewWriter(c.stdout)
 		defer w.Flush()
 		for k, err := range m.Keys(ctx) {
@@ -233,7 +236,7 @@ func (r record) keyOnly() map[string]string {
 }
 
 func (c *cmdCtx) ls(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		w := bufio.NewWriter(c.stdout)
 		defer w.Flush()
 		enc := json.NewEncoder(w)
@@ -258,7 +261,7 @@ func (c *cmdCtx) ls(ctx context.Context) error {
 }
 
 func (c *cmdCtx) size(ctx context.Context) error {
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		n, err := m.Size(ctx)
 		if err != nil {
 			return err
@@ -272,7 +275,7 @@ func (c *cmdCtx) clear(ctx context.Context) error {
 	if !c.f.yes {
 		return usagef("clear deletes every key of namespace %q: confirm with --yes", c.f.ns)
 	}
-	return c.withMap(func(_ backend.Backend, m *kv.Map[[]byte]) error {
+	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
 		n, err := m.Size(ctx)
 		if err != nil {
 			return err
@@ -294,7 +297,7 @@ func (c *cmdCtx) clear(ctx context.Context) error {
 // namespaces lists the text before the first ":" of every key of the
 // backend, with key counts.
 func (c *cmdCtx) namespaces(ctx context.Context) error {
-	b, err := c.open()
+	b, err := c.open(false)
 	if err != nil {
 		return err
 	}

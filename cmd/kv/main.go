@@ -55,6 +55,9 @@ const usage = `kv: a namespaced, TTL-aware key-value map over Redis, bbolt or me
 Usage:
   kv [flags] COMMAND [ARGS] [flags]
 
+Commands that only read (get, has, ttl, keys, ls, size, namespaces, export, check, the
+source of copy) open a bolt file read-only: they never create or change it.
+
 Commands on one namespace (--ns):
   set KEY VALUE          store VALUE under KEY with the --ttl in force
   get KEY                print the value (exit 1 if missing)
@@ -72,6 +75,7 @@ Commands on one namespace (--ns):
 
 Other commands:
   namespaces             list the namespaces of the backend with their key counts
+  check                  run the full consistency check of a bolt file (exit 1 on problems)
   bench                  a short workload against --url [--n N]: ops/s, p50, p99
   demo                   a tour on a temporary bolt file, no server needed
   help                   this text
@@ -83,6 +87,9 @@ Flags (before or after the command; "--" ends them):
   --ns NS       namespace (default $KV_NS)
   --ttl TTL     TTL of writes: a Go duration, or --ttl=-1 for none (default $KV_TTL, else 5m)
   --json        JSON lines output (get, ls, keys, namespaces, bench)
+  --at TIME     read a bolt file as of TIME (RFC 3339), or "file" for the latest time of its
+                clock; a file written under a simulated clock is read as of "file" by default
+  --clock-override   write to a bolt file written under a simulated clock with the wall clock
   --yes         confirm clear
   --no-ttl      import or copy without TTLs
   --to URL, --to-ns NS   target of copy

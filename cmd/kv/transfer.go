@@ -57,7 +57,7 @@ func (c *cmdCtx) sizeForProgress(ctx context.Context, b backend.Backend, ns stri
 }
 
 func (c *cmdCtx) export(ctx context.Context) error {
-	b, err := c.open()
+	b, err := c.open(false)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		defer f.Close()
 		in = f
 	}
-	b, err := c.open()
+	b, err := c.open(true)
 	if err != nil {
 		return err
 	}
@@ -236,16 +236,24 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 	if err := namespace.Validate(toNS); err != nil {
 		return err
 	}
-	src, err := c.open()
+	if c.f.to == c.f.url && toNS == c.f.ns {
+		return usagef("copy onto itself: --to and --to-ns name the source namespace")
+	}
+	// Two namespaces of one store are copied through one handle, opened for
+	// writing: a bbolt file cannot be opened twice.
+	same := c.f.to == c.f.url
+	src, err := c.open(same)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := kvurl.Open(c.f.to, nil)
-	if err != nil {
-		return fmt.Errorf("--to %s: %w", redact(c.f.to), err)
+	dst := src
+	if !same {
+		if dst, err = kvurl.Open(c.f.to, nil); err != nil {
+			return fmt.Errorf("--to %s: %w", redact(c.f.to), err)
+		}
+		defer dst.Close()
 	}
-	defer dst.Close()
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
 	res, err := kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{

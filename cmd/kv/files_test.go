@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend/bolt"
+	"github.com/kvmap/kv/clock"
+)
+
+// backtestFile writes n keys at simulated 2021-01-01 with the default
+// 5-minute TTL into namespace bt of a new bolt file, as a backtest does.
+func backtestFile(t *testing.T, n int) (string, time.Time) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backtest.db")
+	at := time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC)
+	b, err := bolt.Open(path, bolt.WithSimulatedClock(clock.NewManual(at)), bolt.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kv.New[string](b, "bt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]kv.Entry[string], n)
+	for i := range entries {
+		entries[i] = kv.Entry[string]{Key: fmt.Sprintf("k%04d", i), Value: "v"}
+	}
+	if err := m.SetMany(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, at
+}
+
+// simSize opens the file under the simulated clock and returns the size of
+// namespace bt.
+func simSize(t *testing.T, path string, at time.Time) int {
+	t.Helper()
+	b, err := bolt.Open(path, bolt.WithSimulatedClock(clock.NewManual(at)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := kv.New[string](b, "bt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.Size(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestInspectingKeepsBacktest: `kv namespaces` on a backtest file used to
+// print nothing, exit 0, and delete every key (the wall clock's sweep at
+// open). Reads now open the file read-only, as of its own clock's latest
+// time, and say so; writes by the wall clock are refused unless asked for.
+func TestInspectingKeepsBacktest(t *testing.T) {
+	path, at := backtestFile(t, 100)
+	url := "bolt://" + path
+	r := runKV(t, "", "--url", url, "namespaces")
+	r.want(t, 0, "bt\t100\n")
+	if !strings.Contains(r.stderr, "simulated clock") {
+		t.Errorf("stderr %q does not say the file is read as of its simulated clock", r.stderr)
+	}
+	runKV(t, "", "--url", url, "--ns", "bt", "size").want(t, 0, "100\n")
+	runKV(t, "", "--url", url, "--ns", "bt", "size", "--at", "file").want(t, 0, "100\n")
+	runKV(t, "", "--url", url, "--ns", "bt", "size", "--at", "2021-01-01T00:04:00Z").want(t, 0, "100\n")
+	runKV(t, "", "--url", url, "--ns", "bt", "size", "--at", "2021-01-01T00:06:00Z").want(t, 0, "0\n")
+	runKV(t, "", "--url", url, "--ns", "bt", "get", "k0001").want(t, 0, "v")
+	runKV(t, "", "--url", url, "--ns", "bt", "export").want(t, 0, "*")
+	if n := simSize(t, path, at); n != 100 {
+		t.Fatalf("after the inspections Size under the simulated clock = %d; want 100", n)
+	}
+	r = runKV(t, "", "--url", url, "--ns", "bt", "set", "x", "y")
+	if r.code != 1 || !strings.Contains(r.stderr, "simulated clock") {
+		t.Errorf("set with the wall clock: exit %d, stderr %q; want 1 and the clock named", r.code, r.stderr)
+	}
+	runKV(t, "", "--url", url, "--ns", "bt", "--clock-override", "set", "x", "y").want(t, 0, "")
+	if n := simSize(t, path, at); n != 101 {
+		t.Errorf("after an override write Size under the simulated clock = %d; want 101 (nothing swept)", n)
+	}
+}
+
+// TestReadCommandsWriteNothing: read commands used to create the file they
+// were pointed at (./kv.db, or a typo's name) and answer "not found".
+func TestReadCommandsWriteNothing(t *testing.T) {
+	dir := t.TempDir()
+	cmd := func(args ...string) result {
+		t.Helper()
+		c := exec.Command(bin, args...)
+		c.Dir = dir
+		c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+		var out, errb bytes.Buffer
+		c.Stdout, c.Stderr = &out, &errb
+		err := c.Run()
+		r := result{stdout: out.String(), stderr: errb.String()}
+		if ee, ok := err.(*exec.ExitError); ok {
+			r.code = ee.ExitCode()
+		}
+		return r
+	}
+	for _, args := range [][]string{
+		{"namespaces"},
+		{"--url", "bolt://./typo.db", "--ns", "a", "get", "k"},
+		{"--url", "bolt://./typo.db", "--ns", "a", "size"},
+		{"--url", "bolt://./typo.db", "--ns", "a", "keys"},
+		{"--url", "bolt://./typo.db", "--ns", "a", "export"},
+		{"--url", "bolt://./typo.db", "check"},
+	} {
+		r := cmd(args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "no such file") {
+			t.Errorf("kv %q: exit %d, stderr %q; want 1 and the missing file named", args, r.code, r.stderr)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("read commands created %v", entries)
+	}
+	// A read-only file can be read.
+	path := filepath.Join(dir, "ro.db")
+	runKV(t, "", "--url", "bolt://"+path, "--ns", "a", "set", "k", "v").want(t, 0, "")
+	if err := os.Chmod(path, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	runKV(t, "", "--url", "bolt://"+path, "--ns", "a", "get", "k").want(t, 0, "v")
+	runKV(t, "", "--url", "bolt://"+path, "check").want(t, 0, "ok\n")
+}
+
+// TestCopyBetweenNamespacesOfOneFile: copy within one bolt file opens it
+// once, for writing; a copy onto itself is refused.
+func TestCopyBetweenNamespacesOfOneFile(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	runKV(t, "", "--url", url, "--ns", "a", "set", "k", "v").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "copy", "--to", url, "--to-ns", "b").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "b", "get", "k").want(t, 0, "v")
+	runKV(t, "", "--url", url, "--ns", "a", "copy", "--to", url).want(t, 2, "")
+}
+
+// damagedCopies returns copies of a ~1 MiB, 3,000-key bolt file: truncated
+// at every step-th 4 KiB boundary, and flips copies with 8 bytes flipped at
+// seeded random places.
+func damagedCopies(t *testing.T, step, flips int) map[string][]byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "src.db")
+	b, err := bolt.Open(path, bolt.WithNoSync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kv.New[string](b, "ns", kv.WithTTL(kv.NoTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := make([]kv.Entry[string], 3000)
+	for i := range entries {
+		entries[i] = kv.Entry[string]{Key: fmt.Sprintf("key-%05d", i), Value: strings.Repeat("v", 300)}
+	}
+	if err := m.SetMany(context.Background(), entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for size := 4096; size < len(data); size += step * 4096 {
+		out[fmt.Sprintf("cut%d", size)] = data[:size]
+	}
+	rnd := rand.New(rand.NewPCG(20261128, 1))
+	for i := range flips {
+		c := append([]byte(nil), data...)
+		for range 8 {
+			c[rnd.IntN(len(c))] ^= byte(1 + rnd.IntN(255))
+		}
+		out[fmt.Sprintf("flip%d", i)] = c
+	}
+	return out
+}
+
+// TestDamagedFileNeverCrashes drives the built binary over damaged copies
+// of a file: every run ends with data or an error, never a crash (a Go
+// panic, a fatal fault, a signal) or a hang. Truncated files used to kill
+// the process with SIGSEGV in bbolt's freelist load, or panic.
+func TestDamagedFileNeverCrashes(t *testing.T) {
+	// A sample by default; every 4 KiB boundary and 50 copies with 8 flips
+	// each (400 places) under KV_DAMAGE_FULL=1, as .ci/run sets it.
+	step, flips := 16, 8
+	if os.Getenv("KV_DAMAGE_FULL") == "1" {
+		step, flips = 1, 50
+	}
+	dir := t.TempDir()
+	crashes := 0
+	for name, data := range damagedCopies(t, step, flips) {
+		path := filepath.Join(dir, name+".db")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		url := "bolt://" + path
+		for _, args := range [][]string{
+			{"--url", url, "--ns", "ns", "ls"},
+			{"--url", url, "--ns", "ns", "size"},
+			{"--url", url, "check"},
+			{"--url", url, "--ns", "ns", "clear", "--yes"},
+		} {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			c := exec.CommandContext(ctx, bin, args...)
+			c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+			var out, errb bytes.Buffer
+			c.Stdout, c.Stderr = &out, &errb
+			err := c.Run()
+			cancel()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode() // -1 when killed by a signal
+			} else if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			stderr := errb.String()
+			if code < 0 || code > 1 || strings.Contains(stderr, "panic") || strings.Contains(stderr, "fatal error") || strings.Contains(stderr, "goroutine ") {
+				crashes++
+				if crashes <= 5 {
+					t.Errorf("%s: kv %s: exit %d (%v), stderr:\n%.2000s", name, args[len(args)-1], code, err, stderr)
+				}
+			}
+			if code == 1 && args[len(args)-1] != "check" && !strings.Contains(stderr, "corrupt") && !strings.Contains(stderr, "not found") {
+				t.Logf("%s: kv %s: exit 1 without ErrCorrupt: %s", name, args[len(args)-1], stderr)
+			}
+		}
+	}
+	if crashes > 0 {
+		t.Errorf("%d runs crashed; want 0", crashes)
+	}
+}
