@@ -25,9 +25,9 @@ var (
 	rootBucket      = []byte("kv.r")
 	rootIndexBucket = []byte("kv.x")
 	metaBucket      = []byte("kv.meta")
-	dataPrefix   = []byte("kv.d:")
-	indexPrefix  = []byte("kv.x:")
-	headerLength = 8
+	dataPrefix      = []byte("kv.d:")
+	indexPrefix     = []byte("kv.x:")
+	headerLength    = 8
 )
 
 // loc is where a backend key lives.
