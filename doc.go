@@ -41,16 +41,26 @@
 // # Errors
 //
 // Errors are wrapped with %w and name the operation, the namespace and the
-// key; check them with errors.Is and errors.As:
+// key (cut to 64 bytes); check them with errors.Is and errors.As:
 //
 //   - [ErrEmptyKey], [ErrInvalidNamespace], [ErrInvalidTTL], [ErrInvalidOption]:
-//     bad input, refused before anything is written.
+//     bad input, refused before anything is written. A TTL is positive and at
+//     most [MaxTTL], or [NoTTL].
 //   - [ErrClosed]: the backend was closed.
+//   - [ErrReadOnly]: the store was opened read-only; nothing was written.
+//   - [ErrCorrupt]: the store's data is damaged (a bbolt file); the process
+//     keeps running.
 //   - [ErrWrongType]: the key holds data the backend cannot read as a value.
-//   - [*DecodeError]: a stored value did not decode; it names the key.
-//   - context.Canceled, context.DeadlineExceeded: the context ended.
+//   - [*BatchError]: a SetMany or DeleteMany that a store carried out in parts
+//     (Redis) failed part-way; it lists the keys done, not done and unknown.
+//   - [*DecodeError]: a stored value did not decode; it names the key, never
+//     the value.
+//   - context.Canceled, context.DeadlineExceeded: the context ended, reported
+//     as such whatever error the client returned.
 //
-// A missing key is never an error: Get reports it with ok == false.
+// A missing key is never an error: Get reports it with ok == false. A call
+// that returns nil has done what it says; see README's "Failure behaviour"
+// for what each call guarantees on error.
 //
 // # Telemetry
 //
@@ -62,7 +72,8 @@
 // server.port (Redis), and ours: kv.namespace, kv.keys (keys of a batch,
 // entries of a bulk call), kv.hit (lookups). The counter kv.client.lookups,
 // by kv.hit, gives the hit rate. A miss is not an error; an error sets the
-// span status and error.type. Iterate, Keys and Values make one span per pass
+// span status and error.type to the low-cardinality name [ErrorType] gives
+// it, never to the error's text (which names the key). Iterate, Keys and Values make one span per pass
 // over the whole pass (kv.keys entries yielded, kv.early when the loop left
 // early), and none when never ranged over. Values are never recorded; keys
 // only with [WithKeysInTelemetry].

@@ -184,3 +184,47 @@ func ExampleCopy() {
 	// copied 2 <nil>
 	// 66f1c0ffee0123456789abcd true
 }
+
+// A backtest writes to a bbolt file under its simulated clock. The file
+// remembers that clock: the wall clock may not open it for writing (its
+// sweep would delete every key of 2021), and a read-only inspection as of
+// the file's own latest time sees the backtest's data and changes nothing.
+func Example_backtestFile() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "backtest")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "backtest.db")
+
+	sim := clock.NewManual(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
+	store, err := bolt.Open(path, bolt.WithSimulatedClock(sim))
+	if err != nil {
+		panic(err)
+	}
+	candles, _ := kv.New[string](store, "candle_cache") // 5-minute TTL
+	if err := candles.Set(ctx, "binance:BTCUSDT:1m:1609459200000", "29000.5"); err != nil {
+		panic(err)
+	}
+	sim.Advance(time.Minute) // the next tick
+	if err := store.Close(); err != nil {
+		panic(err)
+	}
+
+	_, err = bolt.Open(path) // the wall clock, for writing
+	fmt.Println(errors.Is(err, bolt.ErrClockMismatch))
+
+	ro, err := bolt.Open(path, bolt.WithReadOnly(), bolt.WithFileTime())
+	if err != nil {
+		panic(err)
+	}
+	defer ro.Close()
+	fmt.Println(ro.FileClock().Kind, ro.FileClock().Latest.UTC().Format(time.RFC3339))
+	view, _ := kv.New[string](ro, "candle_cache")
+	n, _ := view.Size(ctx)
+	fmt.Println(n)
+	fmt.Println(errors.Is(view.Set(ctx, "k", "v"), kv.ErrReadOnly))
+	// Output:
+	// true
+	// simulated 2021-01-01T00:01:00Z
+	// 1
+	// true
+}

@@ -15,14 +15,45 @@
 // their deadline: no value is read. A scan returns keys in a fixed order,
 // each at most once.
 //
-// # Expiry
+// # Expiry and clocks
 //
 // Each value carries its absolute deadline, so deadlines survive reopening.
-// Expired keys are invisible to every call at once; a background sweeper,
-// which also runs at open, deletes them at a cost proportional to the number
-// of expired keys, walking each namespace's index in deadline order. The
-// clock is an option ([WithClock]), so a backtest can expire keys by its
-// simulated time. Close stops the sweeper.
+// Expired keys are invisible to every call at once, by the opener's clock; a
+// background sweeper, which also runs at open, deletes them at a cost
+// proportional to the number of expired keys, walking each namespace's index
+// in deadline order. Close stops the sweeper.
+//
+// The clock is an option: [WithClock] for the wall clock or a stand-in for it,
+// [WithSimulatedClock] for a backtest's time. A file remembers, in its own
+// metadata ([FileClock]), the kind of clock its data was written under and the
+// latest time that clock showed at a write or at Close. Keys are only ever
+// deleted by the clock they were written under:
+//
+//   - the sweeper runs only when the opener's clock is of the file's kind;
+//   - a file written under a simulated clock, opened for writing with the wall
+//     clock, is refused with [ErrClockMismatch] unless [WithClockOverride] is
+//     given (and then nothing is swept);
+//   - a file written before clocks were recorded is never swept;
+//   - [WithFileTime] reads a file as of the latest time its clock showed.
+//
+// # Read-only
+//
+// [WithReadOnly] opens an existing file without writing, sweeping or creating
+// anything; a missing file fails with fs.ErrNotExist, a 0444 file can be read,
+// and several read-only openers may share a file. Writes fail with
+// [ErrReadOnly]. A writer's exclusive lock blocks a read-only opener: a file
+// cannot be inspected while a writer holds it.
+//
+// # Damaged files
+//
+// Before bbolt maps a file, Open checks what can be checked cheaply (a valid
+// meta page, a file as long as that page says, root and freelist page headers
+// and the freelist's page ids within it) and fails with [ErrCorrupt]
+// otherwise, releasing the file. Every call turns a bbolt panic, or a memory
+// fault on the mapped file, into an error wrapping ErrCorrupt instead of
+// crashing the process. bbolt keeps no checksum of data pages: a flipped byte
+// inside a key or value is returned as data. [Backend.Check] runs bbolt's full
+// consistency check (its cost grows with the file's size).
 //
 // # Durability
 //
@@ -84,7 +115,7 @@ type Backend struct {
 	clock    backend.Clock
 	readOnly bool
 	file     FileClock // the file's clock, as read at open
-	sweeps   bool      // expired keys may be deleted: the opener's clock is the file's kind
+	sweeps   bool      // the opener's clock is the file's kind: expired keys may be deleted, and times recorded
 	recorded atomic.Int64
 	closed   atomic.Bool
 
@@ -265,6 +296,9 @@ func start(db *bbolt.DB, owns bool, cfg config) (*Backend, error) {
 	if !b.sweeps {
 		return b, nil
 	}
+	if cfg.fileTime {
+		return b, nil // a clock that stands still neither sweeps nor records
+	}
 	if _, err := b.sweep(); err != nil {
 		return fail(err)
 	}
@@ -307,10 +341,16 @@ func (b *Backend) Close() error {
 		close(b.stop)
 		<-b.done
 	}
-	if b.ownsDB {
-		return b.db.Close()
+	var err error
+	if b.sweeps && !b.readOnly && b.now() > b.recorded.Load() {
+		// The clock's time at Close is the file's latest: where a backtest
+		// stopped, for kv --at file.
+		err = b.update(b.now(), func(*bbolt.Tx) error { return nil })
 	}
-	return nil
+	if b.ownsDB {
+		err = errors.Join(err, b.db.Close())
+	}
+	return err
 }
 
 func (b *Backend) check(ctx context.Context) error {

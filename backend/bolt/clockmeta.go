@@ -75,7 +75,7 @@ func (b *Backend) stampClock(kind ClockKind) error {
 // recordTime records now as the latest time of the file's clock, when it is
 // later than the one recorded; it runs in every write transaction.
 func (b *Backend) recordTime(tx *bbolt.Tx, now int64) error {
-	if now <= b.recorded.Load() {
+	if !b.sweeps || now <= b.recorded.Load() {
 		return nil
 	}
 	mb, err := tx.CreateBucketIfNotExists(metaBucket)

@@ -28,7 +28,7 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 	// A manual clock makes expiry visible without waiting, as a backtest
 	// drives expiry by its simulated time.
 	clk := clock.NewManual(time.Date(2026, 1, 5, 9, 30, 0, 0, time.UTC))
-	store, err := bolt.Open(path, bolt.WithClock(clk))
+	store, err := bolt.Open(path, bolt.WithSimulatedClock(clk))
 	if err != nil {
 		return err
 	}
