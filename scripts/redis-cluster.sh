@@ -7,10 +7,16 @@
 #
 # KV_CLUSTER_PORTS (default: the first free set of 7401-7403, 17401-17403,
 # 27401-27403) and KV_CLUSTER_DIR (default .cluster in the repository) change
-# where it runs. Exits non-zero when the cluster cannot be started.
+# where it runs. KV_CLUSTER_REPLICAS=1 gives each master a replica (six nodes:
+# the default ports are then 7401-7406, ...), for failover tests. Every node
+# writes its pid to KV_CLUSTER_DIR/PORT/pid. Exits non-zero when the cluster
+# cannot be started.
 set -euo pipefail
 
 dir=${KV_CLUSTER_DIR:-"$(cd "$(dirname "$0")/.." && pwd)/.cluster"}
+replicas=${KV_CLUSTER_REPLICAS:-0}
+case "$replicas" in 0|1) ;; *) echo "KV_CLUSTER_REPLICAS must be 0 or 1" >&2; exit 2 ;; esac
+nodes_wanted=$((3 * (replicas + 1)))
 
 in_use() { redis-cli -h 127.0.0.1 -p "$1" ping >/dev/null 2>&1 || (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -21,10 +27,10 @@ if [ -n "${KV_CLUSTER_PORTS:-}" ]; then
 elif [ -f "$dir/ports" ]; then
   ports=($(cat "$dir/ports"))
 else
-  ports=(7401 7402 7403)
+  ports=($(seq 7401 $((7400 + nodes_wanted))))
   if [ "${1:-}" = start ]; then
     for base in 7401 17401 27401; do
-      ports=($base $((base + 1)) $((base + 2)))
+      ports=($(seq "$base" $((base + nodes_wanted - 1))))
       busy=0
       for p in "${ports[@]}"; do in_use "$p" && busy=1; done
       [ "$busy" = 0 ] && break
@@ -76,12 +82,16 @@ start() {
   done
   local nodes=()
   for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$dir/create.log" 2>&1 \
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >"$dir/create.log" 2>&1 \
     || { echo "redis-cli --cluster create failed" >&2; cat "$dir/create.log" >&2; exit 1; }
   for _ in $(seq 200); do
     ok=1
     for p in "${ports[@]}"; do
       redis-cli -h 127.0.0.1 -p "$p" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || ok=0
+      # a replica counts once it has synced with its master
+      if redis-cli -h 127.0.0.1 -p "$p" info replication 2>/dev/null | grep -q 'role:slave'; then
+        redis-cli -h 127.0.0.1 -p "$p" info replication 2>/dev/null | grep -q 'master_link_status:up' || ok=0
+      fi
     done
     [ "$ok" = 1 ] && { addrs; return 0; }
     sleep 0.1

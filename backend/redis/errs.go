@@ -16,9 +16,18 @@ import (
 // ended, the error also wraps ctx.Err(), so that errors.Is(err,
 // context.DeadlineExceeded) holds whatever the client returned (go-redis
 // reports a deadline on a pipelined call as an i/o timeout).
-func wrap(ctx context.Context, cmd string, err error) error {
+//
+// On a cluster, a failure (a node refused or dropped the connection, or
+// answered CLUSTERDOWN or READONLY: it died, or failed over) makes the client
+// reload its slot map, so that the next call goes to the node that serves the
+// slot now instead of the dead one; go-redis alone keeps dialling a dead
+// master for many seconds after its replica took over.
+func (b *Backend) wrap(ctx context.Context, cmd string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if b.cluster != nil && ctx.Err() == nil && !errors.Is(err, goredis.Nil) && !isWrongType(err) {
+		b.cluster.ReloadState(ctx)
 	}
 	if cerr := ctxErr(ctx, err); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("redis %s: %w: %w", cmd, cerr, err)
@@ -106,7 +115,7 @@ func outcomes(cmds []goredis.Cmder, execErr error) []int {
 // batchError returns nil when every command of a batch was acknowledged, and
 // otherwise a *backend.BatchError that sorts keys[i] (the key of cmds[i]) by
 // outcome, with the first error as its cause.
-func batchError(ctx context.Context, op, cmd string, keys []string, cmds []goredis.Cmder, execErr error) error {
+func (b *Backend) batchError(ctx context.Context, op, cmd string, keys []string, cmds []goredis.Cmder, execErr error) error {
 	if execErr == nil {
 		ok := true
 		for _, c := range cmds {
@@ -134,16 +143,16 @@ func batchError(ctx context.Context, op, cmd string, keys []string, cmds []gored
 			first = cmds[i].Err()
 		}
 	}
-	be.Err = wrap(ctx, cmd, first)
+	be.Err = b.wrap(ctx, cmd, first)
 	return be
 }
 
 // execErr returns the error of a pipeline of reads: Exec's error unless it
 // is a miss (redis.Nil) or a WRONGTYPE reply, which the commands report
 // themselves.
-func execErr(ctx context.Context, cmd string, err error) error {
+func (b *Backend) execErr(ctx context.Context, cmd string, err error) error {
 	if err == nil || errors.Is(err, goredis.Nil) || isWrongType(err) {
 		return nil
 	}
-	return wrap(ctx, cmd, err)
+	return b.wrap(ctx, cmd, err)
 }

@@ -155,7 +155,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	if b.cluster == nil && !withTTL {
 		vals, err := b.client.MGet(ctx, wire...).Result()
 		if err != nil {
-			return nil, wrap(ctx, "MGET", err)
+			return nil, b.wrap(ctx, "MGET", err)
 		}
 		for i, v := range vals {
 			if s, ok := v.(string); ok {
@@ -210,8 +210,8 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			ttls[i] = pipe.PTTL(ctx, w)
 		}
 	}
-	if _, err := pipe.Exec(ctx); execErr(ctx, "MGET", err) != nil {
-		return nil, execErr(ctx, "MGET", err)
+	if _, err := pipe.Exec(ctx); b.execErr(ctx, "MGET", err) != nil {
+		return nil, b.execErr(ctx, "MGET", err)
 	}
 	for _, g := range groups {
 		if g.get != nil {
@@ -220,7 +220,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			switch {
 			case errors.Is(err, goredis.Nil), isWrongType(err): // absent
 			case err != nil:
-				return nil, wrap(ctx, "GET", err)
+				return nil, b.wrap(ctx, "GET", err)
 			default:
 				out[i] = backend.Value{Bytes: v, Found: true}
 			}
@@ -228,7 +228,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 		vals, err := g.cmd.Result()
 		if err != nil {
-			return nil, wrap(ctx, "MGET", err)
+			return nil, b.wrap(ctx, "MGET", err)
 		}
 		for j, v := range vals {
 			if s, ok := v.(string); ok {
@@ -242,7 +242,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 		d, err := c.Result()
 		if err != nil {
-			return nil, wrap(ctx, "PTTL", err)
+			return nil, b.wrap(ctx, "PTTL", err)
 		}
 		switch {
 		case d == -2: // expired between the read and PTTL
@@ -282,7 +282,7 @@ func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, err
 	case isWrongType(err):
 		return backend.Value{}, fmt.Errorf("key %s: %w", backend.QuoteKey(key), backend.ErrWrongType)
 	case err != nil:
-		return backend.Value{}, wrap(ctx, "GET", err)
+		return backend.Value{}, b.wrap(ctx, "GET", err)
 	}
 	return backend.Value{Bytes: v, Found: true}, nil
 }
@@ -307,7 +307,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	case 0:
 		return nil
 	case 1:
-		return wrap(ctx, "SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
+		return b.wrap(ctx, "SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
 	}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(entries))
@@ -317,7 +317,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		keys[i] = e.Key
 	}
 	_, err = pipe.Exec(ctx)
-	return batchError(ctx, "write", "SET", keys, cmds, err)
+	return b.batchError(ctx, "write", "SET", keys, cmds, err)
 }
 
 // expiration returns the go-redis expiration of a checked TTL. NoTTL becomes
@@ -344,7 +344,7 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 		return nil
 	}
 	if b.cluster == nil || len(wire) == 1 {
-		return wrap(ctx, "UNLINK", b.client.Unlink(ctx, wire...).Err())
+		return b.wrap(ctx, "UNLINK", b.client.Unlink(ctx, wire...).Err())
 	}
 	return b.unlinkBySlot(ctx, keys, wire)
 }
@@ -373,7 +373,7 @@ func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
 		}
 	}
 	_, err := pipe.Exec(ctx)
-	return batchError(ctx, "delete", "UNLINK", order, cmds, err)
+	return b.batchError(ctx, "delete", "UNLINK", order, cmds, err)
 }
 
 // Expire implements backend.Backend.Expire: PEXPIRE for a TTL, and for NoTTL
@@ -396,19 +396,19 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	}
 	if ttl != backend.NoTTL {
 		ok, err := b.client.PExpire(ctx, w, ttl).Result()
-		return ok, wrap(ctx, "PEXPIRE", err)
+		return ok, b.wrap(ctx, "PEXPIRE", err)
 	}
 	pipe := b.client.Pipeline()
 	exists := pipe.Exists(ctx, w)
 	persist := pipe.Persist(ctx, w)
 	if _, err := pipe.Exec(ctx); err != nil {
-		return false, wrap(ctx, "PERSIST", err)
+		return false, b.wrap(ctx, "PERSIST", err)
 	}
 	if err := persist.Err(); err != nil {
-		return false, wrap(ctx, "PERSIST", err)
+		return false, b.wrap(ctx, "PERSIST", err)
 	}
 	n, err := exists.Result()
-	return n == 1, wrap(ctx, "EXISTS", err)
+	return n == 1, b.wrap(ctx, "EXISTS", err)
 }
 
 // TTL implements backend.Backend.TTL with PTTL.
@@ -426,7 +426,7 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 	d, err := b.client.PTTL(ctx, w).Result()
 	switch {
 	case err != nil:
-		return 0, false, wrap(ctx, "PTTL", err)
+		return 0, false, b.wrap(ctx, "PTTL", err)
 	case d == -2:
 		return 0, false, nil
 	case d == -1:

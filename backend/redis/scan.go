@@ -43,7 +43,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 		var next uint64
 		wire, next, err = b.client.ScanType(ctx, cur, match, int64(count), "string").Result()
 		if err != nil {
-			return backend.Page{}, wrap(ctx, "SCAN", err)
+			return backend.Page{}, b.wrap(ctx, "SCAN", err)
 		}
 		if next != 0 {
 			page.Cursor = strconv.FormatUint(next, 10)
@@ -84,9 +84,9 @@ func parseCursor(cursor string) (uint64, error) {
 	return cur, nil
 }
 
-// masters returns the clients of the cluster's masters, sorted by address,
-// and a token that changes when the set of masters does.
-func (b *Backend) masters(ctx context.Context) ([]*goredis.Client, string, error) {
+// masters returns the clients of the cluster's masters, as the client knows
+// them, sorted by address.
+func (b *Backend) masters(ctx context.Context) ([]*goredis.Client, error) {
 	var mu sync.Mutex
 	var ms []*goredis.Client
 	err := b.cluster.ForEachMaster(ctx, func(_ context.Context, c *goredis.Client) error {
@@ -96,28 +96,85 @@ func (b *Backend) masters(ctx context.Context) ([]*goredis.Client, string, error
 		return nil
 	})
 	if err != nil {
-		return nil, "", wrap(ctx, "CLUSTER", err)
+		return nil, b.wrap(ctx, "CLUSTER", err)
 	}
 	slices.SortFunc(ms, func(a, b *goredis.Client) int { return strings.Compare(a.Options().Addr, b.Options().Addr) })
-	h := fnv.New64a()
-	for _, c := range ms {
-		h.Write([]byte(c.Options().Addr))
-		h.Write([]byte{0})
-	}
-	return ms, strconv.FormatUint(h.Sum64(), 36), nil
+	return ms, nil
 }
 
-// scanCluster runs one SCAN step on one master. The cursor is
-// "topology/master/cursor".
+// clusterView is what one node's CLUSTER NODES says that a scan depends on.
+type clusterView struct {
+	// slots fingerprints which master serves which slots.
+	slots string
+	// movingTo holds the addresses of the masters the node is migrating
+	// slots to: keys of those slots may leave for them mid-scan.
+	movingTo []string
+}
+
+// parseClusterNodes reads the reply of CLUSTER NODES: lines of "id
+// ip:port@cport flags master ping pong epoch link slot...", where the
+// reporting node's own line ("myself") shows a slot being migrated out as
+// "[slot->-targetid]".
+func parseClusterNodes(reply string) clusterView {
+	addrOf := map[string]string{}
+	var masters []string
+	var targets []string
+	for _, line := range strings.Split(reply, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		addr, _, _ := strings.Cut(f[1], "@")
+		addrOf[f[0]] = addr
+		var ranges []string
+		for _, tok := range f[8:] {
+			if strings.HasPrefix(tok, "[") {
+				if _, target, ok := strings.Cut(strings.Trim(tok, "[]"), "->-"); ok && strings.Contains(f[2], "myself") {
+					targets = append(targets, target)
+				}
+				continue
+			}
+			ranges = append(ranges, tok)
+		}
+		if strings.Contains(f[2], "master") && len(ranges) > 0 {
+			masters = append(masters, addr+"="+strings.Join(ranges, ","))
+		}
+	}
+	slices.Sort(masters)
+	h := fnv.New64a()
+	for _, m := range masters {
+		h.Write([]byte(m))
+		h.Write([]byte{0})
+	}
+	v := clusterView{slots: strconv.FormatUint(h.Sum64(), 36)}
+	for _, id := range targets {
+		v.movingTo = append(v.movingTo, addrOf[id])
+	}
+	return v
+}
+
+// restartCursor starts a cluster scan again from the first master, its slot
+// map read anew.
+const restartCursor = "-/0/0"
+
+// scanCluster runs one SCAN step on one master, in the same round trip as
+// that master's CLUSTER NODES. The cursor is "slotmap/master/cursor", the
+// slot map being the fingerprint read when the pass started. Keys move
+// between masters only with their slots: the pass starts again from the
+// first master (which may return keys twice, never miss one) when the slot
+// map is no longer the one the pass started with, or when the master being
+// scanned is migrating slots to a master the pass has already scanned. A
+// pass that overlaps a resharding therefore completes once the slots stop
+// moving towards masters it has scanned.
 func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count int) ([]string, string, error) {
-	ms, topo, err := b.masters(ctx)
+	ms, err := b.masters(ctx)
 	if err != nil {
 		return nil, "", err
 	}
 	if len(ms) == 0 {
 		return nil, "", nil
 	}
-	idx, cur := 0, uint64(0)
+	fp, idx, cur := "-", 0, uint64(0)
 	if cursor != "" {
 		parts := strings.Split(cursor, "/")
 		if len(parts) != 3 {
@@ -128,13 +185,36 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 		if err1 != nil || err2 != nil || i < 0 {
 			return nil, "", fmt.Errorf("redis: invalid cluster scan cursor %q", cursor)
 		}
-		if parts[0] == topo && i < len(ms) {
-			idx, cur = i, c
-		} // else: the masters changed; start again from the first
+		fp, idx, cur = parts[0], i, c
 	}
-	keys, next, err := ms[idx].ScanType(ctx, cur, match, int64(count), "string").Result()
+	if idx >= len(ms) { // the client knows fewer masters than when the pass started
+		fp, idx, cur = "-", 0, 0
+	}
+	pipe := ms[idx].Pipeline()
+	scan := pipe.ScanType(ctx, cur, match, int64(count), "string")
+	nodes := pipe.ClusterNodes(ctx)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, "", b.wrap(ctx, "SCAN", err)
+	}
+	keys, next, err := scan.Result()
 	if err != nil {
-		return nil, "", wrap(ctx, "SCAN", err)
+		return nil, "", b.wrap(ctx, "SCAN", err)
+	}
+	view := parseClusterNodes(nodes.Val())
+	if fp == "-" {
+		fp = view.slots
+	}
+	restart := view.slots != fp
+	for _, to := range view.movingTo {
+		if j := slices.IndexFunc(ms, func(c *goredis.Client) bool { return c.Options().Addr == to }); j >= 0 && j < idx {
+			restart = true
+		}
+	}
+	if restart {
+		// The keys of this page exist: return them, and start again with
+		// the masters and slots as they are now.
+		b.cluster.ReloadState(ctx)
+		return keys, restartCursor, nil
 	}
 	if next == 0 {
 		idx++
@@ -142,7 +222,7 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 	if idx == len(ms) {
 		return keys, "", nil
 	}
-	return keys, topo + "/" + strconv.Itoa(idx) + "/" + strconv.FormatUint(next, 10), nil
+	return keys, fp + "/" + strconv.Itoa(idx) + "/" + strconv.FormatUint(next, 10), nil
 }
 
 // DeletePrefix implements backend.PrefixDeleter: every key under prefix,
@@ -199,11 +279,11 @@ func (b *Backend) clearNode(ctx context.Context, c *goredis.Client, match string
 			scan = pipe.Scan(ctx, cur, match, int64(count))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return wrap(ctx, "SCAN+UNLINK", err)
+			return b.wrap(ctx, "SCAN+UNLINK", err)
 		}
 		for _, u := range unlinks {
 			if err := u.Err(); err != nil {
-				return wrap(ctx, "UNLINK", err)
+				return b.wrap(ctx, "UNLINK", err)
 			}
 		}
 		if scan == nil {
@@ -211,7 +291,7 @@ func (b *Backend) clearNode(ctx context.Context, c *goredis.Client, match string
 		}
 		keys, next, err := scan.Result()
 		if err != nil {
-			return wrap(ctx, "SCAN", err)
+			return b.wrap(ctx, "SCAN", err)
 		}
 		pending = pending[:0]
 		if pending == nil {
