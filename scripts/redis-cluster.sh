@@ -5,10 +5,10 @@
 #   scripts/redis-cluster.sh start   # prints the addresses, comma-separated
 #   scripts/redis-cluster.sh stop
 #
-# KV_CLUSTER_PORTS (default: the first free set of 7401-7403, 17401-17403,
-# 27401-27403) and KV_CLUSTER_DIR (default .cluster in the repository) change
+# KV_CLUSTER_PORTS (default: the first free set of 7401-7403, 7501-7503, ...,
+# 7901-7903, each port's cluster-bus port +10000 free too) and KV_CLUSTER_DIR (default .cluster in the repository) change
 # where it runs. KV_CLUSTER_REPLICAS=1 gives each master a replica (six nodes:
-# the default ports are then 7401-7406, ...), for failover tests. Every node
+# the default ports are then 7401-7406, 7501-7506, ...), for failover tests. Every node
 # writes its pid to KV_CLUSTER_DIR/PORT/pid. Exits non-zero when the cluster
 # cannot be started.
 set -euo pipefail
@@ -21,7 +21,8 @@ nodes_wanted=$((3 * (replicas + 1)))
 in_use() { redis-cli -h 127.0.0.1 -p "$1" ping >/dev/null 2>&1 || (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # The ports: KV_CLUSTER_PORTS, else those a running cluster of this directory
-# uses, else the first free set of 7401-7403, 17401-17403, 27401-27403.
+# uses, else the first set of 7401-7403, 7501-7503, ... whose ports and bus
+# ports (+10000) are all free.
 if [ -n "${KV_CLUSTER_PORTS:-}" ]; then
   ports=($KV_CLUSTER_PORTS)
 elif [ -f "$dir/ports" ]; then
@@ -29,10 +30,10 @@ elif [ -f "$dir/ports" ]; then
 else
   ports=($(seq 7401 $((7400 + nodes_wanted))))
   if [ "${1:-}" = start ]; then
-    for base in 7401 17401 27401; do
+    for base in 7401 7501 7601 7701 7801 7901; do
       ports=($(seq "$base" $((base + nodes_wanted - 1))))
       busy=0
-      for p in "${ports[@]}"; do in_use "$p" && busy=1; done
+      for p in "${ports[@]}"; do in_use "$p" && busy=1; in_use $((p + 10000)) && busy=1; done
       [ "$busy" = 0 ] && break
     done
   fi

@@ -86,6 +86,16 @@ func TestWrongPasswordFailsEveryCall(t *testing.T) {
 	checkEveryCallFails(t, mustMap(t, c, "auth"), "wrong-pass-kv")
 }
 
+// TestWrongPasswordFailsEveryCallRealServer is the same on a private
+// redis-server with requirepass.
+func TestWrongPasswordFailsEveryCallRealServer(t *testing.T) {
+	private(t)
+	s := startServer(t, false, nil, "--requirepass", "right-pass-kv")
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), Password: "wrong-pass-kv", ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	checkEveryCallFails(t, mustMap(t, c, "auth"), "wrong-pass-kv")
+}
+
 // TestBadDBIndexFailsEveryCall: SELECT of a database that does not exist
 // fails the connection setup; every call must report it. Read-only on the
 // shared server: no command reaches a database.

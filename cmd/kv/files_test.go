@@ -250,3 +250,29 @@ func TestDamagedFileNeverCrashes(t *testing.T) {
 		t.Errorf("%d runs crashed; want 0", crashes)
 	}
 }
+
+// TestTTLRangeInTheCommand: --ttl and expire above kv.MaxTTL are usage
+// errors and write nothing; import caps a ttl_ms above it and says so. The
+// import's millisecond arithmetic used to wrap a huge ttl_ms negative.
+func TestTTLRangeInTheCommand(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	g := []string{"--url", url, "--ns", "ttl"}
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		return runKV(t, stdin, append(append([]string(nil), g...), args...)...)
+	}
+	run("", "set", "--ttl", "1000000h", "k", "v").want(t, 2, "")
+	run("", "get", "k").want(t, 1, "")
+	run("", "set", "k", "v").want(t, 0, "")
+	run("", "expire", "k", "1000000h").want(t, 2, "")
+	huge := `{"key":"big","value":"v","ttl_ms":9223372036854775807}` + "\n" + `{"key":"ok","value":"v","ttl_ms":60000}` + "\n"
+	r := run(huge, "import")
+	if r.code != 0 || !strings.Contains(r.stderr, "1 TTLs above the maximum") {
+		t.Errorf("import of a huge ttl_ms: exit %d, stderr %q; want 0 and the capped TTL counted", r.code, r.stderr)
+	}
+	run("", "get", "big").want(t, 0, "v")
+	r = run("", "ttl", "big")
+	if d, err := time.ParseDuration(strings.TrimSpace(r.stdout)); err != nil || d < kv.MaxTTL-time.Hour {
+		t.Errorf("ttl of the capped key = %q; want about MaxTTL", r.stdout)
+	}
+}
