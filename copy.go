@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/kvmap/kv/backend"
-	"github.com/kvmap/kv/internal/keyset"
 	"github.com/kvmap/kv/namespace"
 )
 
@@ -23,51 +22,29 @@ func ReadRaw(ctx context.Context, b backend.Backend, ns string, pageSize int, fn
 	if pageSize < 1 {
 		pageSize = DefaultScanCount
 	}
-	var seen *keyset.Set
-	if !backend.ScansUnique(nb) {
-		seen = new(keyset.Set)
-	}
-	cursor := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := nb.Scan(ctx, "", cursor, pageSize)
+	for page, err := range backend.Pages(ctx, nb, "", pageSize) {
 		if err != nil {
 			return err
 		}
 		keys := page.Keys
-		if seen != nil {
-			keys = keys[:0]
-			for _, k := range page.Keys {
-				if seen.Add(k) {
-					keys = append(keys, k)
-				}
+		vals, err := nb.MGet(ctx, keys, true)
+		if err != nil {
+			return err
+		}
+		found, fvals := keys[:0], vals[:0]
+		for i, v := range vals {
+			if v.Found {
+				found = append(found, keys[i])
+				fvals = append(fvals, v)
 			}
 		}
-		if len(keys) > 0 {
-			vals, err := nb.MGet(ctx, keys, true)
-			if err != nil {
+		if len(found) > 0 {
+			if err := fn(found, fvals); err != nil {
 				return err
 			}
-			found, fvals := keys[:0], vals[:0]
-			for i, v := range vals {
-				if v.Found {
-					found = append(found, keys[i])
-					fvals = append(fvals, v)
-				}
-			}
-			if len(found) > 0 {
-				if err := fn(found, fvals); err != nil {
-					return err
-				}
-			}
 		}
-		if page.Cursor == "" {
-			return nil
-		}
-		cursor = page.Cursor
 	}
+	return nil
 }
 
 // CopyOptions tune Copy.

@@ -6,7 +6,6 @@ import (
 	"iter"
 
 	"github.com/kvmap/kv/backend"
-	"github.com/kvmap/kv/internal/keyset"
 )
 
 // Iterate returns an iterator over the entries of the namespace, streamed page
@@ -141,33 +140,18 @@ func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) 
 // iterateEntries is iterate over a store that returns each scan page with
 // its values (backend.EntryScanner): one call per page, in this goroutine.
 func (m *Map[V]) iterateEntries(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
-	var seen *keyset.Set
-	if !m.unique {
-		seen = new(keyset.Set)
-	}
-	cursor := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := backend.ScanEntries(ctx, m.b, "", cursor, m.scanCount)
+	for page, err := range backend.EntryPages(ctx, m.b, "", m.scanCount) {
 		if err != nil {
 			return err
 		}
 		m.logPage(ctx, o, len(page.Keys))
 		for i, k := range page.Keys {
-			if seen != nil && !seen.Add(k) {
-				continue
-			}
 			if !m.yieldValue(ctx, k, page.Values[i], yield) {
 				return ctx.Err()
 			}
 		}
-		if page.Cursor == "" {
-			return nil
-		}
-		cursor = page.Cursor
 	}
+	return nil
 }
 
 // yieldValue decodes one value and yields it, or its decode error. It
@@ -196,14 +180,14 @@ type scanResult struct {
 // while this page is read and yielded, instead of idle between round trips.
 const scanAhead = 2
 
-// pages runs one scan of the namespace and calls fn with each page's keys,
-// less the keys already seen in this pass (when the store's scans may repeat
-// keys), until fn returns false or an error. The scan runs in a goroutine of
-// its own, up to scanAhead pages ahead of fn, on a context that pages cancels
-// when it returns (the loop broke, fn failed, or the pass ended), so a scan
-// under way is abandoned at once instead of waited for; the goroutine has
-// ended when pages returns. The context is checked before each page. pages
-// returns the error that ended the pass, if any.
+// pages runs one scan of the namespace (backend.Pages: each key once) and
+// calls fn with each page's keys until fn returns false or an error. The
+// scan runs in a goroutine of its own, up to scanAhead pages ahead of fn, on
+// a context that pages cancels when it returns (the loop broke, fn failed,
+// or the pass ended), so a scan under way is abandoned at once instead of
+// waited for; the goroutine has ended when pages returns. The context is
+// checked before each page. pages returns the error that ended the pass, if
+// any.
 func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -213,21 +197,12 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 	sctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(results)
-		cursor := ""
-		for {
-			page, err := m.b.Scan(sctx, "", cursor, m.scanCount)
+		for page, err := range backend.Pages(sctx, m.b, "", m.scanCount) {
 			select {
 			case results <- scanResult{page, err}:
 			case <-stop:
 				return
 			}
-			if err != nil || page.Cursor == "" {
-				return
-			}
-			if sctx.Err() != nil {
-				return // the reader reports it, or has left
-			}
-			cursor = page.Cursor
 		}
 	}()
 	defer func() {
@@ -237,10 +212,6 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 		}
 	}()
 
-	var seen *keyset.Set
-	if !m.unique {
-		seen = new(keyset.Set)
-	}
 	for {
 		r, ok := <-results
 		if err := ctx.Err(); err != nil {
@@ -253,19 +224,7 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 			return r.err
 		}
 		m.logPage(ctx, o, len(r.page.Keys))
-		keys := r.page.Keys
-		if seen != nil {
-			keys = keys[:0]
-			for _, k := range r.page.Keys {
-				if seen.Add(k) {
-					keys = append(keys, k)
-				}
-			}
-		}
-		if len(keys) == 0 {
-			continue
-		}
-		if cont, err := fn(keys); err != nil || !cont {
+		if cont, err := fn(r.page.Keys); err != nil || !cont {
 			return err
 		}
 	}

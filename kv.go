@@ -40,7 +40,6 @@ type Map[V any] struct {
 	tel       *telemetry // nil: no spans, no metrics
 	ns        string
 	b         *ttl.Backend // over namespace.Backend over the store
-	unique    bool         // the store's scans have no duplicates
 	entries   bool         // the store returns scan pages with their values
 	ttl       time.Duration
 	scanCount int
@@ -93,7 +92,6 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		tel:       tel,
 		ns:        ns,
 		b:         tb,
-		unique:    backend.ScansUnique(tb),
 		entries:   backend.ScansEntries(tb),
 		ttl:       tb.Default(),
 		scanCount: o.scanCount,

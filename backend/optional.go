@@ -2,9 +2,6 @@ package backend
 
 import (
 	"context"
-	"strings"
-
-	"github.com/kvmap/kv/internal/keyset"
 )
 
 // PrefixDeleter is an optional interface a Backend implements when it can
@@ -50,28 +47,15 @@ func DeletePrefix(ctx context.Context, b Backend, prefix string, count int) erro
 	if d, ok := b.(PrefixDeleter); ok {
 		return d.DeletePrefix(ctx, prefix, count)
 	}
-	cursor := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := b.Scan(ctx, prefix, cursor, count)
+	for page, err := range Pages(ctx, b, prefix, count) {
 		if err != nil {
 			return err
 		}
-		// Only keys under the prefix, even from a faulty store: a Clear must
-		// never reach another namespace.
-		keys := underPrefix(page.Keys, prefix)
-		if len(keys) > 0 {
-			if err := b.Delete(ctx, keys); err != nil {
-				return err
-			}
+		if err := b.Delete(ctx, page.Keys); err != nil {
+			return err
 		}
-		if page.Cursor == "" {
-			return nil
-		}
-		cursor = page.Cursor
 	}
+	return nil
 }
 
 // CountPrefix returns the number of keys of b that start with prefix, with
@@ -81,28 +65,12 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 	if c, ok := b.(PrefixCounter); ok {
 		return c.CountPrefix(ctx, prefix, count)
 	}
-	var seen *keyset.Set
-	if !ScansUnique(b) {
-		seen = new(keyset.Set)
-	}
-	n, cursor := 0, ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return 0, err
-		}
-		page, err := b.Scan(ctx, prefix, cursor, count)
+	n := 0
+	for page, err := range Pages(ctx, b, prefix, count) {
 		if err != nil {
 			return 0, err
 		}
-		for _, k := range underPrefix(page.Keys, prefix) {
-			if seen == nil || seen.Add(k) {
-				n++
-			}
-		}
-		if page.Cursor == "" {
-			break
-		}
-		cursor = page.Cursor
+		n += len(page.Keys)
 	}
 	return n, nil
 }
@@ -114,16 +82,6 @@ func ScansUnique(b Backend) bool {
 	return ok && u.ScansUnique()
 }
 
-// underPrefix returns the keys that start with prefix, reusing keys.
-func underPrefix(keys []string, prefix string) []string {
-	out := keys[:0]
-	for _, k := range keys {
-		if strings.HasPrefix(k, prefix) {
-			out = append(out, k)
-		}
-	}
-	return out
-}
 
 // EntryPage is one page of a scan that returns values with the keys.
 type EntryPage struct {
@@ -160,26 +118,18 @@ func ScanEntries(ctx context.Context, b Backend, prefix, cursor string, count in
 	if ScansEntries(b) {
 		return b.(EntryScanner).ScanEntries(ctx, prefix, cursor, count)
 	}
-	page, err := b.Scan(ctx, prefix, cursor, count)
+	p, err := b.Scan(ctx, prefix, cursor, count)
 	if err != nil {
 		return EntryPage{}, err
 	}
-	out := EntryPage{Cursor: page.Cursor}
-	keys := underPrefix(page.Keys, prefix)
-	if len(keys) == 0 {
-		return out, nil
-	}
-	vals, err := b.MGet(ctx, keys, false)
-	if err != nil {
-		return EntryPage{}, err
-	}
-	for i, v := range vals {
-		if v.Found {
-			out.Keys = append(out.Keys, keys[i])
-			out.Values = append(out.Values, v.Bytes)
+	page := EntryPage{Keys: p.Keys, Cursor: p.Cursor}
+	keep(&page, prefix, nil, false)
+	if len(page.Keys) > 0 {
+		if err := readValues(ctx, b, &page); err != nil {
+			return EntryPage{}, err
 		}
 	}
-	return out, nil
+	return page, nil
 }
 
 // ScansEntries reports whether b returns scan pages with their values

@@ -79,9 +79,9 @@ func (f *faulty) Stall() { f.set(modeStall) }
 func (f *faulty) Flaky() { f.set(modeFlaky) }
 func (f *faulty) Heal()  { f.set(modeOK) }
 
-// before runs ahead of a call. It returns the error the call fails with
-// before reaching the store, and whether it must fail after it (Flaky).
-func (f *faulty) before(ctx context.Context) (error, bool) {
+// before runs ahead of a call. It returns whether the call must fail after
+// reaching the store (Flaky), and the error it fails with before.
+func (f *faulty) before(ctx context.Context) (bool, error) {
 	f.mu.Lock()
 	mode, healed := f.mode, f.healed
 	n := 0
@@ -92,29 +92,29 @@ func (f *faulty) before(ctx context.Context) (error, bool) {
 	f.mu.Unlock()
 	switch mode {
 	case modeFail:
-		return ErrInjected, false
+		return false, ErrInjected
 	case modeStall:
 		select {
 		case <-ctx.Done():
-			return ctx.Err(), false
+			return false, ctx.Err()
 		case <-healed:
-			return nil, false
+			return false, nil
 		}
 	case modeFlaky:
 		switch n % 6 {
 		case 2:
-			return ErrInjected, false
+			return false, ErrInjected
 		case 5:
-			return nil, true
+			return true, nil
 		}
 	}
-	return nil, false
+	return false, nil
 }
 
 // call runs do between the fault checks.
 func call[R any](ctx context.Context, f *faulty, do func() (R, error)) (R, error) {
 	var zero R
-	err, after := f.before(ctx)
+	after, err := f.before(ctx)
 	if err != nil {
 		return zero, err
 	}

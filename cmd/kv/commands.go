@@ -13,7 +13,6 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
-	"github.com/kvmap/kv/internal/keyset"
 	"github.com/kvmap/kv/kvurl"
 	"github.com/kvmap/kv/namespace"
 )
@@ -303,33 +302,17 @@ func (c *cmdCtx) namespaces(ctx context.Context) error {
 	}
 	defer b.Close()
 	counts := map[string]int{}
-	var seen *keyset.Set
-	if !backend.ScansUnique(b) {
-		seen = new(keyset.Set)
-	}
 	p := newProgress(c.stderr, c.terminal, "scan", 0)
-	cursor := ""
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		page, err := b.Scan(ctx, "", cursor, 1000)
+	for page, err := range backend.Pages(ctx, b, "", transferPage) {
 		if err != nil {
 			return err
 		}
 		for _, k := range page.Keys {
-			if seen != nil && !seen.Add(k) {
-				continue
-			}
 			if ns, _, ok := strings.Cut(k, ":"); ok {
 				counts[ns]++
 			}
 		}
 		p.Add(len(page.Keys))
-		if page.Cursor == "" {
-			break
-		}
-		cursor = page.Cursor
 	}
 	p.Done()
 	names := make([]string, 0, len(counts))

@@ -208,7 +208,7 @@ func TestDamagedFileNeverCrashes(t *testing.T) {
 		step, flips = 1, 50
 	}
 	dir := t.TempDir()
-	crashes := 0
+	crashes, checkFound := 0, 0
 	for name, data := range damagedCopies(t, step, flips) {
 		path := filepath.Join(dir, name+".db")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
@@ -235,6 +235,9 @@ func TestDamagedFileNeverCrashes(t *testing.T) {
 				t.Fatalf("run: %v", err)
 			}
 			stderr := errb.String()
+			if args[len(args)-1] == "check" && code == 1 {
+				checkFound++
+			}
 			if code < 0 || code > 1 || strings.Contains(stderr, "panic") || strings.Contains(stderr, "fatal error") || strings.Contains(stderr, "goroutine ") {
 				crashes++
 				if crashes <= 5 {
@@ -248,6 +251,9 @@ func TestDamagedFileNeverCrashes(t *testing.T) {
 	}
 	if crashes > 0 {
 		t.Errorf("%d runs crashed; want 0", crashes)
+	}
+	if checkFound == 0 {
+		t.Errorf("kv check found no damaged copy damaged")
 	}
 }
 
