@@ -82,7 +82,6 @@ func ScansUnique(b Backend) bool {
 	return ok && u.ScansUnique()
 }
 
-
 // EntryPage is one page of a scan that returns values with the keys.
 type EntryPage struct {
 	// Keys and Values are aligned: Values[i] is the value of Keys[i]. Keys
