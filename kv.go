@@ -84,7 +84,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		if mp == nil {
 			mp = otel.GetMeterProvider()
 		}
-		if tel, err = newTelemetry(ns, backend.Describe(tb), tp, mp, o.recordKeys); err != nil {
+		if tel, err = newTelemetry(ns, tb.Describe(), tp, mp, o.recordKeys); err != nil {
 			return nil, err
 		}
 	}
@@ -92,7 +92,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		tel:       tel,
 		ns:        ns,
 		b:         tb,
-		entries:   backend.ScansEntries(tb),
+		entries:   backend.OptimizationsOf(tb).ScanEntries != nil,
 		ttl:       tb.Default(),
 		scanCount: o.scanCount,
 		codec:     codec,

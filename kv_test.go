@@ -170,7 +170,7 @@ func (w *wrongType) Get(ctx context.Context, key string) (backend.Value, error) 
 	if key == "ns:list" {
 		return backend.Value{}, backend.ErrWrongType
 	}
-	return backend.Get(ctx, w.Backend, key)
+	return w.Backend.Get(ctx, key)
 }
 
 func TestWrongType(t *testing.T) {

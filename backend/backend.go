@@ -50,8 +50,14 @@ type Backend interface {
 	// missing or expired key has Found false; it is not an error. When withTTL
 	// is true each found key's remaining TTL is read in the same round trip.
 	// A key holding data of another kind (a Redis list, say) is reported as
-	// not found; only Getter.Get may fail with ErrWrongType for it.
+	// not found.
 	MGet(ctx context.Context, keys []string, withTTL bool) ([]Value, error)
+
+	// Get reads one key, as MGet of that key without TTL, except that a key
+	// holding data of another kind fails with ErrWrongType: it is there, but
+	// it is not a value. Every other call sees and touches values only
+	// (Scan, MGet and the prefix operations skip other kinds).
+	Get(ctx context.Context, key string) (Value, error)
 
 	// MSet writes entries, each with its own TTL. Each key's value and expiry
 	// are written atomically: no reader ever sees the new value with the old
@@ -81,9 +87,14 @@ type Backend interface {
 	//
 	// A complete scan returns every key present for the whole scan and never
 	// a key outside the prefix or one that had expired when it was read. It
-	// may return a key more than once (see UniqueScanner), and may or may not
-	// return keys written or deleted during the scan.
+	// may return a key more than once (unless Description.UniqueScan), and may
+	// or may not return keys written or deleted during the scan. Most callers
+	// want Pages, which runs the loop.
 	Scan(ctx context.Context, prefix, cursor string, count int) (Page, error)
+
+	// Describe tells what the store is (for telemetry) and the promises it
+	// keeps beyond this contract (Description.UniqueScan). It does no I/O.
+	Describe() Description
 
 	// Close releases what the Backend holds. Calls after Close, Close
 	// included, fail with ErrClosed. Close does not close a client or handle

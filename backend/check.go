@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -102,4 +103,20 @@ func QuoteKey(key string) string {
 		return strconv.Quote(key)
 	}
 	return fmt.Sprintf("%q... (%d bytes)", key[:maxQuotedKey], len(key))
+}
+
+// CheckNamespace returns an error wrapping ErrInvalidNamespace unless ns is a
+// valid namespace: non-empty, free of ":" (namespace "a" with key "b:x" and
+// namespace "a:b" with key "x" would be the same stored key), and free of
+// the characters the store reserves (Description.ReservedInNamespace).
+func CheckNamespace(ns, reserved string) error {
+	switch {
+	case ns == "":
+		return fmt.Errorf("%w: empty", ErrInvalidNamespace)
+	case strings.Contains(ns, ":"):
+		return fmt.Errorf("%w: %q contains %q", ErrInvalidNamespace, ns, ":")
+	case reserved != "" && strings.ContainsAny(ns, reserved):
+		return fmt.Errorf("%w: %q holds one of %q, which the store reserves", ErrInvalidNamespace, ns, reserved)
+	}
+	return nil
 }

@@ -1,5 +1,5 @@
 // Package backend defines the interface implemented by storage engines for
-// package kv, and the values shared by every layer (errors, [NoTTL], [Clock]).
+// package kv, and the values shared by every layer (errors, [NoTTL], [MaxTTL]).
 //
 // Application code should use package kv: a [Backend] is for backend authors
 // and for decorators such as package namespace and package ttl. A new backend
@@ -24,30 +24,34 @@
 //     caller.
 //   - Any call after [Backend.Close] fails with [ErrClosed].
 //
-// # Optional interfaces
+// # Scans
 //
-// A store that can do better than the generic algorithm implements one of the
-// optional interfaces below; callers find it with the helper of the same name,
-// which falls back to the generic algorithm when the Backend lacks it:
+// [Pages] and [EntryPages] run a complete scan: cursor, context checks, keys
+// outside the prefix dropped, each key once. Every loop of the module runs on
+// them; a backend author only writes Scan.
 //
-//   - [PrefixDeleter] ([DeletePrefix]): delete every key under a prefix, falling
-//     back to scanning and deleting page by page.
-//   - [PrefixCounter] ([CountPrefix]): count the keys under a prefix, falling back
-//     to a scan that removes duplicates.
-//   - [UniqueScanner] ([ScansUnique]): promise that a scan never returns a key
-//     twice, so iteration can skip de-duplication; the fallback is to assume
-//     duplicates.
-//   - [EntryScanner] ([ScanEntries]): return each scan page with its values,
-//     cheaper than a lookup per key; the fallback is Scan then MGet.
-//   - [Describer] ([Describe]): name the store for telemetry; the fallback is
-//     the system "other", in process.
-//   - [Getter] ([Get]): read one key without the slices of MGet; the fallback
-//     is MGet of one key.
-//   - [Namespacer]: a native view of one namespace (a bbolt bucket); the
-//     fallback is the namespace decorator's "ns:" prefix.
+// # Optional interface
 //
-// Every decorator implements all of them by calling the helper on the Backend
-// it wraps, so a capability is never lost when a decorator is stacked on top.
+// A store that can do some work better than the generic algorithm implements
+// one optional interface, [Optimizer], whose [Optimizations] hold a function
+// per optimisation; a nil field means "use the fallback". Each is a pure
+// optimisation: its observable behaviour is its fallback's.
+//
+//   - DeletePrefix ([DeletePrefix]): delete every key under a prefix; fallback:
+//     [Pages] and Delete, page by page.
+//   - CountPrefix ([CountPrefix]): count the keys under a prefix; fallback:
+//     [Pages], counting keys.
+//   - ScanEntries ([ScanEntries], [EntryPages]): a scan page with its values;
+//     fallback: Scan, then MGet of the page.
+//   - Namespace: a native view of one namespace (a bbolt bucket); fallback:
+//     the namespace decorator's "ns:" prefix.
+//
+// Callers find them with [OptimizationsOf], a type assertion, and nothing
+// else. A decorator forwards them all in its own Optimizations method, each
+// wrapped in its key mapping, so that stacking a decorator never loses one.
+// What every backend must do well is in the core instead: Get (one key,
+// ErrWrongType for data of another kind) and Describe (for telemetry, and
+// [Description.UniqueScan]).
 //
 // # Errors
 //

@@ -14,7 +14,7 @@ import (
 // the prefix dropped (even from a faulty store: a Clear must never reach
 // another namespace), and each key yielded at most once (a Redis SCAN may
 // return a key twice; stores whose Description promises unique scans are
-// not de-duplicated). Empty pages are skipped. An error ends the sequence
+// not de-duplicated: Description.UniqueScan). Empty pages are skipped. An error ends the sequence
 // and is yielded once; breaking out of the loop ends the scan. The yielded
 // Keys are the caller's; Cursor is the scan's cursor after the page.
 func Pages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[Page, error] {
@@ -28,8 +28,8 @@ func Pages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[P
 	}
 }
 
-// EntryPages is Pages with the values of each page's keys: through
-// [EntryScanner] when b scans entries natively, and otherwise with an MGet
+// EntryPages is Pages with the values of each page's keys: through b's own
+// ScanEntries (see [Optimizations]) when it has one, and otherwise with an MGet
 // of the page after the scan, keys that vanished in between left out.
 func EntryPages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[EntryPage, error] {
 	return func(yield func(EntryPage, error) bool) {
@@ -49,7 +49,11 @@ func scan(ctx context.Context, b Backend, prefix string, count int, values bool,
 	if !ScansUnique(b) {
 		seen = new(keyset.Set)
 	}
-	native := values && ScansEntries(b)
+	var scanEntries func(ctx context.Context, prefix, cursor string, count int) (EntryPage, error)
+	if values {
+		scanEntries = OptimizationsOf(b).ScanEntries
+	}
+	native := scanEntries != nil
 	cursor := ""
 	for {
 		if err := ctx.Err(); err != nil {
@@ -57,7 +61,7 @@ func scan(ctx context.Context, b Backend, prefix string, count int, values bool,
 		}
 		var page EntryPage
 		if native {
-			p, err := b.(EntryScanner).ScanEntries(ctx, prefix, cursor, count)
+			p, err := scanEntries(ctx, prefix, cursor, count)
 			if err != nil {
 				return err
 			}

@@ -50,6 +50,7 @@ type T interface {
 	Logf(format string, args ...any)
 	Errorf(format string, args ...any)
 	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
 }
 
 // Store is a backend under test, as Harness.New returns it.
@@ -186,6 +187,7 @@ type recorder struct {
 	mu       sync.Mutex
 	msgs     []string
 	fail     bool
+	skipped  bool
 	cleanups []func()
 }
 
@@ -214,6 +216,14 @@ func (r *recorder) Errorf(format string, args ...any) {
 
 func (r *recorder) Fatalf(format string, args ...any) {
 	r.Errorf(format, args...)
+	runtime.Goexit()
+}
+
+// Skipf ends the case's goroutine; the case neither passes nor fails.
+func (r *recorder) Skipf(string, ...any) {
+	r.mu.Lock()
+	r.skipped = true
+	r.mu.Unlock()
 	runtime.Goexit()
 }
 

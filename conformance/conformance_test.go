@@ -110,6 +110,13 @@ func TestBrokenBackendsFail(t *testing.T) {
 // twice, and an empty page with a cursor comes between pages.
 type smallPages struct{ backend.Backend }
 
+// Describe withdraws the memory backend's promise of unique scans.
+func (s *smallPages) Describe() backend.Description {
+	d := s.Backend.Describe()
+	d.UniqueScan = false
+	return d
+}
+
 func (s *smallPages) Scan(ctx context.Context, prefix, cursor string, _ int) (backend.Page, error) {
 	switch {
 	case strings.HasPrefix(cursor, "empty/"):
@@ -155,7 +162,11 @@ func (o *onePage) Scan(ctx context.Context, prefix, cursor string, count int) (b
 // every page.
 type falseUnique struct{ backend.Backend }
 
-func (f *falseUnique) ScansUnique() bool { return true }
+func (f *falseUnique) Describe() backend.Description {
+	d := f.Backend.Describe()
+	d.UniqueScan = true
+	return d
+}
 
 func (f *falseUnique) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
 	page, err := f.Backend.Scan(ctx, prefix, cursor, count)

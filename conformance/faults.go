@@ -32,9 +32,9 @@ var ErrInjected = errors.New("conformance: injected fault")
 
 // WithFaults wraps an in-process store (memory, bbolt, or a third party's)
 // for Harness.Faults: the returned Backend passes every call to b unless the
-// returned Faults says otherwise. It forwards b's optional interfaces but
-// Namespacer (a native view would bypass the faults), so the faults reach
-// the paths the Map really takes. In Flaky mode every third call fails, in
+// returned Faults says otherwise. It forwards b's Optimizations but its
+// namespace views (which would bypass the faults), so the faults reach the
+// paths the Map really takes. In Flaky mode every third call fails, in
 // turn before and after reaching b. Closing the returned Backend closes b.
 func WithFaults(b backend.Backend) (backend.Backend, Faults) {
 	f := &faulty{next: b, healed: make(chan struct{})}
@@ -160,39 +160,39 @@ func (f *faulty) Scan(ctx context.Context, prefix, cursor string, count int) (ba
 }
 
 func (f *faulty) Get(ctx context.Context, key string) (backend.Value, error) {
-	return call(ctx, f, func() (backend.Value, error) { return backend.Get(ctx, f.next, key) })
+	return call(ctx, f, func() (backend.Value, error) { return f.next.Get(ctx, key) })
 }
 
-func (f *faulty) DeletePrefix(ctx context.Context, prefix string, count int) error {
-	_, err := call(ctx, f, func() (struct{}, error) {
-		return struct{}{}, backend.DeletePrefix(ctx, f.next, prefix, count)
-	})
-	return err
-}
-
-func (f *faulty) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
-	return call(ctx, f, func() (int, error) { return backend.CountPrefix(ctx, f.next, prefix, count) })
-}
-
-func (f *faulty) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-	return call(ctx, f, func() (backend.EntryPage, error) {
-		return backend.ScanEntries(ctx, f.next, prefix, cursor, count)
-	})
-}
-
-func (f *faulty) ScansEntries() bool            { return backend.ScansEntries(f.next) }
-func (f *faulty) ScansUnique() bool             { return backend.ScansUnique(f.next) }
-func (f *faulty) Describe() backend.Description { return backend.Describe(f.next) }
+func (f *faulty) Describe() backend.Description { return f.next.Describe() }
 func (f *faulty) Close() error                  { return f.next.Close() }
 
+// Optimizations forwards those of the wrapped store, each through the
+// faults, but its namespace views, which would bypass them.
+func (f *faulty) Optimizations() backend.Optimizations {
+	o := backend.OptimizationsOf(f.next)
+	var out backend.Optimizations
+	if d := o.DeletePrefix; d != nil {
+		out.DeletePrefix = func(ctx context.Context, prefix string, count int) error {
+			_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, d(ctx, prefix, count) })
+			return err
+		}
+	}
+	if c := o.CountPrefix; c != nil {
+		out.CountPrefix = func(ctx context.Context, prefix string, count int) (int, error) {
+			return call(ctx, f, func() (int, error) { return c(ctx, prefix, count) })
+		}
+	}
+	if s := o.ScanEntries; s != nil {
+		out.ScanEntries = func(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+			return call(ctx, f, func() (backend.EntryPage, error) { return s(ctx, prefix, cursor, count) })
+		}
+	}
+	return out
+}
+
 var (
-	_ backend.Backend       = (*faulty)(nil)
-	_ backend.Getter        = (*faulty)(nil)
-	_ backend.PrefixDeleter = (*faulty)(nil)
-	_ backend.PrefixCounter = (*faulty)(nil)
-	_ backend.EntryScanner  = (*faulty)(nil)
-	_ backend.UniqueScanner = (*faulty)(nil)
-	_ backend.Describer     = (*faulty)(nil)
+	_ backend.Backend   = (*faulty)(nil)
+	_ backend.Optimizer = (*faulty)(nil)
 )
 
 // FaultsAround returns a Harness.Faults for an in-process store: each Store

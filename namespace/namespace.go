@@ -26,13 +26,8 @@ import (
 const Separator = ":"
 
 var (
-	_ backend.Backend       = (*Backend)(nil)
-	_ backend.PrefixDeleter = (*Backend)(nil)
-	_ backend.PrefixCounter = (*Backend)(nil)
-	_ backend.UniqueScanner = (*Backend)(nil)
-	_ backend.EntryScanner  = (*Backend)(nil)
-	_ backend.Describer     = (*Backend)(nil)
-	_ backend.Getter        = (*Backend)(nil)
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that stores its keys under a namespace of
@@ -41,51 +36,43 @@ var (
 type Backend struct {
 	next   backend.Backend
 	ns     string
-	prefix string         // ns + Separator; empty when next is the store's own view
-	getter backend.Getter // next, when it reads one key natively
+	prefix string // ns + Separator; empty when next is the store's own view
+	opt    backend.Optimizations
 }
 
 // Validate returns an error wrapping backend.ErrInvalidNamespace unless ns is
-// a valid namespace: non-empty and free of Separator.
-func Validate(ns string) error {
-	if ns == "" {
-		return fmt.Errorf("%w: empty", backend.ErrInvalidNamespace)
-	}
-	if strings.Contains(ns, Separator) {
-		return fmt.Errorf("%w: %q contains %q", backend.ErrInvalidNamespace, ns, Separator)
-	}
-	return nil
-}
+// a valid namespace: non-empty and free of Separator (backend.CheckNamespace).
+func Validate(ns string) error { return backend.CheckNamespace(ns, "") }
 
 // New returns next seen through namespace ns. It fails with an error wrapping
-// backend.ErrInvalidNamespace when ns is not valid (see Validate).
+// backend.ErrInvalidNamespace when ns is not valid (see Validate), or holds a
+// character the store reserves (Description.ReservedInNamespace).
 //
-// When next implements backend.Namespacer, the Backend works on next's own
-// view of the namespace (a bbolt bucket) and adds no prefix; otherwise it
-// stores key k as "ns:k" in next. The stored keys are the same either way.
+// When next has a native view of namespaces (Optimizations.Namespace: a
+// bbolt bucket), the Backend works on that view and adds no prefix;
+// otherwise it stores key k as "ns:k" in next. The stored keys are the same
+// either way.
 func New(next backend.Backend, ns string) (*Backend, error) {
-	if err := Validate(ns); err != nil {
+	if err := backend.CheckNamespace(ns, next.Describe().ReservedInNamespace); err != nil {
 		return nil, err
 	}
-	if n, ok := next.(backend.Namespacer); ok {
-		view, err := n.Namespace(ns)
-		switch {
-		case err == nil:
-			g, _ := view.(backend.Getter)
-			return &Backend{next: view, ns: ns, getter: g}, nil
-		case !errors.Is(err, errors.ErrUnsupported):
+	b := &Backend{next: next, ns: ns, prefix: ns + Separator}
+	if view := backend.OptimizationsOf(next).Namespace; view != nil {
+		v, err := view(ns)
+		if err != nil {
 			return nil, err
 		}
+		b.next, b.prefix = v, ""
 	}
-	g, _ := next.(backend.Getter)
-	return &Backend{next: next, ns: ns, prefix: ns + Separator, getter: g}, nil
+	b.opt = b.forward(backend.OptimizationsOf(b.next))
+	return b, nil
 }
 
 // Namespace returns the namespace.
 func (b *Backend) Namespace() string { return b.ns }
 
 // Unwrap returns the Backend that b decorates: the store's view of the
-// namespace when the store is a backend.Namespacer.
+// namespace when the store has one.
 func (b *Backend) Unwrap() backend.Backend { return b.next }
 
 // Key returns the stored key of key k: the namespace, Separator, then k.
@@ -149,16 +136,12 @@ func (b *Backend) unprefix(err error) error {
 	return be.MapKeys(func(k string) string { return strings.TrimPrefix(k, b.prefix) })
 }
 
-// Get implements backend.Getter with the wrapped Backend's Getter, or its
-// fallback.
+// Get implements backend.Backend.Get.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if key == "" {
 		return backend.Value{}, backend.ErrEmptyKey
 	}
-	if b.getter != nil {
-		return b.getter.Get(ctx, b.prefix+key)
-	}
-	return backend.Get(ctx, b.next, b.prefix+key)
+	return b.next.Get(ctx, b.prefix+key)
 }
 
 // Delete implements backend.Backend.Delete.
@@ -204,47 +187,45 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 	return page, nil
 }
 
-// DeletePrefix implements backend.PrefixDeleter with the wrapped Backend's
-// PrefixDeleter, or its fallback.
-func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) error {
-	return backend.DeletePrefix(ctx, b.next, b.prefix+prefix, count)
-}
+// Describe implements backend.Backend.Describe with the wrapped Backend's
+// description.
+func (b *Backend) Describe() backend.Description { return b.next.Describe() }
 
-// CountPrefix implements backend.PrefixCounter with the wrapped Backend's
-// PrefixCounter, or its fallback.
-func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
-	return backend.CountPrefix(ctx, b.next, b.prefix+prefix, count)
-}
+// Optimizations implements backend.Optimizer: those of the wrapped Backend,
+// under the namespace's prefix. A namespace offers no views of its own.
+func (b *Backend) Optimizations() backend.Optimizations { return b.opt }
 
-// ScanEntries implements backend.EntryScanner with the wrapped Backend's
-// EntryScanner, or its fallback, returning keys without the namespace.
-func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-	page, err := backend.ScanEntries(ctx, b.next, b.prefix+prefix, cursor, count)
-	if err != nil {
-		return backend.EntryPage{}, err
-	}
-	keys, vals := page.Keys[:0], page.Values[:0]
-	for i, k := range page.Keys {
-		if rest, ok := strings.CutPrefix(k, b.prefix); ok && strings.HasPrefix(rest, prefix) {
-			keys = append(keys, rest)
-			vals = append(vals, page.Values[i])
+func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
+	var out backend.Optimizations
+	if f := o.DeletePrefix; f != nil {
+		out.DeletePrefix = func(ctx context.Context, prefix string, count int) error {
+			return f(ctx, b.prefix+prefix, count)
 		}
 	}
-	page.Keys, page.Values = keys, vals
-	return page, nil
+	if f := o.CountPrefix; f != nil {
+		out.CountPrefix = func(ctx context.Context, prefix string, count int) (int, error) {
+			return f(ctx, b.prefix+prefix, count)
+		}
+	}
+	if f := o.ScanEntries; f != nil {
+		out.ScanEntries = func(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+			page, err := f(ctx, b.prefix+prefix, cursor, count)
+			if err != nil {
+				return backend.EntryPage{}, err
+			}
+			keys, vals := page.Keys[:0], page.Values[:0]
+			for i, k := range page.Keys {
+				if rest, ok := strings.CutPrefix(k, b.prefix); ok && strings.HasPrefix(rest, prefix) {
+					keys = append(keys, rest)
+					vals = append(vals, page.Values[i])
+				}
+			}
+			page.Keys, page.Values = keys, vals
+			return page, nil
+		}
+	}
+	return out
 }
-
-// ScansEntries implements backend.EntryScanner with the wrapped Backend's
-// answer.
-func (b *Backend) ScansEntries() bool { return backend.ScansEntries(b.next) }
-
-// ScansUnique implements backend.UniqueScanner with the wrapped Backend's
-// answer.
-func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
-
-// Describe implements backend.Describer with the wrapped Backend's
-// description.
-func (b *Backend) Describe() backend.Description { return backend.Describe(b.next) }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.
 func (b *Backend) Close() error { return b.next.Close() }

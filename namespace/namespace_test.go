@@ -72,8 +72,13 @@ func (l leaky) Scan(ctx context.Context, prefix, cursor string, count int) (back
 	return backend.Page{Keys: []string{prefix + "mine", "other:key", prefix[:len(prefix)-1] + "x"}}, nil
 }
 
+func (leaky) Describe() backend.Description { return backend.Description{} }
+
 func TestScanDropsKeysOutsideNamespace(t *testing.T) {
-	nb, _ := namespace.New(leaky{}, "ns")
+	nb, err := namespace.New(leaky{}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
 	page, err := nb.Scan(context.Background(), "", "", 10)
 	if err != nil {
 		t.Fatal(err)
@@ -83,9 +88,14 @@ func TestScanDropsKeysOutsideNamespace(t *testing.T) {
 	}
 }
 
+func (panicking) Describe() backend.Description { return backend.Description{} }
+
 func TestEmptyKeyRefusedBeforeTheStore(t *testing.T) {
 	ctx := context.Background()
-	nb, _ := namespace.New(panicking{}, "ns")
+	nb, err := namespace.New(panicking{}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
 	checks := map[string]error{}
 	checks["MSet"] = nb.MSet(ctx, []backend.Entry{{Key: "a", TTL: backend.NoTTL}, {Key: "", TTL: backend.NoTTL}})
 	_, checks["MGet"] = nb.MGet(ctx, []string{"a", ""}, false)
@@ -109,11 +119,13 @@ type viewStore struct {
 	err   error
 }
 
-func (v *viewStore) Namespace(ns string) (backend.Backend, error) {
-	if v.err != nil {
-		return nil, v.err
-	}
-	return v.views[ns], nil
+func (v *viewStore) Optimizations() backend.Optimizations {
+	return backend.Optimizations{Namespace: func(ns string) (backend.Backend, error) {
+		if v.err != nil {
+			return nil, v.err
+		}
+		return v.views[ns], nil
+	}}
 }
 
 func TestUsesStoreViews(t *testing.T) {
@@ -136,14 +148,16 @@ func TestUsesStoreViews(t *testing.T) {
 		t.Errorf("Key = %q; want ns:k", nb.Key("k"))
 	}
 
-	// A store that declines views gets prefixed keys.
-	nb, err = namespace.New(&viewStore{Backend: flat, err: errors.ErrUnsupported}, "ns")
+	// A store without views gets prefixed keys.
+	nb, err = namespace.New(flat, "ns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = nb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: backend.NoTTL}})
+	if err := nb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: backend.NoTTL}}); err != nil {
+		t.Fatal(err)
+	}
 	if v, _ := flat.Get(ctx, "ns:k"); !v.Found {
-		t.Errorf("with views unsupported the key was not stored as ns:k")
+		t.Errorf("without views the key was not stored as ns:k")
 	}
 	// Any other error from the store is New's error.
 	boom := errors.New("boom")

@@ -15,7 +15,6 @@ package ttl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -23,21 +22,15 @@ import (
 )
 
 var (
-	_ backend.Backend       = (*Backend)(nil)
-	_ backend.PrefixDeleter = (*Backend)(nil)
-	_ backend.PrefixCounter = (*Backend)(nil)
-	_ backend.UniqueScanner = (*Backend)(nil)
-	_ backend.EntryScanner  = (*Backend)(nil)
-	_ backend.Describer     = (*Backend)(nil)
-	_ backend.Getter        = (*Backend)(nil)
-	_ backend.Namespacer    = (*Backend)(nil)
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend that fills in a default TTL.
 type Backend struct {
-	next   backend.Backend
-	def    time.Duration
-	getter backend.Getter // next, when it reads one key natively
+	next backend.Backend
+	def  time.Duration
+	opt  backend.Optimizations
 }
 
 // New returns next with writes whose TTL is 0 given def. def must be positive
@@ -48,8 +41,9 @@ func New(next backend.Backend, def time.Duration) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("default TTL: %w", err)
 	}
-	g, _ := next.(backend.Getter)
-	return &Backend{next: next, def: d, getter: g}, nil
+	b := &Backend{next: next, def: d}
+	b.opt = b.forward(backend.OptimizationsOf(next))
+	return b, nil
 }
 
 // Default returns the default TTL.
@@ -90,13 +84,9 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	return b.next.MGet(ctx, keys, withTTL)
 }
 
-// Get implements backend.Getter with the wrapped Backend's Getter, or its
-// fallback.
+// Get implements backend.Backend.Get.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	if b.getter != nil {
-		return b.getter.Get(ctx, key)
-	}
-	return backend.Get(ctx, b.next, key)
+	return b.next.Get(ctx, key)
 }
 
 // Delete implements backend.Backend.Delete.
@@ -114,50 +104,26 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 	return b.next.Scan(ctx, prefix, cursor, count)
 }
 
-// DeletePrefix implements backend.PrefixDeleter with the wrapped Backend's
-// PrefixDeleter, or its fallback.
-func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) error {
-	return backend.DeletePrefix(ctx, b.next, prefix, count)
-}
-
-// CountPrefix implements backend.PrefixCounter with the wrapped Backend's
-// PrefixCounter, or its fallback.
-func (b *Backend) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
-	return backend.CountPrefix(ctx, b.next, prefix, count)
-}
-
-// ScanEntries implements backend.EntryScanner with the wrapped Backend's
-// EntryScanner, or its fallback.
-func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-	return backend.ScanEntries(ctx, b.next, prefix, cursor, count)
-}
-
-// ScansEntries implements backend.EntryScanner with the wrapped Backend's
-// answer.
-func (b *Backend) ScansEntries() bool { return backend.ScansEntries(b.next) }
-
-// ScansUnique implements backend.UniqueScanner with the wrapped Backend's
-// answer.
-func (b *Backend) ScansUnique() bool { return backend.ScansUnique(b.next) }
-
-// Describe implements backend.Describer with the wrapped Backend's
+// Describe implements backend.Backend.Describe with the wrapped Backend's
 // description.
-func (b *Backend) Describe() backend.Description { return backend.Describe(b.next) }
+func (b *Backend) Describe() backend.Description { return b.next.Describe() }
 
-// Namespace implements backend.Namespacer: the wrapped Backend's view of the
-// namespace, with the same default TTL. It fails with errors.ErrUnsupported
-// when the wrapped Backend has no views.
-func (b *Backend) Namespace(ns string) (backend.Backend, error) {
-	n, ok := b.next.(backend.Namespacer)
-	if !ok {
-		return nil, errors.ErrUnsupported
+// Optimizations implements backend.Optimizer: those of the wrapped Backend,
+// which take the same keys, and its namespace views given the same default
+// TTL.
+func (b *Backend) Optimizations() backend.Optimizations { return b.opt }
+
+func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
+	if ns := o.Namespace; ns != nil {
+		o.Namespace = func(name string) (backend.Backend, error) {
+			view, err := ns(name)
+			if err != nil {
+				return nil, err
+			}
+			return New(view, b.def)
+		}
 	}
-	view, err := n.Namespace(ns)
-	if err != nil {
-		return nil, err
-	}
-	g, _ := view.(backend.Getter)
-	return &Backend{next: view, def: b.def, getter: g}, nil
+	return o
 }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.

@@ -98,13 +98,8 @@ const (
 const sweepBatch = 10_000
 
 var (
-	_ backend.Backend       = (*Backend)(nil)
-	_ backend.PrefixDeleter = (*Backend)(nil)
-	_ backend.PrefixCounter = (*Backend)(nil)
-	_ backend.UniqueScanner = (*Backend)(nil)
-	_ backend.EntryScanner  = (*Backend)(nil)
-	_ backend.Describer     = (*Backend)(nil)
-	_ backend.Getter        = (*Backend)(nil)
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a bbolt database. It is safe for
@@ -315,8 +310,21 @@ type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
 
-// Describe implements backend.Describer: the system "bbolt", in process.
-func (b *Backend) Describe() backend.Description { return backend.Description{System: "bbolt"} }
+// Describe implements backend.Backend.Describe: the system "bbolt", in
+// process, scans without duplicates.
+func (b *Backend) Describe() backend.Description {
+	return backend.Description{System: "bbolt", UniqueScan: true}
+}
+
+// Optimizations implements backend.Optimizer: a namespace is a bucket
+// (deleted whole, counted without reading values, and seen natively by the
+// namespace layer), and a scan page comes with its values from one cursor
+// walk.
+func (b *Backend) Optimizations() backend.Optimizations {
+	return backend.Optimizations{
+		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries, Namespace: b.namespace,
+	}
+}
 
 // DB returns the bbolt database.
 func (b *Backend) DB() *bbolt.DB { return b.db }

@@ -45,6 +45,14 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, h)
 }
 
+// TestConformanceCoreOnly runs the suite with the backend's optimisations
+// hidden: every one is a pure optimisation, so the results must be the same.
+func TestConformanceCoreOnly(t *testing.T) {
+	h := harness()
+	h.Faults = conformance.FaultsAround(h.New)
+	conformance.Run(t, conformance.WithoutOptimizations(h))
+}
+
 func open(t *testing.T, path string, opts ...bolt.Option) *bolt.Backend {
 	t.Helper()
 	b, err := bolt.Open(path, opts...)
@@ -251,7 +259,7 @@ func TestNamespaceView(t *testing.T) {
 	if !slices.Equal(page.Keys, []string{"a:b", "c"}) {
 		t.Errorf("view scan = %q; want [a:b c]", page.Keys)
 	}
-	if _, err := b.Namespace("a:b"); !errors.Is(err, backend.ErrInvalidNamespace) {
+	if _, err := backend.OptimizationsOf(b).Namespace("a:b"); !errors.Is(err, backend.ErrInvalidNamespace) {
 		t.Errorf("Namespace(a:b) = %v; want ErrInvalidNamespace", err)
 	}
 }

@@ -87,7 +87,7 @@ func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func
 	return out, nil
 }
 
-// Get implements backend.Getter in one read transaction.
+// Get implements backend.Backend.Get in one read transaction.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	return b.get(ctx, key, locate)
 }

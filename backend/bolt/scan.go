@@ -119,14 +119,12 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 	return backend.Page{Keys: page.Keys, Cursor: page.Cursor}, err
 }
 
-// ScanEntries implements backend.EntryScanner: one cursor walk returns the
+// scanEntries is Optimizations.ScanEntries: one cursor walk returns the
 // keys and their values.
-func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+func (b *Backend) scanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
 	return b.scanPage(ctx, prefix, cursor, count, true)
 }
 
-// ScansEntries implements backend.EntryScanner.
-func (b *Backend) ScansEntries() bool { return true }
 
 func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int, values bool) (backend.EntryPage, error) {
 	if err := b.check(ctx); err != nil {
@@ -174,14 +172,12 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	return page, err
 }
 
-// ScansUnique implements backend.UniqueScanner: a scan never repeats a key.
-func (b *Backend) ScansUnique() bool { return true }
 
-// DeletePrefix implements backend.PrefixDeleter. The prefix of a whole
+// deletePrefix is Optimizations.DeletePrefix. The prefix of a whole
 // namespace ("ns:") deletes the namespace's buckets, at a cost that does not
 // grow with the number of keys; other prefixes delete key by key, in one
 // write transaction.
-func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error {
+func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
 	if err := b.checkWrite(ctx); err != nil {
 		return err
 	}
@@ -230,10 +226,10 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error 
 	})
 }
 
-// CountPrefix implements backend.PrefixCounter. For a whole namespace ("ns:")
+// countPrefix is Optimizations.CountPrefix. For a whole namespace ("ns:")
 // it reads no value: the bucket's key count less the index entries already
 // past their deadline.
-func (b *Backend) CountPrefix(ctx context.Context, prefix string, _ int) (int, error) {
+func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, error) {
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}

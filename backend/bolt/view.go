@@ -2,32 +2,23 @@ package bolt
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/kvmap/kv/backend"
 )
 
 var (
-	_ backend.Namespacer = (*Backend)(nil)
-
-	_ backend.Backend       = (*view)(nil)
-	_ backend.PrefixDeleter = (*view)(nil)
-	_ backend.PrefixCounter = (*view)(nil)
-	_ backend.UniqueScanner = (*view)(nil)
-	_ backend.EntryScanner  = (*view)(nil)
-	_ backend.Getter        = (*view)(nil)
-	_ backend.Describer     = (*view)(nil)
+	_ backend.Backend   = (*view)(nil)
+	_ backend.Optimizer = (*view)(nil)
 )
 
-// Namespace implements backend.Namespacer: a view of the bucket of namespace
+// namespace is Optimizations.Namespace: a view of the bucket of namespace
 // ns, whose key k is the Backend's key "ns:k". The namespace layer of a
 // kv.Map works on it, so a key is neither prefixed nor split on its way to
 // the bucket.
-func (b *Backend) Namespace(ns string) (backend.Backend, error) {
-	if ns == "" || strings.Contains(ns, ":") {
-		return nil, fmt.Errorf("%w: %q", backend.ErrInvalidNamespace, ns)
+func (b *Backend) namespace(ns string) (backend.Backend, error) {
+	if err := backend.CheckNamespace(ns, ""); err != nil {
+		return nil, err
 	}
 	return &view{b: b, ns: ns, prefix: ns + ":", at: func(k string) loc { return loc{ns: ns, key: k} }}, nil
 }
@@ -45,7 +36,7 @@ func (v *view) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend
 	return v.b.mget(ctx, keys, withTTL, v.at)
 }
 
-// Get implements backend.Getter.Get.
+// Get implements backend.Backend.Get.Get.
 func (v *view) Get(ctx context.Context, key string) (backend.Value, error) {
 	return v.b.get(ctx, key, v.at)
 }
@@ -85,31 +76,25 @@ func (v *view) Scan(ctx context.Context, prefix, cursor string, count int) (back
 	return page, err
 }
 
-// ScanEntries implements backend.EntryScanner.ScanEntries.
-func (v *view) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-	page, err := v.b.ScanEntries(ctx, v.prefix+prefix, cursor, count)
-	page.Keys = v.strip(page.Keys)
-	return page, err
-}
-
-// DeletePrefix implements backend.PrefixDeleter.DeletePrefix.
-func (v *view) DeletePrefix(ctx context.Context, prefix string, count int) error {
-	return v.b.DeletePrefix(ctx, v.prefix+prefix, count)
-}
-
-// CountPrefix implements backend.PrefixCounter.CountPrefix.
-func (v *view) CountPrefix(ctx context.Context, prefix string, count int) (int, error) {
-	return v.b.CountPrefix(ctx, v.prefix+prefix, count)
-}
-
-// ScansUnique implements backend.UniqueScanner.ScansUnique.
-func (v *view) ScansUnique() bool { return true }
-
-// ScansEntries implements backend.EntryScanner.ScansEntries.
-func (v *view) ScansEntries() bool { return true }
-
-// Describe implements backend.Describer.Describe.
+// Describe implements backend.Backend.Describe.
 func (v *view) Describe() backend.Description { return v.b.Describe() }
+
+// Optimizations implements backend.Optimizer: the store's, on the bucket.
+func (v *view) Optimizations() backend.Optimizations {
+	return backend.Optimizations{
+		DeletePrefix: func(ctx context.Context, prefix string, count int) error {
+			return v.b.deletePrefix(ctx, v.prefix+prefix, count)
+		},
+		CountPrefix: func(ctx context.Context, prefix string, count int) (int, error) {
+			return v.b.countPrefix(ctx, v.prefix+prefix, count)
+		},
+		ScanEntries: func(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+			page, err := v.b.scanEntries(ctx, v.prefix+prefix, cursor, count)
+			page.Keys = v.strip(page.Keys)
+			return page, err
+		},
+	}
+}
 
 // Close implements backend.Backend.Close, closing the whole store.
 func (v *view) Close() error { return v.b.Close() }

@@ -34,13 +34,8 @@ const DefaultSweepInterval = time.Minute
 const sweepChunk = 1024
 
 var (
-	_ backend.Backend       = (*Backend)(nil)
-	_ backend.PrefixDeleter = (*Backend)(nil)
-	_ backend.PrefixCounter = (*Backend)(nil)
-	_ backend.UniqueScanner = (*Backend)(nil)
-	_ backend.EntryScanner  = (*Backend)(nil)
-	_ backend.Describer     = (*Backend)(nil)
-	_ backend.Getter        = (*Backend)(nil)
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
 )
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
@@ -183,7 +178,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	return out, nil
 }
 
-// Get implements backend.Getter.
+// Get implements backend.Backend.Get.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if err := backend.CheckKey(key); err != nil {
 		return backend.Value{}, err
@@ -283,14 +278,11 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 	return backend.Page{Keys: page.Keys, Cursor: page.Cursor}, err
 }
 
-// ScanEntries implements backend.EntryScanner: keys and values of a page are
+// scanEntries is Optimizations.ScanEntries: keys and values of a page are
 // read under one lock.
-func (b *Backend) ScanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
+func (b *Backend) scanEntries(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
 	return b.scanPage(ctx, prefix, cursor, count, true)
 }
-
-// ScansEntries implements backend.EntryScanner.
-func (b *Backend) ScansEntries() bool { return true }
 
 func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int, values bool) (backend.EntryPage, error) {
 	if count <= 0 {
@@ -345,11 +337,8 @@ func (b *Backend) ascend(prefix, cursor string, fn func(string) bool) {
 	b.index.AscendGreaterOrEqual(start, visit)
 }
 
-// ScansUnique implements backend.UniqueScanner: a scan never repeats a key.
-func (b *Backend) ScansUnique() bool { return true }
-
-// CountPrefix implements backend.PrefixCounter in one locked pass.
-func (b *Backend) CountPrefix(ctx context.Context, prefix string, _ int) (int, error) {
+// countPrefix is Optimizations.CountPrefix, in one locked pass.
+func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.check(ctx); err != nil {
@@ -365,9 +354,9 @@ func (b *Backend) CountPrefix(ctx context.Context, prefix string, _ int) (int, e
 	return n, nil
 }
 
-// DeletePrefix implements backend.PrefixDeleter atomically: no reader sees
+// deletePrefix is Optimizations.DeletePrefix, atomic: no reader sees
 // part of the prefix deleted.
-func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error {
+func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.check(ctx); err != nil {
@@ -384,8 +373,17 @@ func (b *Backend) DeletePrefix(ctx context.Context, prefix string, _ int) error 
 	return nil
 }
 
-// Describe implements backend.Describer: the system "memory", in process.
-func (b *Backend) Describe() backend.Description { return backend.Description{System: "memory"} }
+// Describe implements backend.Backend.Describe: the system "memory", in
+// process, scans without duplicates.
+func (b *Backend) Describe() backend.Description {
+	return backend.Description{System: "memory", UniqueScan: true}
+}
+
+// Optimizations implements backend.Optimizer: a prefix delete and count in
+// one locked pass over the ordered index, and scan pages with their values.
+func (b *Backend) Optimizations() backend.Optimizations {
+	return backend.Optimizations{DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries}
+}
 
 // Len returns the number of keys held, expired ones not yet swept included.
 // It is meant for tests and metrics.

@@ -39,6 +39,14 @@ func TestConformance(t *testing.T) {
 	conformance.Run(t, h)
 }
 
+// TestConformanceCoreOnly runs the suite with the backend's optimisations
+// hidden: every one is a pure optimisation, so the results must be the same.
+func TestConformanceCoreOnly(t *testing.T) {
+	h := harness()
+	h.Faults = conformance.FaultsAround(h.New)
+	conformance.Run(t, conformance.WithoutOptimizations(h))
+}
+
 func TestConformanceWithCapacity(t *testing.T) {
 	h := harness(memory.WithCapacity(2000))
 	h.Capacity = 2000

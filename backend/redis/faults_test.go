@@ -16,6 +16,16 @@ import (
 	"github.com/kvmap/kv/backend/redis"
 )
 
+// mustMapOn builds a Map on a backend or fails the test.
+func mustMapOn(t testing.TB, b backend.Backend, ns string) *kv.Map[string] {
+	t.Helper()
+	m, err := kv.New[string](b, ns)
+	if err != nil {
+		t.Fatalf("kv.New: %v", err)
+	}
+	return m
+}
+
 // mustMap builds a Map on a client or fails the test.
 func mustMap(t testing.TB, c goredis.UniversalClient, ns string, opts ...redis.Option) *kv.Map[string] {
 	t.Helper()

@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -89,16 +88,4 @@ func (b *Backend) matchPattern(prefix string) (string, bool, error) {
 		return "", false, fmt.Errorf("%w: %q holds a brace, which the hash-tag mode reserves", backend.ErrInvalidNamespace, ns)
 	}
 	return "{" + globEscape(ns) + "}:" + globEscape(rest) + "*", false, nil
-}
-
-// Namespace implements backend.Namespacer only to check a namespace when the
-// Map is built: in hash-tag mode a namespace holding "{" or "}" is refused
-// with backend.ErrInvalidNamespace, at kv.New instead of at every later
-// call. Redis has no native view of a namespace: the result otherwise wraps
-// errors.ErrUnsupported, and the namespace layer prefixes keys ("ns:k").
-func (b *Backend) Namespace(ns string) (backend.Backend, error) {
-	if b.hashTag && strings.ContainsAny(ns, "{}") {
-		return nil, fmt.Errorf("%w: %q holds a brace, which the hash-tag mode reserves", backend.ErrInvalidNamespace, ns)
-	}
-	return nil, fmt.Errorf("redis: no native namespace view: %w", errors.ErrUnsupported)
 }

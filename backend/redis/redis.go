@@ -33,9 +33,9 @@
 // # Other Redis types
 //
 // Keys of other types (lists, hashes, ...) under a namespace are not values:
-// Get (kv.Map.Get) fails with backend.ErrWrongType, MGet and every other read
-// treat them as absent, scans skip them, and a prefix delete removes them with
-// the rest of the namespace.
+// Get (kv.Map.Get) fails with backend.ErrWrongType; MGet and every other call
+// (Size, Iterate, Keys, Values, GetMany, Has, Clear) neither see nor touch
+// them: scans and prefix deletes skip them.
 package redis
 
 import (
@@ -53,11 +53,8 @@ import (
 )
 
 var (
-	_ backend.Backend       = (*Backend)(nil)
-	_ backend.PrefixDeleter = (*Backend)(nil)
-	_ backend.Describer     = (*Backend)(nil)
-	_ backend.Getter        = (*Backend)(nil)
-	_ backend.Namespacer    = (*Backend)(nil)
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent
@@ -104,10 +101,15 @@ func New(client goredis.UniversalClient, opts ...Option) (*Backend, error) {
 	return b, nil
 }
 
-// Describe implements backend.Describer: the system "redis", remote, with the
-// address of a standalone server, or of the first seed node of a cluster.
+// Describe implements backend.Backend.Describe: the system "redis", remote,
+// with the address of a standalone server, or of the first seed node of a
+// cluster. SCAN may return a key twice. In hash-tag mode a namespace may not
+// hold "{" or "}", which kv.New checks.
 func (b *Backend) Describe() backend.Description {
 	d := backend.Description{System: "redis", Remote: true}
+	if b.hashTag {
+		d.ReservedInNamespace = "{}"
+	}
 	var addr string
 	switch c := b.client.(type) {
 	case *goredis.Client:
@@ -138,8 +140,8 @@ func (b *Backend) check(ctx context.Context) error {
 }
 
 // MGet implements backend.Backend.MGet with MGET (per hash slot on a
-// cluster), which reports keys of other Redis types as absent. Get, the
-// one-key read, reports them with backend.ErrWrongType instead.
+// cluster), which reports keys of other Redis types as absent, as the
+// contract says; Get reports them with backend.ErrWrongType.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -258,8 +260,8 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	return out, nil
 }
 
-// Get implements backend.Getter with GET, so that a key of another Redis
-// type fails with backend.ErrWrongType.
+// Get implements backend.Backend.Get with GET: a key of another Redis type
+// fails with backend.ErrWrongType.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return backend.Value{}, err

@@ -53,6 +53,12 @@ func TestConformanceMiniredisHashTag(t *testing.T) {
 	conformance.Run(t, miniHarness(redis.WithHashTag()))
 }
 
+// TestConformanceMiniredisCoreOnly runs the suite with the backend's
+// optimisations hidden: the results must be the same.
+func TestConformanceMiniredisCoreOnly(t *testing.T) {
+	conformance.Run(t, conformance.WithoutOptimizations(miniHarness()))
+}
+
 // The real-server suites run when their environment variables are set, and
 // fail, never skip, when the server they name does not answer.
 
@@ -141,10 +147,13 @@ func TestConformanceStandalone(t *testing.T) {
 		return throughProxy(t, c.Options().Addr, nil)
 	}
 	conformance.Run(t, h)
+	t.Run("CoreOnly", func(t *testing.T) { conformance.Run(t, conformance.WithoutOptimizations(h)) })
 }
 
 func TestConformanceCluster(t *testing.T) {
-	conformance.Run(t, realHarness(cluster(t)))
+	h := realHarness(cluster(t))
+	conformance.Run(t, h)
+	t.Run("CoreOnly", func(t *testing.T) { conformance.Run(t, conformance.WithoutOptimizations(h)) })
 }
 
 func TestConformanceClusterHashTag(t *testing.T) {

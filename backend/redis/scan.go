@@ -225,12 +225,19 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 	return keys, fp + "/" + strconv.Itoa(idx) + "/" + strconv.FormatUint(next, 10), nil
 }
 
-// DeletePrefix implements backend.PrefixDeleter: every key under prefix,
-// whatever its Redis type, is deleted page by page, each page's UNLINK sent in
+// Optimizations implements backend.Optimizer: a prefix delete that sends
+// each page's UNLINK in the same pipeline as the SCAN of the next page.
+func (b *Backend) Optimizations() backend.Optimizations {
+	return backend.Optimizations{DeletePrefix: b.deletePrefix}
+}
+
+// deletePrefix is Optimizations.DeletePrefix: every string key under prefix
+// (SCAN ... TYPE string, as Scan: keys of other Redis types are left, as the
+// fallback leaves them) is deleted page by page, each page's UNLINK sent in
 // the same pipeline as the SCAN of the next page, so a page costs one round
 // trip. On a cluster the masters are cleared concurrently, with one UNLINK per
 // hash slot.
-func (b *Backend) DeletePrefix(ctx context.Context, prefix string, count int) error {
+func (b *Backend) deletePrefix(ctx context.Context, prefix string, count int) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -276,7 +283,7 @@ func (b *Backend) clearNode(ctx context.Context, c *goredis.Client, match string
 		}
 		var scan *goredis.ScanCmd
 		if cur != 0 || pending == nil {
-			scan = pipe.Scan(ctx, cur, match, int64(count))
+			scan = pipe.ScanType(ctx, cur, match, int64(count), "string")
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return b.wrap(ctx, "SCAN+UNLINK", err)
