@@ -21,7 +21,7 @@
 // Every layer below Map is a [backend.Backend], so decorators compose and the
 // conformance suite (package conformance) runs over each of them. A store that
 // keeps namespaces apart itself (bbolt, a bucket each; see
-// [backend.Namespacer]) gives the namespace layer its own view of the
+// [backend.Optimizations]) gives the namespace layer its own view of the
 // namespace instead of having every key prefixed; the stored keys are the same.
 //
 // # TTL

@@ -138,7 +138,7 @@ func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) 
 }
 
 // iterateEntries is iterate over a store that returns each scan page with
-// its values (backend.EntryScanner): one call per page, in this goroutine.
+// its values (Optimizations.ScanEntries): one call per page, in this goroutine.
 func (m *Map[V]) iterateEntries(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
 	for page, err := range backend.EntryPages(ctx, m.b, "", m.scanCount) {
 		if err != nil {

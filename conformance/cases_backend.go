@@ -247,7 +247,7 @@ var backendCases = []testCase{
 	},
 	{
 		name: "ScanEntries",
-		rule: "a scan with values (EntryScanner, or its fallback) returns every key under the prefix once with its value, none outside it, no expired key",
+		rule: "a scan with values (Optimizations.ScanEntries, or its fallback) returns every key under the prefix once with its value, none outside it, no expired key",
 		run: func(t T, e *env) {
 			ns := e.ns("entries")
 			m := newMap[string](t, e, ns, kv.WithTTL(kv.NoTTL))

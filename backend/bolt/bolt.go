@@ -6,9 +6,10 @@
 //
 // Each namespace gets its own bucket, with its own expiry index: backend key
 // "ns:k" (what kv.Map stores for key k of namespace ns) is key k in the bucket
-// of ns. The Backend is a backend.Namespacer: a kv.Map's namespace layer works
-// on the bucket's view directly, without prefixing keys. The mapping is invisible from above: a scan of prefix "ns:", or of
-// the empty prefix, returns "ns:k", so tools that list every namespace see the
+// of ns. The Backend's Namespace optimisation gives a kv.Map's namespace layer
+// the bucket's view directly, without prefixing keys. The mapping is
+// invisible from above: a scan of prefix "ns:", or of the empty prefix,
+// returns "ns:k", so tools that list every namespace see the
 // same flat keyspace as on Redis. Clearing a namespace (a prefix delete of
 // "ns:") deletes its bucket, which costs milliseconds whatever its size, and
 // its size is the bucket's key count less the index entries already past

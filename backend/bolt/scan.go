@@ -125,7 +125,6 @@ func (b *Backend) scanEntries(ctx context.Context, prefix, cursor string, count 
 	return b.scanPage(ctx, prefix, cursor, count, true)
 }
 
-
 func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int, values bool) (backend.EntryPage, error) {
 	if err := b.check(ctx); err != nil {
 		return backend.EntryPage{}, err
@@ -171,7 +170,6 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	})
 	return page, err
 }
-
 
 // deletePrefix is Optimizations.DeletePrefix. The prefix of a whole
 // namespace ("ns:") deletes the namespace's buckets, at a cost that does not
