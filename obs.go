@@ -86,8 +86,15 @@ func (c *call) setHit(ok bool) {
 func (m *Map[V]) begin(ctx context.Context, o op, key string, n int) (context.Context, call) {
 	c := call{op: o, key: key, n: n}
 	if t := m.tel; t != nil {
-		if tracer := t.currentTracer(); tracer != nil {
+		if tracer, g := t.currentTracer(); tracer != nil {
+			parent := trace.SpanContextFromContext(ctx).IsValid()
 			ctx, c.span = tracer.Start(ctx, t.spanNames[o], t.startOpts[o]...)
+			if g != nil && !parent && !c.span.IsRecording() && !c.span.SpanContext().IsValid() {
+				// Started without a parent, the span has no trace: the
+				// provider is a no-op (the default global one, before an
+				// SDK is installed). Start none under it again.
+				g.noop.Store(true)
+			}
 		}
 		if (c.span != nil && c.span.IsRecording()) || t.duration.Enabled(ctx) || m.logger != nil {
 			c.start = time.Now()
@@ -244,47 +251,41 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 // globalTracer is the tracer of the global provider of the moment.
 type globalTracer struct {
 	tp         trace.TracerProvider
-	comparable bool         // tp's type can be compared with ==
-	tracer     trace.Tracer // nil while no SDK is installed
+	comparable bool // tp's type can be compared with ==
+	tracer     trace.Tracer
+	noop       atomic.Bool // tp made a span without a trace: it records nothing
 }
 
 // currentTracer returns the tracer to start a span with, or nil when there
-// is nothing to record: the Map follows the global provider and no SDK has
-// been installed (otel's default global provider only makes non-recording
-// spans, at the cost of two allocations each).
-func (t *telemetry) currentTracer() trace.Tracer {
+// is none worth starting: the Map's own tracer, or that of the global
+// provider of the moment, so that an SDK installed after New receives the
+// spans. Before one is installed the global provider makes spans without a
+// trace, which cost allocations and record nothing: once begin has seen one,
+// the Map starts no span until otel.GetTracerProvider returns another
+// provider (installing an SDK changes it). The global tracer is returned with
+// it, for begin to mark.
+func (t *telemetry) currentTracer() (trace.Tracer, *globalTracer) {
 	if t.tracer != nil {
-		return t.tracer
+		return t.tracer, nil
 	}
 	tp := otel.GetTracerProvider()
 	g := t.global.Load()
 	// == between interfaces panics only for two values of one type that
 	// cannot be compared; g.comparable rules that out.
 	if g == nil || !g.comparable || g.tp != tp {
-		g = &globalTracer{tp: tp, comparable: comparableType(tp)}
-		if !isDefaultGlobal(tp) {
-			g.tracer = tp.Tracer(ScopeName)
-		}
+		g = &globalTracer{tp: tp, comparable: comparableType(tp), tracer: tp.Tracer(ScopeName)}
 		t.global.Store(g)
 	}
-	return g.tracer
+	if g.noop.Load() {
+		return nil, nil
+	}
+	return g.tracer, g
 }
 
 // comparableType reports whether values of tp's type can be compared.
 func comparableType(tp trace.TracerProvider) bool {
 	t := reflect.TypeOf(tp)
 	return t != nil && t.Comparable()
-}
-
-// isDefaultGlobal reports otel's default global provider, which delegates to
-// an SDK once one is installed with otel.SetTracerProvider: until then
-// otel.GetTracerProvider returns it, and after, the SDK's own provider.
-func isDefaultGlobal(tp trace.TracerProvider) bool {
-	t := reflect.TypeOf(tp)
-	if t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	return t != nil && t.PkgPath() == "go.opentelemetry.io/otel/internal/global"
 }
 
 // record ends the call's span and records its metrics.

@@ -3,7 +3,11 @@ package kv_test
 import (
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
@@ -306,17 +310,62 @@ func TestMetrics(t *testing.T) {
 // TestFollowsGlobalProvider: a Map built without a provider starts no span
 // while no SDK is installed, and records into the SDK once one is installed
 // as the global provider, without being rebuilt.
+// TestFollowsGlobalProvider: a Map built before any SDK starts at most one
+// span under a global provider that records nothing (it learns that from the
+// span), and an SDK installed globally later receives its spans. Global
+// providers cannot be reset, so the scenario runs in a child process.
 func TestFollowsGlobalProvider(t *testing.T) {
-	ctx := context.Background()
-	m, _ := kv.New[string](newMem(t), "ns")
-	if _, span := otel.GetTracerProvider().Tracer("probe").Start(ctx, "probe"); span.IsRecording() {
-		t.Skip("a global tracer provider is already installed")
+	if os.Getenv("KV_OTEL_GLOBAL_CHILD") == "1" {
+		followsGlobalProvider(t)
+		return
 	}
-	_, _, _ = m.Get(ctx, "k")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFollowsGlobalProvider$", "-test.v")
+	cmd.Env = append(os.Environ(), "KV_OTEL_GLOBAL_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFollowsGlobalProvider") {
+		t.Fatalf("the child failed: %v\n%s", err, out)
+	}
+}
+
+// countingProvider makes spans without a trace, as the default global
+// provider does before an SDK is installed, and counts them.
+type countingProvider struct {
+	noop.TracerProvider
+	starts *atomic.Int32
+}
+
+func (p countingProvider) Tracer(string, ...trace.TracerOption) trace.Tracer {
+	return countingTracer{p.TracerProvider.Tracer(""), p.starts}
+}
+
+type countingTracer struct {
+	trace.Tracer
+	starts *atomic.Int32
+}
+
+func (c countingTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	c.starts.Add(1)
+	return c.Tracer.Start(ctx, name, opts...)
+}
+
+func followsGlobalProvider(t *testing.T) {
+	ctx := context.Background()
+	m := mustNew[string](t, newMem(t), "ns")
+	starts := new(atomic.Int32)
+	otel.SetTracerProvider(countingProvider{starts: starts})
+	for range 5 {
+		if _, _, err := m.Get(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := starts.Load(); n != 1 {
+		t.Errorf("5 calls under a provider that records nothing started %d spans; want 1", n)
+	}
 	tel := newTelemetry(t)
 	otel.SetTracerProvider(tel.tp)
-	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
-	_, _, _ = m.Get(ctx, "k")
+	if _, _, err := m.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(tel.ended("Get ns")); n != 1 {
 		t.Errorf("%d spans after the SDK was installed globally; want 1", n)
 	}
