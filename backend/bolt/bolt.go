@@ -79,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -380,9 +381,12 @@ func (b *Backend) checkWrite(ctx context.Context) error {
 	return nil
 }
 
-// view runs fn in a read transaction, guarded against a damaged file.
-func (b *Backend) view(fn func(tx *bbolt.Tx) error) error {
-	return guard(func() error { return b.db.View(fn) })
+// view runs fn in a read transaction, guarded against a damaged file (as
+// guard, without its closure: this is the path of every read).
+func (b *Backend) view(fn func(tx *bbolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer corruptOnPanic(&err)
+	return b.db.View(fn)
 }
 
 // update runs fn in a write transaction, guarded against a damaged file,

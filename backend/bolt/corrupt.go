@@ -35,12 +35,16 @@ func corruptf(format string, args ...any) error {
 // the file stays usable for the calls that do not touch the damage.
 func guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			err = corruptf("%v", r)
-		}
-	}()
+	defer corruptOnPanic(&err)
 	return fn()
+}
+
+// corruptOnPanic, deferred, turns a panic into an error wrapping ErrCorrupt
+// in *err.
+func corruptOnPanic(err *error) {
+	if r := recover(); r != nil {
+		*err = corruptf("%v", r)
+	}
 }
 
 // The bbolt file format (version 2) as far as checkFile reads it: every page
