@@ -15,9 +15,11 @@ func BenchmarkGetTelemetry(b *testing.B) {
 	ctx := context.Background()
 	store := memory.New()
 	defer store.Close()
-	on, _ := kv.New[string](store, "ns")
-	off, _ := kv.New[string](store, "ns", kv.WithoutTelemetry())
-	_ = on.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd")
+	on := mustNew[string](b, store, "ns")
+	off := mustNew[string](b, store, "ns", kv.WithoutTelemetry())
+	if err := on.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+		b.Fatal(err)
+	}
 	for _, bm := range []struct {
 		name string
 		m    *kv.Map[string]

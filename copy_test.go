@@ -34,11 +34,15 @@ func TestCopy(t *testing.T) {
 	dst := memory.New(memory.WithClock(clk))
 	defer src.Close()
 	defer dst.Close()
-	m, _ := kv.New[string](src, "ns", kv.WithTTL(time.Hour))
+	m := mustNew[string](t, src, "ns", kv.WithTTL(time.Hour))
 	for i := range 250 {
-		_ = m.Set(ctx, fmt.Sprintf("k%03d", i), "v")
+		if err := m.Set(ctx, fmt.Sprintf("k%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_ = m.SetWithTTL(ctx, "never", "v", kv.NoTTL)
+	if err := m.SetWithTTL(ctx, "never", "v", kv.NoTTL); err != nil {
+		t.Fatal(err)
+	}
 
 	// Interrupted after the first page of 100, then run again.
 	res, err := kv.Copy(ctx, &failAfter{Backend: dst, n: 1}, src, "ns", kv.CopyOptions{PageSize: 100, ToNamespace: "snap"})
@@ -49,7 +53,7 @@ func TestCopy(t *testing.T) {
 	if err != nil || res != (kv.CopyResult{Keys: 251}) {
 		t.Fatalf("second Copy = %+v, %v; want 251 keys, none capped", res, err)
 	}
-	snap, _ := kv.New[string](dst, "snap")
+	snap := mustNew[string](t, dst, "snap")
 	if size, _ := snap.Size(ctx); size != 251 {
 		t.Errorf("snapshot size = %d; want 251", size)
 	}
@@ -62,7 +66,7 @@ func TestCopy(t *testing.T) {
 	if _, err := kv.Copy(ctx, dst, src, "ns", kv.CopyOptions{ToNamespace: "frozen", DropTTL: true}); err != nil {
 		t.Fatal(err)
 	}
-	frozen, _ := kv.New[string](dst, "frozen")
+	frozen := mustNew[string](t, dst, "frozen")
 	if d, _, _ := frozen.TTL(ctx, "k007"); d != kv.NoTTL {
 		t.Errorf("TTL with DropTTL = %v; want NoTTL", d)
 	}

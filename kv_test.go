@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/memory"
+	"github.com/kvmap/kv/clock"
 )
 
 func newMem(t *testing.T) *memory.Backend {
@@ -46,23 +49,31 @@ func TestDefaultCodec(t *testing.T) {
 			t.Errorf("%s: stored %q; want %q", name, got, want)
 		}
 	}
-	s, _ := kv.New[string](b, "s")
-	_ = s.Set(ctx, "k", `a "raw" string`)
+	s := mustNew[string](t, b, "s")
+	if err := s.Set(ctx, "k", `a "raw" string`); err != nil {
+		t.Fatal(err)
+	}
 	check("string", stored(t, b, "s", "k"), `a "raw" string`)
 
-	ms, _ := kv.New[myString](b, "ms")
-	_ = ms.Set(ctx, "k", "named")
+	ms := mustNew[myString](t, b, "ms")
+	if err := ms.Set(ctx, "k", "named"); err != nil {
+		t.Fatal(err)
+	}
 	check("named string", stored(t, b, "ms", "k"), "named")
 	if v, ok, err := ms.Get(ctx, "k"); err != nil || !ok || v != "named" {
 		t.Errorf("named string Get = %q, %v, %v", v, ok, err)
 	}
 
-	by, _ := kv.New[[]byte](b, "by")
-	_ = by.Set(ctx, "k", []byte{0, 1, 2})
+	by := mustNew[[]byte](t, b, "by")
+	if err := by.Set(ctx, "k", []byte{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
 	check("[]byte", stored(t, b, "by", "k"), "\x00\x01\x02")
 
-	mb, _ := kv.New[myBytes](b, "mb")
-	_ = mb.Set(ctx, "k", myBytes("xy"))
+	mb := mustNew[myBytes](t, b, "mb")
+	if err := mb.Set(ctx, "k", myBytes("xy")); err != nil {
+		t.Fatal(err)
+	}
 	check("named []byte", stored(t, b, "mb", "k"), "xy")
 	if v, ok, err := mb.Get(ctx, "k"); err != nil || !ok || string(v) != "xy" {
 		t.Errorf("named []byte Get = %q, %v, %v", v, ok, err)
@@ -70,16 +81,22 @@ func TestDefaultCodec(t *testing.T) {
 
 	// A slice of a named byte type has another underlying type: JSON (which
 	// writes byte slices as base64).
-	o, _ := kv.New[odd](b, "odd")
-	_ = o.Set(ctx, "k", odd{1, 2})
+	o := mustNew[odd](t, b, "odd")
+	if err := o.Set(ctx, "k", odd{1, 2}); err != nil {
+		t.Fatal(err)
+	}
 	check("[]myByte", stored(t, b, "odd", "k"), `"AQI="`)
 
-	a, _ := kv.New[any](b, "any")
-	_ = a.Set(ctx, "k", "str")
+	a := mustNew[any](t, b, "any")
+	if err := a.Set(ctx, "k", "str"); err != nil {
+		t.Fatal(err)
+	}
 	check("any", stored(t, b, "any", "k"), `"str"`)
 
-	i, _ := kv.New[int](b, "int")
-	_ = i.Set(ctx, "k", 42)
+	i := mustNew[int](t, b, "int")
+	if err := i.Set(ctx, "k", 42); err != nil {
+		t.Fatal(err)
+	}
 	check("int", stored(t, b, "int", "k"), "42")
 }
 
@@ -95,12 +112,16 @@ func TestWithCodec(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	_ = m.Set(ctx, "k", "hello")
+	if err := m.Set(ctx, "k", "hello"); err != nil {
+		t.Fatal(err)
+	}
 	if got := stored(t, b, "c", "k"); got != "HELLO" {
 		t.Errorf("stored %q; want HELLO", got)
 	}
-	j, _ := kv.New[string](b, "j", kv.WithCodec(kv.JSON[string]()))
-	_ = j.Set(ctx, "k", "x")
+	j := mustNew[string](t, b, "j", kv.WithCodec(kv.JSON[string]()))
+	if err := j.Set(ctx, "k", "x"); err != nil {
+		t.Fatal(err)
+	}
 	if got := stored(t, b, "j", "k"); got != `"x"` {
 		t.Errorf("JSON codec stored %q; want %q", got, `"x"`)
 	}
@@ -132,7 +153,7 @@ func TestNewInvalidOptions(t *testing.T) {
 func TestErrorsNameOperationNamespaceAndKey(t *testing.T) {
 	ctx := context.Background()
 	b := memory.New()
-	m, _ := kv.New[string](b, "signal_cache")
+	m := mustNew[string](t, b, "signal_cache")
 	_ = b.Close()
 	err := m.Set(ctx, "binance:s:BTC", "v")
 	for _, want := range []string{"Set", "signal_cache", `"binance:s:BTC"`} {
@@ -155,7 +176,7 @@ func (f *failingSet) MSet(context.Context, []backend.Entry) error { return f.err
 
 func TestGetOrLoadStoreFailure(t *testing.T) {
 	boom := errors.New("disk full")
-	m, _ := kv.New[string](&failingSet{Backend: newMem(t), err: boom}, "ns")
+	m := mustNew[string](t, &failingSet{Backend: newMem(t), err: boom}, "ns")
 	v, err := m.GetOrLoad(context.Background(), "k", func(context.Context) (string, error) { return "loaded", nil })
 	if v != "loaded" || !errors.Is(err, boom) {
 		t.Errorf("GetOrLoad = %q, %v; want the loaded value and the store error", v, err)
@@ -175,7 +196,7 @@ func (w *wrongType) Get(ctx context.Context, key string) (backend.Value, error) 
 
 func TestWrongType(t *testing.T) {
 	ctx := context.Background()
-	m, _ := kv.New[string](&wrongType{newMem(t)}, "ns")
+	m := mustNew[string](t, &wrongType{newMem(t)}, "ns")
 	if _, _, err := m.Get(ctx, "list"); !errors.Is(err, kv.ErrWrongType) {
 		t.Errorf("Get = %v; want ErrWrongType", err)
 	}
@@ -205,11 +226,13 @@ func TestIterationErrorEndsPass(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("connection reset")
 	mem := newMem(t)
-	fill, _ := kv.New[string](mem, "ns")
+	fill := mustNew[string](t, mem, "ns")
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		_ = fill.Set(ctx, k, k)
+		if err := fill.Set(ctx, k, k); err != nil {
+			t.Fatal(err)
+		}
 	}
-	m, _ := kv.New[string](&failingScan{Backend: mem, err: boom}, "ns", kv.WithScanCount(2))
+	m := mustNew[string](t, &failingScan{Backend: mem, err: boom}, "ns", kv.WithScanCount(2))
 	n, errs := 0, 0
 	for _, err := range m.Iterate(ctx) {
 		if err != nil {
@@ -226,19 +249,68 @@ func TestIterationErrorEndsPass(t *testing.T) {
 	}
 }
 
+// TestSetWithTTLRoundsUp: a TTL under one millisecond is rounded up to one
+// millisecond, on a fake clock, so the check cannot pass by luck.
 func TestSetWithTTLRoundsUp(t *testing.T) {
 	ctx := context.Background()
-	m, _ := kv.New[string](newMem(t), "ns")
+	clk := clock.NewManual(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	store := memory.New(memory.WithClock(clk))
+	t.Cleanup(func() { store.Close() })
+	m := mustNew[string](t, store, "ns")
 	if err := m.SetWithTTL(ctx, "k", "v", time.Nanosecond); err != nil {
 		t.Fatalf("SetWithTTL(1ns) = %v", err)
 	}
-	if d, ok, err := m.TTL(ctx, "k"); ok && (err != nil || d > time.Millisecond || d <= 0) {
-		t.Errorf("TTL = %v, %v; want at most 1ms", d, err)
+	if d, ok, err := m.TTL(ctx, "k"); err != nil || !ok || d != time.Millisecond {
+		t.Errorf("TTL = %v, %v, %v; want exactly 1ms", d, ok, err)
+	}
+	clk.Advance(999 * time.Microsecond)
+	if ok, err := m.Has(ctx, "k"); err != nil || !ok {
+		t.Errorf("Has after 999µs = %v, %v; want true (the TTL is 1ms)", ok, err)
+	}
+	clk.Advance(time.Microsecond)
+	if ok, err := m.Has(ctx, "k"); err != nil || ok {
+		t.Errorf("Has after 1ms = %v, %v; want false", ok, err)
 	}
 }
 
+// TestGetOrLoadConcurrentSynctest: concurrent misses share one load.
+// synctest makes "every caller is waiting" exact: the load is released only
+// once every goroutine of the bubble is blocked.
+func TestGetOrLoadConcurrentSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := memory.New(memory.WithSweepInterval(0))
+		defer store.Close()
+		m := mustNew[string](t, store, "ns")
+		var calls atomic.Int32
+		release := make(chan struct{})
+		load := func(context.Context) (string, error) {
+			calls.Add(1)
+			<-release
+			return "once", nil
+		}
+		const n = 16
+		results := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { results[i], errs[i] = m.GetOrLoad(context.Background(), "id", load) })
+		}
+		synctest.Wait() // every caller is blocked: in the flight, or in load
+		close(release)
+		wg.Wait()
+		if c := calls.Load(); c != 1 {
+			t.Errorf("load called %d times by %d concurrent callers; want 1", c, n)
+		}
+		for i := range n {
+			if errs[i] != nil || results[i] != "once" {
+				t.Errorf("caller %d: GetOrLoad = %q, %v; want once, nil", i, results[i], errs[i])
+			}
+		}
+	})
+}
+
 func TestGetOrLoadPanic(t *testing.T) {
-	m, _ := kv.New[string](newMem(t), "ns")
+	m := mustNew[string](t, newMem(t), "ns")
 	_, err := m.GetOrLoad(context.Background(), "k", func(context.Context) (string, error) { panic("bug in loader") })
 	if err == nil || !strings.Contains(err.Error(), "bug in loader") {
 		t.Errorf("GetOrLoad with a panicking load = %v; want an error naming the panic", err)

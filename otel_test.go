@@ -101,10 +101,14 @@ func TestSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "66f1c0ffee-secret"
-	_ = m.Set(ctx, "k", secret)
+	if err := m.Set(ctx, "k", secret); err != nil {
+		t.Fatal(err)
+	}
 	_, _, _ = m.Get(ctx, "k")
 	_, _, _ = m.Get(ctx, "missing")
-	_ = m.SetMany(ctx, []kv.Entry[string]{{Key: "a", Value: secret}, {Key: "b", Value: secret}, {Key: "c", Value: secret}})
+	if err := m.SetMany(ctx, []kv.Entry[string]{{Key: "a", Value: secret}, {Key: "b", Value: secret}, {Key: "c", Value: secret}}); err != nil {
+		t.Fatal(err)
+	}
 
 	set := one(t, tel, "Set signal_cache")
 	if set.SpanKind() != trace.SpanKindInternal {
@@ -146,7 +150,7 @@ func TestSpanError(t *testing.T) {
 	ctx := context.Background()
 	tel := newTelemetry(t)
 	b := memory.New()
-	m, _ := kv.New[string](b, "ns", tel.opts()...)
+	m := mustNew[string](t, b, "ns", tel.opts()...)
 	_ = b.Close()
 	if err := m.Set(ctx, "k", "v"); !errors.Is(err, kv.ErrClosed) {
 		t.Fatalf("Set = %v", err)
@@ -160,7 +164,7 @@ func TestSpanError(t *testing.T) {
 
 func TestKeysInTelemetryOptIn(t *testing.T) {
 	tel := newTelemetry(t)
-	m, _ := kv.New[string](newMem(t), "ns", append(tel.opts(), kv.WithKeysInTelemetry())...)
+	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithKeysInTelemetry())...)
 	_, _, _ = m.Get(context.Background(), "binance:s:BTC")
 	wantAttr(t, one(t, tel, "Get ns"), "kv.key", "binance:s:BTC")
 }
@@ -168,9 +172,11 @@ func TestKeysInTelemetryOptIn(t *testing.T) {
 func TestIterationSpans(t *testing.T) {
 	ctx := context.Background()
 	tel := newTelemetry(t)
-	m, _ := kv.New[string](newMem(t), "ns", append(tel.opts(), kv.WithScanCount(3))...)
+	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithScanCount(3))...)
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
-		_ = m.Set(ctx, k, k)
+		if err := m.Set(ctx, k, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	it := m.Iterate(ctx)
 	_ = m.Keys(ctx)
@@ -199,7 +205,7 @@ func TestIterationSpans(t *testing.T) {
 
 func TestSpanParentAndChildren(t *testing.T) {
 	tel := newTelemetry(t)
-	m, _ := kv.New[string](newMem(t), "ns", tel.opts()...)
+	m := mustNew[string](t, newMem(t), "ns", tel.opts()...)
 	ctx, parent := tel.tp.Tracer("app").Start(context.Background(), "handler")
 	_, err := m.GetOrLoad(ctx, "id", func(ctx context.Context) (string, error) {
 		_, db := tel.tp.Tracer("app").Start(ctx, "mongo find")
@@ -230,9 +236,14 @@ func TestRedisSpans(t *testing.T) {
 	if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tel.tp)); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := redis.New(c)
-	m, _ := kv.New[string](b, "ns", tel.opts()...)
-	_ = m.Set(ctx, "k", "v")
+	b, err := redis.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustNew[string](t, b, "ns", tel.opts()...)
+	if err := m.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
 
 	ours := one(t, tel, "Set ns")
 	if ours.SpanKind() != trace.SpanKindClient {
@@ -255,8 +266,10 @@ func TestRedisSpans(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	tel := newTelemetry(t)
-	m, _ := kv.New[string](newMem(t), "ns", tel.opts()...)
-	_ = m.Set(ctx, "a", "v")
+	m := mustNew[string](t, newMem(t), "ns", tel.opts()...)
+	if err := m.Set(ctx, "a", "v"); err != nil {
+		t.Fatal(err)
+	}
 	_, _, _ = m.Get(ctx, "a")
 	_, _, _ = m.Get(ctx, "nope")
 	_, _ = m.GetMany(ctx, []string{"a", "x", "y"})
@@ -373,8 +386,10 @@ func followsGlobalProvider(t *testing.T) {
 
 func TestWithoutTelemetry(t *testing.T) {
 	tel := newTelemetry(t)
-	m, _ := kv.New[string](newMem(t), "ns", append(tel.opts(), kv.WithoutTelemetry())...)
-	_ = m.Set(context.Background(), "k", "v")
+	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithoutTelemetry())...)
+	if err := m.Set(context.Background(), "k", "v"); err != nil {
+		t.Fatal(err)
+	}
 	if n := len(tel.spans.Ended()); n != 0 {
 		t.Errorf("%d spans with WithoutTelemetry; want 0", n)
 	}

@@ -74,7 +74,9 @@ func TestTelemetryHoldsNoKeyOrValue(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_ = m.Set(ctx, key, 7) // fails: closed
+	if err := m.Set(ctx, key, 7); !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("Set after Close = %v; want ErrClosed", err)
+	}
 	_, _ = m.Has(ctx, key)
 
 	spans := tel.spans.Ended()

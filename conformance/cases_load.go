@@ -53,22 +53,33 @@ var loadCases = []testCase{
 		name: "GetOrLoadConcurrent",
 		rule: "concurrent misses of one key share a single call of load, and every caller gets its value",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("load"))
+			ns := e.ns("load")
+			newMap[string](t, e, ns) // clears the namespace when the case ends
+			const n = 16
+			// The load is released only once every caller has read the key
+			// and missed (the store saw n reads of it): without single flight
+			// each would then call load itself.
+			missed := &countReads{Backend: e.b, key: ns + ":id", want: n, all: make(chan struct{})}
+			m, err := kv.New[string](missed, ns, e.opts()...)
+			if err != nil {
+				t.Fatalf("kv.New: %v", err)
+			}
 			var calls atomic.Int32
-			release := make(chan struct{})
-			load := func(context.Context) (string, error) {
+			load := func(ctx context.Context) (string, error) {
 				calls.Add(1)
-				<-release
+				select {
+				case <-missed.all:
+				case <-ctx.Done():
+				case <-time.After(30 * time.Second): // a hang, not a timing assertion
+				}
 				return "once", nil
 			}
-			const n = 16
 			var wg sync.WaitGroup
 			results := make([]string, n)
 			errs := make([]error, n)
 			for i := range n {
 				wg.Go(func() { results[i], errs[i] = m.GetOrLoad(t.Context(), "id", load) })
 			}
-			close(release)
 			wg.Wait()
 			for i := range n {
 				if errs[i] != nil || results[i] != "once" {
@@ -151,4 +162,21 @@ var loadCases = []testCase{
 			wantGet(t, m, "id", "late")
 		},
 	},
+}
+
+// countReads closes all once the store has been asked for key want times.
+type countReads struct {
+	backend.Backend
+	key  string
+	want int32
+	n    atomic.Int32
+	all  chan struct{}
+}
+
+func (c *countReads) Get(ctx context.Context, key string) (backend.Value, error) {
+	v, err := c.Backend.Get(ctx, key)
+	if key == c.key && c.n.Add(1) == c.want {
+		close(c.all)
+	}
+	return v, err
 }

@@ -164,7 +164,17 @@ var ttlCases = []testCase{
 				t.Fatalf("SetWithTTL(500µs) = %v; want nil", err)
 			}
 			if !e.realTime() {
-				wantTTL(t, e, m, "k", time.Millisecond)
+				// Rounded up, the key outlives its 500µs: it is there after
+				// 700µs and gone after 1.1ms.
+				e.advance(700 * time.Microsecond)
+				if isMissing(t, m, "k") {
+					t.Errorf("key with a 500µs TTL gone after 700µs; want its TTL rounded up to 1ms")
+				}
+				e.advance(400 * time.Microsecond)
+				if !isMissing(t, m, "k") {
+					t.Errorf("key with a 500µs TTL (1ms rounded up) still present after 1.1ms")
+				}
+				return
 			}
 			if !e.pass(2*time.Millisecond, func() bool { return isMissing(t, m, "k") }) {
 				t.Errorf("key with a 500µs TTL still present after 2ms")

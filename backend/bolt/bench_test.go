@@ -104,7 +104,9 @@ func BenchmarkGet(b *testing.B) {
 	ctx := context.Background()
 	key := "binance:s:BTC/USDT:USDT"
 	_ = raw.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("raw")).Put([]byte(key), []byte(value)) })
-	_ = m.Set(ctx, key, value)
+	if err := m.Set(ctx, key, value); err != nil {
+		b.Fatal(err)
+	}
 	b.Run("impl=raw", func(b *testing.B) {
 		for b.Loop() {
 			var out string

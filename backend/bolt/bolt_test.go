@@ -98,7 +98,7 @@ func TestLockedFileFailsFast(t *testing.T) {
 func TestLimits(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, filepath.Join(t.TempDir(), "kv.db"), bolt.WithNoSync())
-	m, _ := kv.New[[]byte](b, "ns")
+	m := mustNew[[]byte](t, b, "ns")
 	long := string(bytes.Repeat([]byte("k"), bbolt.MaxKeySize))
 	err := m.SetMany(ctx, []kv.Entry[[]byte]{{Key: "ok", Value: []byte("v")}, {Key: long, Value: []byte("v")}})
 	var le *bolt.LimitError
@@ -121,16 +121,22 @@ func TestDeadlinesSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := kv.New[string](b, "ns")
-	_ = m.SetWithTTL(ctx, "short", "v", time.Second)
-	_ = m.SetWithTTL(ctx, "long", "v", time.Hour)
-	_ = m.SetWithTTL(ctx, "never", "v", kv.NoTTL)
+	m := mustNew[string](t, b, "ns")
+	if err := m.SetWithTTL(ctx, "short", "v", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetWithTTL(ctx, "long", "v", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetWithTTL(ctx, "never", "v", kv.NoTTL); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(2 * time.Second)
 	b2 := open(t, path, bolt.WithClock(clk))
-	m2, _ := kv.New[string](b2, "ns")
+	m2 := mustNew[string](t, b2, "ns")
 	for key, want := range map[string]bool{"short": false, "long": true, "never": true} {
 		if ok, err := m2.Has(ctx, key); err != nil || ok != want {
 			t.Errorf("after reopening 2s later Has(%q) = %v, %v; want %v", key, ok, err, want)
@@ -154,8 +160,10 @@ func TestDeadlinesSurviveReopen(t *testing.T) {
 func TestNamespaceIsABucket(t *testing.T) {
 	ctx := context.Background()
 	b := open(t, filepath.Join(t.TempDir(), "kv.db"), bolt.WithNoSync())
-	m, _ := kv.New[string](b, "signal_cache")
-	_ = m.Set(ctx, "binance:s:BTC/USDT:USDT", "id")
+	m := mustNew[string](t, b, "signal_cache")
+	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "id"); err != nil {
+		t.Fatal(err)
+	}
 	_ = b.MSet(ctx, []backend.Entry{{Key: "plain", Value: []byte("v"), TTL: backend.NoTTL}})
 	err := b.DB().View(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket([]byte("kv.d:signal_cache"))
@@ -180,7 +188,7 @@ func TestSweeperDeletesExpiredKeys(t *testing.T) {
 	ctx := context.Background()
 	clk := clock.NewManual(time.Unix(1_000_000, 0))
 	b := open(t, filepath.Join(t.TempDir(), "kv.db"), bolt.WithClock(clk), bolt.WithNoSync(), bolt.WithSweepInterval(time.Millisecond))
-	m, _ := kv.New[string](b, "ns", kv.WithTTL(time.Minute))
+	m := mustNew[string](t, b, "ns", kv.WithTTL(time.Minute))
 	var entries []kv.Entry[string]
 	for i := range 25_000 { // more than one sweep transaction
 		entries = append(entries, kv.Entry[string]{Key: time.Duration(i).String(), Value: "v"})
@@ -188,7 +196,9 @@ func TestSweeperDeletesExpiredKeys(t *testing.T) {
 	if err := m.SetMany(ctx, entries); err != nil {
 		t.Fatal(err)
 	}
-	_ = m.SetWithTTL(ctx, "stays", "v", kv.NoTTL)
+	if err := m.SetWithTTL(ctx, "stays", "v", kv.NoTTL); err != nil {
+		t.Fatal(err)
+	}
 	clk.Advance(time.Minute)
 	count := func() (data, index int) {
 		_ = b.DB().View(func(tx *bbolt.Tx) error {
@@ -225,8 +235,10 @@ func TestWrapsCallersDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, _ := kv.New[string](b, "ns")
-	_ = m.Set(ctx, "k", "v")
+	m := mustNew[string](t, b, "ns")
+	if err := m.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,11 @@ func crashChild(path string) {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	m, _ := kv.New[string](b, "crash", kv.WithTTL(kv.NoTTL))
+	m, err := kv.New[string](b, "crash", kv.WithTTL(kv.NoTTL))
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
 	out := bufio.NewWriter(os.Stdout)
 	for i := 0; ; i++ {
 		if i%2 == 0 {
@@ -102,7 +106,7 @@ func TestCrashKeepsAcknowledgedWrites(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run %d: open after SIGKILL: %v", run, err)
 		}
-		m, _ := kv.New[string](b, "crash")
+		m := mustNew[string](t, b, "crash")
 		var keys []string
 		for i := 0; i <= acked; i++ {
 			if i%2 == 0 {

@@ -14,6 +14,7 @@ import (
 	bbolt "go.etcd.io/bbolt"
 
 	"github.com/kvmap/kv"
+	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/clock"
 )
@@ -26,6 +27,16 @@ func sum(t *testing.T, path string) [32]byte {
 		t.Fatal(err)
 	}
 	return sha256.Sum256(data)
+}
+
+// mustNew builds a Map or fails the test.
+func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
+	t.Helper()
+	m, err := kv.New[V](b, ns, opts...)
+	if err != nil {
+		t.Fatalf("kv.New(%q): %v", ns, err)
+	}
+	return m
 }
 
 func mustMap(t *testing.T, b *bolt.Backend, ns string, opts ...kv.Option) *kv.Map[string] {

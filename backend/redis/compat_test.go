@@ -48,7 +48,7 @@ func TestBaseMapWritesReadByMap(t *testing.T) {
 	for name, c := range servers(t) {
 		t.Run(name, func(t *testing.T) {
 			ns := fmt.Sprintf("signal_cache_%d", uniq)
-			b, _ := redis.New(c)
+			b := mustRedis(t, c)
 			m, err := kv.New[string](b, ns)
 			if err != nil {
 				t.Fatal(err)
@@ -98,9 +98,9 @@ func TestMapWritesReadByBaseMap(t *testing.T) {
 	for name, c := range servers(t) {
 		t.Run(name, func(t *testing.T) {
 			ns := fmt.Sprintf("schedule_cache_%d", uniq)
-			b, _ := redis.New(c)
-			m, _ := kv.New[string](b, ns) // default TTL, 300 s
-			never, _ := kv.New[string](b, ns+"_never", kv.WithTTL(kv.NoTTL))
+			b := mustRedis(t, c)
+			m := mustNew[string](t, b, ns) // default TTL, 300 s
+			never := mustNew[string](t, b, ns+"_never", kv.WithTTL(kv.NoTTL))
 			t.Cleanup(func() { _ = m.Clear(context.Background()); _ = never.Clear(context.Background()) })
 			key := "binance:my-strategy:BTC/USDT:USDT"
 			if err := m.Set(ctx, key, "66f1c0ffee0123456789abcd"); err != nil {
@@ -134,8 +134,8 @@ func TestMapWritesReadByBaseMap(t *testing.T) {
 func TestHashTagFormat(t *testing.T) {
 	ctx := context.Background()
 	_, c := miniClient(t)
-	b, _ := redis.New(c, redis.WithHashTag())
-	m, _ := kv.New[string](b, "ns")
+	b := mustRedis(t, c, redis.WithHashTag())
+	m := mustNew[string](t, b, "ns")
 	if err := m.Set(ctx, "a:b", "v"); err != nil {
 		t.Fatal(err)
 	}
@@ -217,14 +217,14 @@ func testOtherRedisTypes(t *testing.T, coreOnly bool) {
 func TestClientOwnership(t *testing.T) {
 	ctx := context.Background()
 	_, c := miniClient(t)
-	b, _ := redis.New(c)
+	b := mustRedis(t, c)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Ping(ctx).Err(); err != nil {
 		t.Errorf("the caller's client was closed by Backend.Close: %v", err)
 	}
-	owned, _ := redis.New(c, redis.WithCloseClient())
+	owned := mustRedis(t, c, redis.WithCloseClient())
 	if err := owned.Close(); err != nil {
 		t.Fatal(err)
 	}

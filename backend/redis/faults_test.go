@@ -16,6 +16,26 @@ import (
 	"github.com/kvmap/kv/backend/redis"
 )
 
+// mustNew builds a Map on a backend or fails the test.
+func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
+	t.Helper()
+	m, err := kv.New[V](b, ns, opts...)
+	if err != nil {
+		t.Fatalf("kv.New(%q): %v", ns, err)
+	}
+	return m
+}
+
+// mustRedis builds a Backend on a client or fails the test.
+func mustRedis(t testing.TB, c goredis.UniversalClient, opts ...redis.Option) *redis.Backend {
+	t.Helper()
+	b, err := redis.New(c, opts...)
+	if err != nil {
+		t.Fatalf("redis.New: %v", err)
+	}
+	return b
+}
+
 // mustMapOn builds a Map on a backend or fails the test.
 func mustMapOn(t testing.TB, b backend.Backend, ns string) *kv.Map[string] {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kvmap/kv"
-	"github.com/kvmap/kv/backend/redis"
 )
 
 // fillRaw writes n keys "ns:kNNNNNN" with raw pipelined SETs.
@@ -46,12 +45,12 @@ func TestPagingAmongOtherKeys(t *testing.T) {
 	ctx := context.Background()
 	for name, c := range clients {
 		t.Run(name, func(t *testing.T) {
-			b, _ := redis.New(c)
-			filler, _ := kv.New[string](b, fmt.Sprintf("kvfill%d", uniq))
+			b := mustRedis(t, c)
+			filler := mustNew[string](t, b, fmt.Sprintf("kvfill%d", uniq))
 			t.Cleanup(func() { _ = filler.Clear(context.Background()) })
 			fillRaw(t, c, filler.Namespace(), 100_000)
 			for _, count := range []int{100, kv.DefaultScanCount} {
-				m, _ := kv.New[string](b, fmt.Sprintf("kvpage%d_%d", uniq, count), kv.WithScanCount(count))
+				m := mustNew[string](t, b, fmt.Sprintf("kvpage%d_%d", uniq, count), kv.WithScanCount(count))
 				t.Cleanup(func() { _ = m.Clear(context.Background()) })
 				fillRaw(t, c, m.Namespace(), 5000)
 				if cc, ok := c.(*goredis.ClusterClient); ok {
@@ -120,8 +119,8 @@ func checkSpread(t *testing.T, c *goredis.ClusterClient, ns string) {
 func TestClusterScanRestartsOnTopologyChange(t *testing.T) {
 	c := cluster(t)
 	ctx := context.Background()
-	b, _ := redis.New(c)
-	m, _ := kv.New[string](b, fmt.Sprintf("kvtopo%d", uniq))
+	b := mustRedis(t, c)
+	m := mustNew[string](t, b, fmt.Sprintf("kvtopo%d", uniq))
 	t.Cleanup(func() { _ = m.Clear(context.Background()) })
 	fillRaw(t, c, m.Namespace(), 300)
 	seen := map[string]bool{}

@@ -26,7 +26,6 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kvmap/kv"
-	"github.com/kvmap/kv/backend/redis"
 	"github.com/kvmap/kv/conformance"
 	"github.com/kvmap/kv/kvurl"
 )
@@ -141,8 +140,8 @@ func TestACLUser(t *testing.T) {
 		bad := goredis.NewClient(&goredis.Options{Addr: s.addr(), Username: "kvuser", Password: wrong, ContextTimeoutEnabled: true, MaxRetries: -1})
 		t.Cleanup(func() { _ = bad.Close() })
 		var logs bytes.Buffer
-		b, _ := redis.New(bad)
-		m, _ := kv.New[string](b, "acl", kv.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		b := mustRedis(t, bad)
+		m := mustNew[string](t, b, "acl", kv.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 		_, _, err := m.Get(context.Background(), "k")
 		if err == nil {
 			t.Fatalf("Get with a wrong password succeeded")
@@ -160,8 +159,8 @@ func TestRequirePass(t *testing.T) {
 	s := startServer(t, false, nil, "--requirepass", "hunter2-kv")
 	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), Password: "hunter2-kv", ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	b, _ := redis.New(c)
-	m, _ := kv.New[string](b, "auth")
+	b := mustRedis(t, c)
+	m := mustNew[string](t, b, "auth")
 	ctx := context.Background()
 	if err := m.Set(ctx, "k", "v"); err != nil {
 		t.Fatalf("Set: %v", err)
@@ -171,8 +170,8 @@ func TestRequirePass(t *testing.T) {
 	}
 	noAuth := goredis.NewClient(&goredis.Options{Addr: s.addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = noAuth.Close() })
-	nb, _ := redis.New(noAuth)
-	nm, _ := kv.New[string](nb, "auth")
+	nb := mustRedis(t, noAuth)
+	nm := mustNew[string](t, nb, "auth")
 	if _, _, err := nm.Get(ctx, "k"); err == nil || strings.Contains(err.Error(), "hunter2-kv") {
 		t.Errorf("Get without a password = %v; want an error that does not name the password", err)
 	}
@@ -198,8 +197,8 @@ func TestTLS(t *testing.T) {
 		plain := goredis.NewClient(&goredis.Options{Addr: s.addr(), ContextTimeoutEnabled: true, MaxRetries: -1,
 			TLSConfig: &tls.Config{ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}})
 		t.Cleanup(func() { _ = plain.Close() })
-		b, _ := redis.New(plain)
-		m, _ := kv.New[string](b, "tls")
+		b := mustRedis(t, plain)
+		m := mustNew[string](t, b, "tls")
 		if _, _, err := m.Get(context.Background(), "k"); err == nil {
 			t.Errorf("Get over TLS with an untrusted certificate succeeded")
 		}
@@ -255,8 +254,8 @@ func TestServerKilledDuringIteration(t *testing.T) {
 	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), ContextTimeoutEnabled: true,
 		DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
 	t.Cleanup(func() { _ = c.Close() })
-	b, _ := redis.New(c)
-	m, _ := kv.New[string](b, "fault", kv.WithScanCount(100))
+	b := mustRedis(t, c)
+	m := mustNew[string](t, b, "fault", kv.WithScanCount(100))
 	fillRaw(t, c, "fault", 5000)
 	ctx := context.Background()
 
@@ -299,8 +298,8 @@ func TestDeadlineBoundsStuckServer(t *testing.T) {
 	s := startServer(t, false, nil)
 	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	b, _ := redis.New(c)
-	m, _ := kv.New[string](b, "stuck")
+	b := mustRedis(t, c)
+	m := mustNew[string](t, b, "stuck")
 	ctx := context.Background()
 	if err := m.Set(ctx, "k", "v"); err != nil {
 		t.Fatal(err)
@@ -380,7 +379,7 @@ func TestSentinel(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer b.Close()
-		m, _ := kv.New[string](b, "sentinel_url")
+		m := mustNew[string](t, b, "sentinel_url")
 		ctx := context.Background()
 		if err := m.Set(ctx, "k", "v"); err != nil {
 			t.Fatalf("Set through redis+sentinel://: %v", err)
