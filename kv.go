@@ -25,9 +25,6 @@ const NoTTL = backend.NoTTL
 // key that never expires.
 const MaxTTL = backend.MaxTTL
 
-// Clock tells the time; backends that expire keys themselves take one.
-type Clock = backend.Clock
-
 // Entry is one key of a namespace, without the namespace, and its value.
 type Entry[V any] struct {
 	Key   string

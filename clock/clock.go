@@ -1,19 +1,32 @@
-// Package clock provides a manually driven [backend.Clock], for tests and for
-// backtests that expire keys by their simulated time instead of the wall
-// clock.
+// Package clock holds the clocks of the module: the [Clock] interface that
+// the stores which expire keys themselves (backend/memory, backend/bolt)
+// read deadlines from, the [System] clock they use by default, and a
+// [Manual] clock for tests and for backtests that expire keys by their
+// simulated time instead of the wall clock.
 package clock
 
 import (
 	"sync"
 	"time"
-
-	"github.com/kvmap/kv/backend"
 )
 
-var _ backend.Clock = (*Manual)(nil)
+// Clock tells the time.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+}
 
-// Manual is a backend.Clock whose time moves only when Advance or Set is
-// called. It is safe for concurrent use.
+// System returns the clock of the system: time.Now.
+func System() Clock { return system{} }
+
+type system struct{}
+
+func (system) Now() time.Time { return time.Now() }
+
+var _ Clock = (*Manual)(nil)
+
+// Manual is a Clock whose time moves only when Advance or Set is called. It
+// is safe for concurrent use.
 type Manual struct {
 	mu  sync.Mutex
 	now time.Time

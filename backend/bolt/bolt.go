@@ -87,6 +87,7 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/clock"
 )
 
 // Defaults of the options.
@@ -109,7 +110,7 @@ var (
 type Backend struct {
 	db       *bbolt.DB
 	ownsDB   bool
-	clock    backend.Clock
+	clock    clock.Clock
 	readOnly bool
 	file     FileClock // the file's clock, as read at open
 	sweeps   bool      // the opener's clock is the file's kind: expired keys may be deleted, and times recorded
@@ -124,7 +125,7 @@ type Backend struct {
 type Option func(*config)
 
 type config struct {
-	clock       backend.Clock
+	clock       clock.Clock
 	kind        ClockKind
 	fileTime    bool
 	override    bool
@@ -137,7 +138,7 @@ type config struct {
 // WithClock sets the clock that deadlines are read from: the system clock by
 // default, or a stand-in for it (a test's fake clock). Its kind is
 // WallClock. A backtest's simulated clock is given with WithSimulatedClock.
-func WithClock(c backend.Clock) Option {
+func WithClock(c clock.Clock) Option {
 	return func(o *config) { o.clock, o.kind, o.fileTime = c, WallClock, false }
 }
 
@@ -145,7 +146,7 @@ func WithClock(c backend.Clock) Option {
 // deadlines are read from, and marks the file as written under a simulated
 // clock: it is then never swept by the wall clock (see the package
 // documentation).
-func WithSimulatedClock(c backend.Clock) Option {
+func WithSimulatedClock(c clock.Clock) Option {
 	return func(o *config) { o.clock, o.kind, o.fileTime = c, SimulatedClock, false }
 }
 
@@ -184,12 +185,12 @@ func WithNoSync() Option { return func(o *config) { o.noSync = true } }
 func WithLockTimeout(d time.Duration) Option { return func(o *config) { o.lockTimeout = d } }
 
 func configure(opts []Option) config {
-	c := config{clock: backend.SystemClock(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
+	c := config{clock: clock.System(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
 	if c.clock == nil {
-		c.clock = backend.SystemClock()
+		c.clock = clock.System()
 	}
 	if c.lockTimeout <= 0 {
 		c.lockTimeout = DefaultLockTimeout

@@ -4,7 +4,7 @@
 // Keys live in a least-recently-used list (golang-lru's simplelru) under the
 // backend's own mutex, so multi-key operations are atomic, and in an ordered
 // index that serves scans in key order, without duplicates. Every key has its
-// own deadline, read from an injectable [backend.Clock]: an expired key is
+// own deadline, read from an injectable [clock.Clock]: an expired key is
 // invisible to every operation at once, and a background sweep reclaims
 // expired keys so they do not pile up.
 //
@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/clock"
 )
 
 // DefaultSweepInterval is how often the background sweep looks for expired
@@ -40,7 +41,7 @@ var (
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
 type Backend struct {
-	clock backend.Clock
+	clock clock.Clock
 
 	mu     sync.Mutex
 	lru    *simplelru.LRU[string, *item]
@@ -62,7 +63,7 @@ type Option func(*config)
 
 type config struct {
 	capacity int
-	clock    backend.Clock
+	clock    clock.Clock
 	sweep    time.Duration
 }
 
@@ -72,7 +73,7 @@ func WithCapacity(n int) Option { return func(c *config) { c.capacity = n } }
 
 // WithClock sets the clock that deadlines are read from (the system clock by
 // default). Tests and backtests use it to drive expiry without waiting.
-func WithClock(clock backend.Clock) Option { return func(c *config) { c.clock = clock } }
+func WithClock(clock clock.Clock) Option { return func(c *config) { c.clock = clock } }
 
 // WithSweepInterval sets how often expired keys are reclaimed in the
 // background (DefaultSweepInterval by default); d <= 0 disables the sweep.
@@ -81,12 +82,12 @@ func WithSweepInterval(d time.Duration) Option { return func(c *config) { c.swee
 
 // New returns an empty Backend. Close stops its background sweep.
 func New(opts ...Option) *Backend {
-	cfg := config{clock: backend.SystemClock(), sweep: DefaultSweepInterval}
+	cfg := config{clock: clock.System(), sweep: DefaultSweepInterval}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	if cfg.clock == nil {
-		cfg.clock = backend.SystemClock()
+		cfg.clock = clock.System()
 	}
 	size := cfg.capacity
 	if size <= 0 {
