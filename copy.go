@@ -12,7 +12,7 @@ import (
 // the namespace), their raw values and their remaining TTLs (NoTTL for
 // none), each page read in one round trip: a scan, then one MGet with TTLs.
 // Keys that expire or vanish between the two are left out, and each key comes
-// once. pageSize is the scan's page hint (DefaultScanCount when < 1). It is
+// once. pageSize is the scan's page hint (DefaultPageSize when < 1). It is
 // what export and copy are built on; fn owns the slices it is given.
 func ReadRaw(ctx context.Context, b backend.Backend, ns string, pageSize int, fn func(keys []string, vals []backend.Value) error) error {
 	nb, err := namespace.New(b, ns)
@@ -20,7 +20,7 @@ func ReadRaw(ctx context.Context, b backend.Backend, ns string, pageSize int, fn
 		return err
 	}
 	if pageSize < 1 {
-		pageSize = DefaultScanCount
+		pageSize = DefaultPageSize
 	}
 	for page, err := range backend.Pages(ctx, nb, "", pageSize) {
 		if err != nil {
@@ -55,7 +55,7 @@ type CopyOptions struct {
 	// DropTTL writes every key without expiry, so that a snapshot does not
 	// expire before it is used; by default each key keeps its remaining TTL.
 	DropTTL bool
-	// PageSize is the page hint (DefaultScanCount when < 1).
+	// PageSize is the page hint (DefaultPageSize when < 1).
 	PageSize int
 	// Progress, when set, is called with the number of keys written by each
 	// page.

@@ -140,7 +140,7 @@ func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) 
 // iterateEntries is iterate over a store that returns each scan page with
 // its values (Optimizations.ScanEntries): one call per page, in this goroutine.
 func (m *Map[V]) iterateEntries(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
-	for page, err := range backend.EntryPages(ctx, m.b, "", m.scanCount) {
+	for page, err := range backend.EntryPages(ctx, m.b, "", m.pageSize) {
 		if err != nil {
 			return err
 		}
@@ -197,7 +197,7 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 	sctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(results)
-		for page, err := range backend.Pages(sctx, m.b, "", m.scanCount) {
+		for page, err := range backend.Pages(sctx, m.b, "", m.pageSize) {
 			select {
 			case results <- scanResult{page, err}:
 			case <-stop:

@@ -61,7 +61,7 @@ func TestBreakCancelsScanAhead(t *testing.T) {
 				mem := memory.New(memory.WithSweepInterval(0))
 				defer mem.Close()
 				b := slowScan{Backend: conformance.CoreOnly(mem), delay: time.Hour}
-				m := mustNew[string](t, b, "ns", kv.WithScanCount(2))
+				m := mustNew[string](t, b, "ns", kv.WithPageSize(2))
 				for _, k := range []string{"a", "b", "c", "d", "e", "f"} {
 					if err := m.Set(ctx, k, "v"); err != nil {
 						t.Fatal(err)

@@ -34,30 +34,30 @@ type Entry[V any] struct {
 // Map is a typed map over one namespace of a backend. It is safe for
 // concurrent use. Build it with New.
 type Map[V any] struct {
-	tel       *telemetry // nil: no spans, no metrics
-	ns        string
-	b         *ttl.Backend // over namespace.Backend over the store
-	entries   bool         // the store returns scan pages with their values
-	ttl       time.Duration
-	scanCount int
-	codec     Codec[V]
-	logger    *slog.Logger
-	loads     singleflight.Group
+	tel      *telemetry // nil: no spans, no metrics
+	ns       string
+	b        *ttl.Backend // over namespace.Backend over the store
+	entries  bool         // the store returns scan pages with their values
+	ttl      time.Duration
+	pageSize int
+	codec    Codec[V]
+	logger   *slog.Logger
+	loads    singleflight.Group
 }
 
 // New returns the Map of namespace ns over b. The namespace must be non-empty
 // and hold no ":" (ErrInvalidNamespace). See the package documentation for the
 // layers New stacks over b. The Map does not own b: close b when done.
 func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
-	o := options{ttl: DefaultTTL, scanCount: DefaultScanCount}
+	o := options{ttl: DefaultTTL, pageSize: DefaultPageSize}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil backend", ErrInvalidOption)
 	}
-	if o.scanCount < 1 {
-		return nil, fmt.Errorf("%w: scan count %d (want at least 1)", ErrInvalidOption, o.scanCount)
+	if o.pageSize < 1 {
+		return nil, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
 	}
 	codec := defaultCodec[V]()
 	if o.codec != nil {
@@ -86,14 +86,14 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		}
 	}
 	return &Map[V]{
-		tel:       tel,
-		ns:        ns,
-		b:         tb,
-		entries:   backend.OptimizationsOf(tb).ScanEntries != nil,
-		ttl:       tb.Default(),
-		scanCount: o.scanCount,
-		codec:     codec,
-		logger:    o.logger,
+		tel:      tel,
+		ns:       ns,
+		b:        tb,
+		entries:  backend.OptimizationsOf(tb).ScanEntries != nil,
+		ttl:      tb.Default(),
+		pageSize: o.pageSize,
+		codec:    codec,
+		logger:   o.logger,
 	}, nil
 }
 
@@ -297,7 +297,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
-	err := backend.DeletePrefix(ctx, m.b, "", m.scanCount)
+	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
 	return m.end(ctx, &c, err)
 }
 
@@ -305,7 +305,7 @@ func (m *Map[V]) Clear(ctx context.Context) error {
 // reading any value.
 func (m *Map[V]) Size(ctx context.Context) (int, error) {
 	ctx, c := m.begin(ctx, opSize, "", -1)
-	n, err := backend.CountPrefix(ctx, m.b, "", m.scanCount)
+	n, err := backend.CountPrefix(ctx, m.b, "", m.pageSize)
 	c.n = n
 	return n, m.end(ctx, &c, err)
 }

@@ -138,7 +138,8 @@ func TestNewInvalidOptions(t *testing.T) {
 			_, err := kv.New[int](b, "ns", kv.WithCodec[string](upperCodec{}))
 			return err
 		}, kv.ErrInvalidOption},
-		{"scan count 0", func() error { _, err := kv.New[int](b, "ns", kv.WithScanCount(0)); return err }, kv.ErrInvalidOption},
+		{"page size 0", func() error { _, err := kv.New[int](b, "ns", kv.WithPageSize(0)); return err }, kv.ErrInvalidOption},
+		{"deprecated scan count 0", func() error { _, err := kv.New[int](b, "ns", kv.WithScanCount(0)); return err }, kv.ErrInvalidOption},
 		{"nil backend", func() error { _, err := kv.New[int](nil, "ns"); return err }, kv.ErrInvalidOption},
 		{"TTL 0", func() error { _, err := kv.New[int](b, "ns", kv.WithTTL(0)); return err }, kv.ErrInvalidTTL},
 		{"namespace with colon", func() error { _, err := kv.New[int](b, "a:b"); return err }, kv.ErrInvalidNamespace},
@@ -232,7 +233,7 @@ func TestIterationErrorEndsPass(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := mustNew[string](t, &failingScan{Backend: mem, err: boom}, "ns", kv.WithScanCount(2))
+	m := mustNew[string](t, &failingScan{Backend: mem, err: boom}, "ns", kv.WithPageSize(2))
 	n, errs := 0, 0
 	for _, err := range m.Iterate(ctx) {
 		if err != nil {

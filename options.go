@@ -11,18 +11,23 @@ import (
 // DefaultTTL is the TTL of a Map built without WithTTL: BaseMap's 300 seconds.
 const DefaultTTL = 5 * time.Minute
 
-// DefaultScanCount is the page-size hint of bulk operations built without
-// WithScanCount. BaseMap used 100; a larger page costs fewer round trips per
-// key on Redis while still holding only one page of values at a time (see
-// docs/performance.md).
-const DefaultScanCount = 1000
+// DefaultPageSize is the page-size hint of bulk operations built without
+// WithPageSize. BaseMap used 100 (its SCAN COUNT); a larger page costs fewer
+// round trips per key on Redis while still holding only one page of values at
+// a time (see docs/performance.md).
+const DefaultPageSize = 1000
+
+// DefaultScanCount is DefaultPageSize.
+//
+// Deprecated: use DefaultPageSize.
+const DefaultScanCount = DefaultPageSize
 
 // Option configures a Map built by New.
 type Option func(*options)
 
 type options struct {
 	ttl            time.Duration
-	scanCount      int
+	pageSize       int
 	logger         *slog.Logger
 	codec          any // a Codec[V], checked by New
 	tracerProvider trace.TracerProvider
@@ -36,10 +41,15 @@ type options struct {
 // other value makes New fail with ErrInvalidTTL.
 func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 
-// WithScanCount sets the page-size hint of bulk operations (Clear, Size,
-// ToArray, Iterate, Keys, Values): DefaultScanCount by default. A value below
-// 1 makes New fail with ErrInvalidOption.
-func WithScanCount(n int) Option { return func(o *options) { o.scanCount = n } }
+// WithPageSize sets the page-size hint of bulk operations (Clear, Size,
+// ToArray, Iterate, Keys, Values; SCAN's COUNT on Redis): DefaultPageSize by
+// default. A value below 1 makes New fail with ErrInvalidOption.
+func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }
+
+// WithScanCount is WithPageSize.
+//
+// Deprecated: use WithPageSize.
+func WithScanCount(n int) Option { return WithPageSize(n) }
 
 // WithLogger makes every Map call emit one Info record to l (operation,
 // namespace, key or count, duration, error; never a value), as BaseMap logs

@@ -172,7 +172,7 @@ func TestKeysInTelemetryOptIn(t *testing.T) {
 func TestIterationSpans(t *testing.T) {
 	ctx := context.Background()
 	tel := newTelemetry(t)
-	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithScanCount(3))...)
+	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithPageSize(3))...)
 	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		if err := m.Set(ctx, k, k); err != nil {
 			t.Fatal(err)

@@ -82,7 +82,7 @@ type Backend interface {
 	// Scan returns one page of the keys that start with prefix (all keys when
 	// prefix is empty). A scan starts with an empty cursor and goes on with
 	// the cursor of the previous page until a page has an empty cursor.
-	// count is a hint of how many keys a page should hold; a Backend may
+	// pageSize is a hint of how many keys a page should hold; a Backend may
 	// return more or fewer, and a page may be empty before the end.
 	//
 	// A complete scan returns every key present for the whole scan and never
@@ -90,7 +90,7 @@ type Backend interface {
 	// may return a key more than once (unless Description.UniqueScan), and may
 	// or may not return keys written or deleted during the scan. Most callers
 	// want Pages, which runs the loop.
-	Scan(ctx context.Context, prefix, cursor string, count int) (Page, error)
+	Scan(ctx context.Context, prefix, cursor string, pageSize int) (Page, error)
 
 	// Describe tells what the store is (for telemetry) and the promises it
 	// keeps beyond this contract (Description.UniqueScan). It does no I/O.

@@ -26,23 +26,23 @@ type Optimizations struct {
 	// DeletePrefix deletes every key that starts with prefix (every key
 	// when prefix is empty) that the core methods would show: a key of
 	// another kind (a Redis list) is left, as Scan does not return it. Keys
-	// written while it runs may survive. count is the page-size hint.
+	// written while it runs may survive. pageSize is the page-size hint.
 	// Fallback: [Pages] over the prefix, each page deleted with Delete
 	// (one locked pass in memory, a bucket delete in bolt, pipelined UNLINKs
 	// on Redis).
-	DeletePrefix func(ctx context.Context, prefix string, count int) error
+	DeletePrefix func(ctx context.Context, prefix string, pageSize int) error
 
 	// CountPrefix returns the number of unexpired keys that start with
 	// prefix, each counted once. Fallback: [Pages] over the prefix, counting
 	// keys (bolt reads the bucket's key count less its expired index
 	// entries, without reading values).
-	CountPrefix func(ctx context.Context, prefix string, count int) (int, error)
+	CountPrefix func(ctx context.Context, prefix string, pageSize int) (int, error)
 
 	// ScanEntries is Scan returning each page's values too, with the same
 	// cursor and the same guarantees; keys that expired or vanished before
 	// their value was read are left out. Fallback: Scan, then MGet of the
 	// page (bolt walks one cursor instead of looking every key up).
-	ScanEntries func(ctx context.Context, prefix, cursor string, count int) (EntryPage, error)
+	ScanEntries func(ctx context.Context, prefix, cursor string, pageSize int) (EntryPage, error)
 
 	// Namespace returns a native view of namespace ns (a bbolt bucket): key
 	// k of the view is key "ns:k" of the Backend, for every call and both
@@ -62,13 +62,13 @@ func OptimizationsOf(b Backend) Optimizations {
 }
 
 // DeletePrefix deletes every key of b that starts with prefix, with b's own
-// DeletePrefix when it has one and page by page otherwise. count is the
+// DeletePrefix when it has one and page by page otherwise. pageSize is the
 // page-size hint.
-func DeletePrefix(ctx context.Context, b Backend, prefix string, count int) error {
+func DeletePrefix(ctx context.Context, b Backend, prefix string, pageSize int) error {
 	if f := OptimizationsOf(b).DeletePrefix; f != nil {
-		return f(ctx, prefix, count)
+		return f(ctx, prefix, pageSize)
 	}
-	for page, err := range Pages(ctx, b, prefix, count) {
+	for page, err := range Pages(ctx, b, prefix, pageSize) {
 		if err != nil {
 			return err
 		}
@@ -81,13 +81,13 @@ func DeletePrefix(ctx context.Context, b Backend, prefix string, count int) erro
 
 // CountPrefix returns the number of keys of b that start with prefix, each
 // counted once, with b's own CountPrefix when it has one and by a scan
-// otherwise. count is the page-size hint.
-func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int, error) {
+// otherwise. pageSize is the page-size hint.
+func CountPrefix(ctx context.Context, b Backend, prefix string, pageSize int) (int, error) {
 	if f := OptimizationsOf(b).CountPrefix; f != nil {
-		return f(ctx, prefix, count)
+		return f(ctx, prefix, pageSize)
 	}
 	n := 0
-	for page, err := range Pages(ctx, b, prefix, count) {
+	for page, err := range Pages(ctx, b, prefix, pageSize) {
 		if err != nil {
 			return 0, err
 		}
@@ -99,11 +99,11 @@ func CountPrefix(ctx context.Context, b Backend, prefix string, count int) (int,
 // ScanEntries returns one page of the keys of b under prefix with their
 // values, with b's own ScanEntries when it has one, and Scan then MGet
 // otherwise.
-func ScanEntries(ctx context.Context, b Backend, prefix, cursor string, count int) (EntryPage, error) {
+func ScanEntries(ctx context.Context, b Backend, prefix, cursor string, pageSize int) (EntryPage, error) {
 	if f := OptimizationsOf(b).ScanEntries; f != nil {
-		return f(ctx, prefix, cursor, count)
+		return f(ctx, prefix, cursor, pageSize)
 	}
-	p, err := b.Scan(ctx, prefix, cursor, count)
+	p, err := b.Scan(ctx, prefix, cursor, pageSize)
 	if err != nil {
 		return EntryPage{}, err
 	}

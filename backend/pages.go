@@ -9,7 +9,7 @@ import (
 )
 
 // Pages returns the pages of one complete scan of the keys of b that start
-// with prefix, count being the page-size hint. It owns what every scan loop
+// with prefix, pageSize being the page-size hint. It owns what every scan loop
 // needs: the cursor, a check of the context before each page, keys outside
 // the prefix dropped (even from a faulty store: a Clear must never reach
 // another namespace), and each key yielded at most once (a Redis SCAN may
@@ -17,9 +17,9 @@ import (
 // not de-duplicated: Description.UniqueScan). Empty pages are skipped. An error ends the sequence
 // and is yielded once; breaking out of the loop ends the scan. The yielded
 // Keys are the caller's; Cursor is the scan's cursor after the page.
-func Pages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[Page, error] {
+func Pages(ctx context.Context, b Backend, prefix string, pageSize int) iter.Seq2[Page, error] {
 	return func(yield func(Page, error) bool) {
-		err := scan(ctx, b, prefix, count, false, func(p EntryPage) bool {
+		err := scan(ctx, b, prefix, pageSize, false, func(p EntryPage) bool {
 			return yield(Page{Keys: p.Keys, Cursor: p.Cursor}, nil)
 		})
 		if err != nil {
@@ -31,9 +31,9 @@ func Pages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[P
 // EntryPages is Pages with the values of each page's keys: through b's own
 // ScanEntries (see [Optimizations]) when it has one, and otherwise with an MGet
 // of the page after the scan, keys that vanished in between left out.
-func EntryPages(ctx context.Context, b Backend, prefix string, count int) iter.Seq2[EntryPage, error] {
+func EntryPages(ctx context.Context, b Backend, prefix string, pageSize int) iter.Seq2[EntryPage, error] {
 	return func(yield func(EntryPage, error) bool) {
-		err := scan(ctx, b, prefix, count, true, func(p EntryPage) bool { return yield(p, nil) })
+		err := scan(ctx, b, prefix, pageSize, true, func(p EntryPage) bool { return yield(p, nil) })
 		if err != nil {
 			yield(EntryPage{}, err)
 		}
@@ -44,12 +44,12 @@ func EntryPages(ctx context.Context, b Backend, prefix string, count int) iter.S
 // every fallback and iteration, run on it. It calls yield with each
 // non-empty page until yield returns false, and returns the error that ended
 // the scan, if any.
-func scan(ctx context.Context, b Backend, prefix string, count int, values bool, yield func(EntryPage) bool) error {
+func scan(ctx context.Context, b Backend, prefix string, pageSize int, values bool, yield func(EntryPage) bool) error {
 	var seen *keyset.Set
 	if !ScansUnique(b) {
 		seen = new(keyset.Set)
 	}
-	var scanEntries func(ctx context.Context, prefix, cursor string, count int) (EntryPage, error)
+	var scanEntries func(ctx context.Context, prefix, cursor string, pageSize int) (EntryPage, error)
 	if values {
 		scanEntries = OptimizationsOf(b).ScanEntries
 	}
@@ -61,13 +61,13 @@ func scan(ctx context.Context, b Backend, prefix string, count int, values bool,
 		}
 		var page EntryPage
 		if native {
-			p, err := scanEntries(ctx, prefix, cursor, count)
+			p, err := scanEntries(ctx, prefix, cursor, pageSize)
 			if err != nil {
 				return err
 			}
 			page = p
 		} else {
-			p, err := b.Scan(ctx, prefix, cursor, count)
+			p, err := b.Scan(ctx, prefix, cursor, pageSize)
 			if err != nil {
 				return err
 			}

@@ -291,7 +291,7 @@ var backendCases = []testCase{
 		name: "SizeIsExact",
 		rule: "Size counts each key once, after overwrites and deletes, without reading values",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("size"), kv.WithScanCount(5))
+			m := newMap[string](t, e, e.ns("size"), kv.WithPageSize(5))
 			fill(t, m, 60)
 			fill(t, m, 40) // overwrites
 			for i := range 10 {

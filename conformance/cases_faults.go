@@ -65,7 +65,7 @@ func drain[X any](seq func(func(X, error) bool)) error {
 // "keep2", written while the store is healthy.
 func faultMap(t T, e *env) *kv.Map[string] {
 	t.Helper()
-	m := newMap[string](t, e, e.ns("fault"), kv.WithScanCount(5))
+	m := newMap[string](t, e, e.ns("fault"), kv.WithPageSize(5))
 	t.Cleanup(e.faults.Heal) // the namespace is cleared after the case
 	mustSetTTL(t, m, "keep", "v", kv.NoTTL)
 	mustSetTTL(t, m, "keep2", "v", kv.NoTTL)

@@ -66,7 +66,7 @@ var iterCases = []testCase{
 		name: "ManyPages",
 		rule: "a namespace of more than ten pages (1,050 keys at page size 100) is iterated with every key exactly once and counted exactly",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("pages"), kv.WithScanCount(100))
+			m := newMap[string](t, e, e.ns("pages"), kv.WithPageSize(100))
 			keys := fill(t, m, 1050)
 			got := entriesOf(t, m)
 			if len(got) != len(keys) {
@@ -100,7 +100,7 @@ var iterCases = []testCase{
 		name: "WritesDuringIteration",
 		rule: "keys written or deleted during a pass never make it yield a key twice, and keys left untouched are each yielded once",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("mut"), kv.WithScanCount(10))
+			m := newMap[string](t, e, e.ns("mut"), kv.WithPageSize(10))
 			keys := fill(t, m, 200)
 			untouched := map[string]bool{}
 			for i, k := range keys {
@@ -140,7 +140,7 @@ var iterCases = []testCase{
 		name: "BreakEarly",
 		rule: "a loop that breaks ends the pass at once, and the iterator can be ranged over again",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("brk"), kv.WithScanCount(10))
+			m := newMap[string](t, e, e.ns("brk"), kv.WithPageSize(10))
 			fill(t, m, 100)
 			for range 2 {
 				n := 0
@@ -173,7 +173,7 @@ var iterCases = []testCase{
 		name: "CancelMidIteration",
 		rule: "a context cancelled mid-iteration makes the pass yield ctx.Err() once and end",
 		run: func(t T, e *env) {
-			m := newMap[string](t, e, e.ns("cancel"), kv.WithScanCount(20))
+			m := newMap[string](t, e, e.ns("cancel"), kv.WithPageSize(20))
 			fill(t, m, 300)
 			for _, which := range []string{"Iterate", "Keys", "Values"} {
 				ctx, cancel := context.WithCancel(t.Context())

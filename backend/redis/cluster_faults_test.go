@@ -272,7 +272,7 @@ func mustMapScan(t *testing.T, c goredis.UniversalClient, m *kv.Map[string]) *kv
 	if err != nil {
 		t.Fatal(err)
 	}
-	small, err := kv.New[string](b, m.Namespace(), kv.WithScanCount(100))
+	small, err := kv.New[string](b, m.Namespace(), kv.WithPageSize(100))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,8 +49,8 @@ func TestPagingAmongOtherKeys(t *testing.T) {
 			filler := mustNew[string](t, b, fmt.Sprintf("kvfill%d", uniq))
 			t.Cleanup(func() { _ = filler.Clear(context.Background()) })
 			fillRaw(t, c, filler.Namespace(), 100_000)
-			for _, count := range []int{100, kv.DefaultScanCount} {
-				m := mustNew[string](t, b, fmt.Sprintf("kvpage%d_%d", uniq, count), kv.WithScanCount(count))
+			for _, count := range []int{100, kv.DefaultPageSize} {
+				m := mustNew[string](t, b, fmt.Sprintf("kvpage%d_%d", uniq, count), kv.WithPageSize(count))
 				t.Cleanup(func() { _ = m.Clear(context.Background()) })
 				fillRaw(t, c, m.Namespace(), 5000)
 				if cc, ok := c.(*goredis.ClusterClient); ok {

@@ -255,7 +255,7 @@ func TestServerKilledDuringIteration(t *testing.T) {
 		DialTimeout: 200 * time.Millisecond, MaxRetries: 1})
 	t.Cleanup(func() { _ = c.Close() })
 	b := mustRedis(t, c)
-	m := mustNew[string](t, b, "fault", kv.WithScanCount(100))
+	m := mustNew[string](t, b, "fault", kv.WithPageSize(100))
 	fillRaw(t, c, "fault", 5000)
 	ctx := context.Background()
 

@@ -303,7 +303,7 @@ func (c *cmdCtx) namespaces(ctx context.Context) error {
 	defer b.Close()
 	counts := map[string]int{}
 	p := newProgress(c.stderr, c.terminal, "scan", 0)
-	for page, err := range backend.Pages(ctx, b, "", transferPage) {
+	for page, err := range backend.Pages(ctx, b, "", pageSize) {
 		if err != nil {
 			return err
 		}

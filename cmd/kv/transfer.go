@@ -16,8 +16,8 @@ import (
 	"github.com/kvmap/kv/namespace"
 )
 
-// transferPage is how many keys export, import and copy move per round trip.
-const transferPage = 1000
+// pageSize is how many keys export, import and copy move per round trip.
+const pageSize = 1000
 
 // maxTTLms is kv.MaxTTL in milliseconds: import caps a longer ttl_ms to it.
 const maxTTLms = int64(kv.MaxTTL / time.Millisecond)
@@ -49,7 +49,7 @@ func (c *cmdCtx) sizeForProgress(ctx context.Context, b backend.Backend, ns stri
 	if err != nil {
 		return 0
 	}
-	n, err := backend.CountPrefix(ctx, nb, "", transferPage)
+	n, err := backend.CountPrefix(ctx, nb, "", pageSize)
 	if err != nil {
 		return 0
 	}
@@ -75,7 +75,7 @@ func (c *cmdCtx) export(ctx context.Context) error {
 	enc := json.NewEncoder(w)
 	p := newProgress(c.stderr, c.terminal, "export", c.sizeForProgress(ctx, b, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys exported", p.Count()) }
-	err = kv.ReadRaw(ctx, b, c.f.ns, transferPage, func(keys []string, vals []backend.Value) error {
+	err = kv.ReadRaw(ctx, b, c.f.ns, pageSize, func(keys []string, vals []backend.Value) error {
 		for i, k := range keys {
 			if err := enc.Encode(newRecord(k, vals[i].Bytes, ttlMS(vals[i].TTL))); err != nil {
 				return err
@@ -116,7 +116,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	}
 	p := newProgress(c.stderr, c.terminal, "import", 0)
 	c.done = func() string { return fmt.Sprintf("%d keys imported", p.Count()) }
-	batch := make([]backend.Entry, 0, transferPage)
+	batch := make([]backend.Entry, 0, pageSize)
 	skipped, capped := 0, 0
 	flush := func(ctx context.Context) error {
 		if len(batch) == 0 {
@@ -136,7 +136,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		line int
 		err  error
 	}
-	items := make(chan item, transferPage)
+	items := make(chan item, pageSize)
 	go func() {
 		defer close(items)
 		dec := json.NewDecoder(bufio.NewReader(in))
@@ -257,7 +257,7 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
 	res, err := kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{
-		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: transferPage, Progress: p.Add,
+		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: pageSize, Progress: p.Add,
 	})
 	p.Done()
 	if err != nil {
