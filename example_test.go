@@ -153,38 +153,6 @@ func ExampleErrInvalidTTL() {
 	// true
 }
 
-// Copy takes a snapshot of a namespace from one backend into another: here
-// from memory (production would be Redis) into a bolt file for an offline
-// backtest, without TTLs so that the snapshot does not expire before it is
-// used.
-func ExampleCopy() {
-	ctx := context.Background()
-	prod := memory.New() // redis.New(client) in production
-	defer prod.Close()
-	signals, _ := kv.New[string](prod, "signal_cache")
-	_ = signals.Set(ctx, "binance:trend:BTC/USDT:USDT", "66f1c0ffee0123456789abcd")
-	_ = signals.Set(ctx, "binance:trend:ETH/USDT:USDT", "66f1c0ffee0123456789abce")
-
-	dir, _ := os.MkdirTemp("", "snapshot")
-	defer os.RemoveAll(dir)
-	snapshot, err := bolt.Open(filepath.Join(dir, "backtest.db"))
-	if err != nil {
-		panic(err)
-	}
-	defer snapshot.Close()
-
-	res, err := kv.Copy(ctx, snapshot, prod, "signal_cache", kv.CopyOptions{DropTTL: true})
-	fmt.Println("copied", res.Keys, err)
-
-	offline, _ := kv.New[string](snapshot, "signal_cache")
-	id, _, _ := offline.Get(ctx, "binance:trend:BTC/USDT:USDT")
-	ttl, _, _ := offline.TTL(ctx, "binance:trend:BTC/USDT:USDT")
-	fmt.Println(id, ttl == kv.NoTTL)
-	// Output:
-	// copied 2 <nil>
-	// 66f1c0ffee0123456789abcd true
-}
-
 // A backtest writes to a bbolt file under its simulated clock. The file
 // remembers that clock: the wall clock may not open it for writing (its
 // sweep would delete every key of 2021), and a read-only inspection as of

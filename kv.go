@@ -21,8 +21,8 @@ const NoTTL = backend.NoTTL
 // MaxTTL is the longest TTL accepted anywhere: 100 years. A longer TTL given
 // to WithTTL, SetWithTTL or Expire is refused with ErrInvalidTTL before
 // anything is written, on every backend, so that no deadline can overflow;
-// Copy writes a longer source TTL as MaxTTL and counts it. Use NoTTL for a
-// key that never expires.
+// transfer.Copy writes a longer source TTL as MaxTTL and counts it. Use NoTTL
+// for a key that never expires.
 const MaxTTL = backend.MaxTTL
 
 // Entry is one key of a namespace, without the namespace, and its value.

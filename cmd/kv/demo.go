@@ -12,6 +12,7 @@ import (
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/kvurl"
+	"github.com/kvmap/kv/transfer"
 )
 
 // demo is a self-contained tour on a bolt file in a temporary directory.
@@ -113,7 +114,7 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 		return err
 	}
 	defer dst.Close()
-	res, err := kv.Copy(ctx, dst, store, "signal_cache", kv.CopyOptions{})
+	res, err := transfer.Copy(ctx, dst, store, "signal_cache", transfer.Options{})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/kvurl"
 	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/transfer"
 )
 
 // pageSize is how many keys export, import and copy move per round trip.
@@ -75,15 +76,7 @@ func (c *cmdCtx) export(ctx context.Context) error {
 	enc := json.NewEncoder(w)
 	p := newProgress(c.stderr, c.terminal, "export", c.sizeForProgress(ctx, b, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys exported", p.Count()) }
-	err = kv.ReadRaw(ctx, b, c.f.ns, pageSize, func(keys []string, vals []backend.Value) error {
-		for i, k := range keys {
-			if err := enc.Encode(newRecord(k, vals[i].Bytes, ttlMS(vals[i].TTL))); err != nil {
-				return err
-			}
-		}
-		p.Add(len(keys))
-		return nil
-	})
+	err = exportPages(ctx, b, c.f.ns, enc, p)
 	p.Done()
 	if ferr := w.Flush(); err == nil {
 		err = ferr
@@ -256,7 +249,7 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 	}
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
 	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
-	res, err := kv.Copy(ctx, dst, src, c.f.ns, kv.CopyOptions{
+	res, err := transfer.Copy(ctx, dst, src, c.f.ns, transfer.Options{
 		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: pageSize, Progress: p.Add,
 	})
 	p.Done()
@@ -264,5 +257,21 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "copied %d keys to %s ns=%s%s\n", res.Keys, redact(c.f.to), toNS, cappedNote(res.CappedTTLs))
+	return nil
+}
+
+// exportPages writes every entry of namespace ns of b to enc as a record.
+func exportPages(ctx context.Context, b backend.Backend, ns string, enc *json.Encoder, p *progress) error {
+	for page, err := range transfer.Entries(ctx, b, ns, pageSize) {
+		if err != nil {
+			return err
+		}
+		for i, k := range page.Keys {
+			if err := enc.Encode(newRecord(k, page.Values[i].Bytes, ttlMS(page.Values[i].TTL))); err != nil {
+				return err
+			}
+		}
+		p.Add(len(page.Keys))
+	}
 	return nil
 }
