@@ -17,11 +17,19 @@
 //     does to reclaim them later.
 //   - An entry's TTL is positive, [NoTTL], or 0 meaning "unset". Only the ttl
 //     decorator accepts 0 and turns it into the map default; a Backend given 0,
-//     or a negative TTL other than [NoTTL], returns [ErrInvalidTTL] and writes
-//     nothing. TTLs have at least millisecond precision; a positive TTL under one
+//     a negative TTL other than [NoTTL], or one above [MaxTTL], returns
+//     [ErrInvalidTTL] and writes nothing. Deadlines are computed with
+//     [Deadline], which cannot overflow. TTLs have at least millisecond precision; a positive TTL under one
 //     millisecond is rounded up to one millisecond.
 //   - Slices passed in are not retained; slices returned are owned by the
 //     caller.
+//   - Data of another kind under a key (a Redis list) is not a value: Get
+//     fails with [ErrWrongType]; MGet, Scan and the prefix operations neither
+//     see nor touch it.
+//   - A batch a store writes in parts fails part-way with a [*BatchError]
+//     that says which keys were written, which were not, and which are
+//     unknown; a store that writes a batch in one transaction writes all or
+//     nothing.
 //   - Any call after [Backend.Close] fails with [ErrClosed].
 //
 // # Scans

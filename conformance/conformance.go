@@ -22,6 +22,22 @@
 //
 // [Test] runs the same cases without a *testing.T and returns what failed, so
 // that a suite can prove it fails against broken backends.
+//
+// # Faults
+//
+// With [Harness.Faults] set, a group of fault cases runs on stores with a
+// fault injector below them ([Faults]: fail, stall, lose replies): a write
+// that returns nil is read back, a write that fails says so, a pass that hits
+// an error never ends as if complete, no call outlives its deadline, and the
+// same Map works once the fault clears. [FaultsAround] gives an in-process
+// store its injector; a server's tests put a proxy of their own in front of
+// it.
+//
+// # Optimisations
+//
+// [WithoutOptimizations] runs every case with the store's optional
+// optimisations hidden ([CoreOnly]): each is a pure optimisation, so the
+// results must be those of the full store.
 package conformance
 
 import (

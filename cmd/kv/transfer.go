@@ -40,8 +40,8 @@ func ttlMS(d time.Duration) int64 {
 	return int64((d + time.Millisecond - 1) / time.Millisecond)
 }
 
-// size returns the number of keys of the namespace, for a progress bar; 0
-// when not drawing one.
+// sizeForProgress returns the number of keys of the namespace, for a
+// progress bar; 0 when not drawing one.
 func (c *cmdCtx) sizeForProgress(ctx context.Context, b backend.Backend, ns string) int64 {
 	if !c.terminal {
 		return 0
