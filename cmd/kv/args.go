@@ -12,11 +12,11 @@ import (
 // flags are the command line's flags, global and per command. Flags may
 // stand before or after the command.
 type flags struct {
-	url, ns, ttl, to, toNS, at string
-	n                          int
-	json, yes, noTTL, help     bool
-	clockOverride              bool
-	set                        map[string]bool // flags given on the command line
+	url, ns, ttl, to, toNS, at, timeout string
+	n                                   int
+	json, yes, noTTL, help              bool
+	clockOverride, skipBad              bool
+	set                                 map[string]bool // flags given on the command line
 }
 
 // usageError is a mistake on the command line: exit code 2.
@@ -32,16 +32,18 @@ var boolFlags = map[string]func(*flags){
 	"no-ttl":         func(f *flags) { f.noTTL = true },
 	"help":           func(f *flags) { f.help = true },
 	"clock-override": func(f *flags) { f.clockOverride = true },
+	"skip-bad":       func(f *flags) { f.skipBad = true },
 	"h":              func(f *flags) { f.help = true },
 }
 
 var valueFlags = map[string]func(*flags, string) error{
-	"url":   func(f *flags, v string) error { f.url = v; return nil },
-	"ns":    func(f *flags, v string) error { f.ns = v; return nil },
-	"ttl":   func(f *flags, v string) error { f.ttl = v; return nil },
-	"to":    func(f *flags, v string) error { f.to = v; return nil },
-	"to-ns": func(f *flags, v string) error { f.toNS = v; return nil },
-	"at":    func(f *flags, v string) error { f.at = v; return nil },
+	"url":     func(f *flags, v string) error { f.url = v; return nil },
+	"ns":      func(f *flags, v string) error { f.ns = v; return nil },
+	"ttl":     func(f *flags, v string) error { f.ttl = v; return nil },
+	"to":      func(f *flags, v string) error { f.to = v; return nil },
+	"to-ns":   func(f *flags, v string) error { f.toNS = v; return nil },
+	"at":      func(f *flags, v string) error { f.at = v; return nil },
+	"timeout": func(f *flags, v string) error { f.timeout = v; return nil },
 	"n": func(f *flags, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {

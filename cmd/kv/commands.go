@@ -31,10 +31,11 @@ func isUsage(err error) bool {
 // cmdCtx is one command being run.
 type cmdCtx struct {
 	*env
-	f    flags
-	name string
-	args []string
-	done func() string // how far a long command got, for the interrupt message
+	f       flags
+	name    string
+	args    []string
+	done    func() string // how far a long command got, for the interrupt message
+	timeout time.Duration // --timeout: the deadline of one store round trip
 }
 
 type command struct {
@@ -76,6 +77,14 @@ func (c *cmdCtx) dispatch(ctx context.Context) error {
 	}
 	if len(c.args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(c.args) > cmd.maxArgs) {
 		return usagef("usage: kv %s %s", c.name, cmd.args)
+	}
+	c.timeout = DefaultTimeout
+	if c.f.timeout != "" {
+		d, err := time.ParseDuration(c.f.timeout)
+		if err != nil || d < 0 {
+			return usagef("--timeout %q: want a Go duration such as 5s, or 0 for none", c.f.timeout)
+		}
+		c.timeout = d
 	}
 	if cmd.needsNS && c.f.ns == "" {
 		return usagef("--ns is required (or set KV_NS)")

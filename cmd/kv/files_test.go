@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -280,5 +282,171 @@ func TestTTLRangeInTheCommand(t *testing.T) {
 	r = run("", "ttl", "big")
 	if d, err := time.ParseDuration(strings.TrimSpace(r.stdout)); err != nil || d < kv.MaxTTL-time.Hour {
 		t.Errorf("ttl of the capped key = %q; want about MaxTTL", r.stdout)
+	}
+}
+
+// TestTimeoutAgainstSilentServer: against a server that accepts connections
+// and never answers, every command fails after --timeout instead of hanging
+// (import used to hang 40 s while set failed after 5 s).
+func TestTimeoutAgainstSilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	url := "redis://" + ln.Addr().String()
+	for _, tc := range []struct {
+		stdin string
+		args  []string
+	}{
+		{"", []string{"set", "k", "v"}},
+		{"", []string{"get", "k"}},
+		{"", []string{"size"}},
+		{`{"key":"a","value":"1"}` + "\n" + `{"key":"b","value":"2"}` + "\n", []string{"import"}},
+		{"", []string{"export"}},
+		{"", []string{"clear", "--yes"}},
+	} {
+		start := time.Now()
+		r := runKV(t, tc.stdin, append([]string{"--url", url, "--ns", "a", "--timeout", "300ms"}, tc.args...)...)
+		took := time.Since(start)
+		if r.code != 1 || !strings.Contains(r.stderr, "deadline") {
+			t.Errorf("kv %s: exit %d, stderr %q; want 1 and the deadline named", tc.args[0], r.code, r.stderr)
+		}
+		if took > 15*time.Second { // a hang, not a timing assertion
+			t.Errorf("kv %s took %v against a silent server with --timeout 300ms", tc.args[0], took)
+		}
+	}
+	runKV(t, "", "--url", url, "--ns", "a", "--timeout", "soon", "get", "k").want(t, 2, "")
+}
+
+// TestImportLines: import reads JSON lines with exact line numbers; a record
+// without ttl_ms gets the --ttl in force (so ls --json output imports); a
+// record without a key, a ttl_ms outside the range, or two values on one
+// line stop the import after writing the lines before it, and say how many
+// keys that was; --skip-bad skips and counts them; "-" is standard input.
+func TestImportLines(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		return runKV(t, stdin, append([]string{"--url", url, "--ns", "imp"}, args...)...)
+	}
+	// ls --json output: no ttl_ms.
+	run("", "set", "a", "1").want(t, 0, "")
+	run("", "set", "b", "2").want(t, 0, "")
+	listed := run("", "ls", "--json").stdout
+	runKV(t, listed, "--url", url, "--ns", "copy", "import", "--ttl", "1h", "-").want(t, 0, "")
+	if d, err := time.ParseDuration(strings.TrimSpace(runKV(t, "", "--url", url, "--ns", "copy", "ttl", "b").stdout)); err != nil || d < 59*time.Minute || d > time.Hour {
+		t.Errorf("TTL of a record without ttl_ms imported with --ttl 1h = %v, %v; want 1h", d, err)
+	}
+
+	var lines strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&lines, `{"key":"k%d","value":"v","ttl_ms":-1}`+"\n", i)
+	}
+	good := lines.String()
+	for _, tc := range []struct {
+		bad, want string
+	}{
+		{`{"value":"1"}`, "line 5001: no key"},
+		{`{"key":"x","ttl_ms":-5}`, "line 5001: ttl_ms -5"},
+		{`{"key":"x","ttl_ms":0}`, "line 5001: ttl_ms 0"},
+		{`{"key":"x"} {"key":"y"}`, "line 5001: more than one JSON value"},
+		{`{"key":`, "line 5001: not a JSON record"},
+	} {
+		ns := fmt.Sprintf("bad%d", len(tc.bad))
+		r := runKV(t, good+tc.bad+"\n"+`{"key":"after"}`+"\n", "--url", url, "--ns", ns, "import")
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "5000 keys written") {
+			t.Errorf("import with %s at line 5001: exit %d, stderr %q; want 1, %q and 5000 keys written", tc.bad, r.code, r.stderr, tc.want)
+		}
+		runKV(t, "", "--url", url, "--ns", ns, "size").want(t, 0, "5000\n")
+	}
+	r := run("{\"key\":\"ok1\"}\n\n{\"nokey\":1}\n{\"key\":\"ok2\",\"ttl_ms\":-2}\n{\"key\":\"ok3\",\"ttl_ms\":60000}\n", "import", "--skip-bad")
+	if r.code != 0 || !strings.Contains(r.stderr, "imported 2 keys, skipped 2 bad lines ([3 4])") {
+		t.Errorf("import --skip-bad: exit %d, stderr %q; want 2 keys and lines 3 and 4 skipped", r.code, r.stderr)
+	}
+	r = run("{\"key\":\"one\"}\n", "import")
+	if !strings.Contains(r.stderr, "imported 1 key\n") {
+		t.Errorf("import of one record said %q; want \"imported 1 key\"", r.stderr)
+	}
+}
+
+// TestExportAtomic: an export to a file that fails or is interrupted leaves
+// no file, and says so; "-" is standard output.
+func TestExportAtomic(t *testing.T) {
+	dir := t.TempDir()
+	url := "bolt://" + filepath.Join(dir, "kv.db")
+	runKV(t, "", "--url", url, "--ns", "e", "set", "k", "v").want(t, 0, "")
+	r := runKV(t, "", "--url", url, "--ns", "e", "export", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, `"key":"k"`) {
+		t.Errorf("export -: exit %d, stdout %q; want the record on stdout", r.code, r.stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "-")); err == nil {
+		t.Errorf("export - created a file named -")
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	runKV(t, "", "--url", url, "--ns", "e", "export", out).want(t, 0, "")
+	if data, err := os.ReadFile(out); err != nil || !strings.Contains(string(data), `"key":"k"`) {
+		t.Errorf("export FILE wrote %q, %v", data, err)
+	}
+
+	// A source that never answers: the export fails after --timeout and
+	// leaves neither the target nor a temporary file.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range held {
+			c.Close()
+		}
+	})
+	failed := filepath.Join(dir, "failed.jsonl")
+	r = runKV(t, "", "--url", "redis://"+ln.Addr().String(), "--ns", "e", "--timeout", "200ms", "export", failed)
+	if r.code != 1 || !strings.Contains(r.stderr, "no file written") {
+		t.Errorf("failed export: exit %d, stderr %q; want 1 and \"no file written\"", r.code, r.stderr)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "failed") {
+			t.Errorf("a failed export left %s", e.Name())
+		}
 	}
 }

@@ -69,8 +69,10 @@ Commands on one namespace (--ns):
   ls                     print key<TAB>value per line (\t \n \\ escaped)
   size                   print the number of keys
   clear --yes            delete every key of the namespace
-  export [FILE]          write JSON lines {"key","value","ttl_ms"} (stdout without FILE)
-  import [FILE]          read JSON lines (stdin without FILE); --no-ttl drops TTLs
+  export [FILE|-]        write JSON lines {"key","value","ttl_ms"} (stdout without FILE or with -);
+                         a file appears only once it is complete
+  import [FILE|-]        read JSON lines (stdin without FILE or with -): ttl_ms -1 none, absent the
+                         --ttl in force; --no-ttl drops TTLs; --skip-bad skips bad lines
   copy --to URL          copy every key with its TTL to another backend [--to-ns NS] [--no-ttl]
 
 Other commands:
@@ -87,6 +89,8 @@ Flags (before or after the command; "--" ends them):
   --ns NS       namespace (default $KV_NS)
   --ttl TTL     TTL of writes: a Go duration, or --ttl=-1 for none (default $KV_TTL, else 5m)
   --json        JSON lines output (get, ls, keys, namespaces, bench)
+  --timeout D   the longest one store round trip (a key, a page, a batch) may take; never a whole
+                command (default 10s; 0 for none)
   --at TIME     read a bolt file as of TIME (RFC 3339), or "file" for the latest time of its
                 clock; a file written under a simulated clock is read as of "file" by default
   --clock-override   write to a bolt file written under a simulated clock with the wall clock

@@ -47,7 +47,7 @@ func (c *cmdCtx) open(write bool) (backend.Backend, error) {
 		return nil, errors.Join(usagef("--at applies to bolt:// files"), b.Close())
 	}
 	if write || c.f.at != "" || !isBolt || bb.FileClock().Kind != bolt.SimulatedClock {
-		return b, nil
+		return c.bounded(b), nil
 	}
 	fc := bb.FileClock()
 	if err := b.Close(); err != nil {
@@ -55,7 +55,28 @@ func (c *cmdCtx) open(write bool) (backend.Backend, error) {
 	}
 	fmt.Fprintf(c.stderr, "kv: the file was written under a simulated clock: reading it as of its latest time %s (--at chooses another)\n",
 		fc.Latest.UTC().Format(time.RFC3339Nano))
-	return kvurl.Open(c.f.url, &kvurl.Options{Bolt: append(opts.Bolt, bolt.WithFileTime())})
+	b, err = kvurl.Open(c.f.url, &kvurl.Options{Bolt: append(opts.Bolt, bolt.WithFileTime())})
+	if err != nil {
+		return nil, err
+	}
+	return c.bounded(b), nil
+}
+
+// bounded puts the --timeout deadline on every call to b.
+func (c *cmdCtx) bounded(b backend.Backend) backend.Backend {
+	if c.timeout <= 0 {
+		return b
+	}
+	return timeoutBackend{Backend: b, d: c.timeout}
+}
+
+// boltOf returns the bbolt store under b, if b is one.
+func boltOf(b backend.Backend) (*bolt.Backend, bool) {
+	if t, ok := b.(timeoutBackend); ok {
+		b = t.Backend
+	}
+	bb, ok := b.(*bolt.Backend)
+	return bb, ok
 }
 
 // check runs the full consistency check of a bbolt file.
@@ -65,7 +86,7 @@ func (c *cmdCtx) checkCmd(ctx context.Context) error {
 		return err
 	}
 	defer b.Close()
-	bb, ok := b.(*bolt.Backend)
+	bb, ok := boltOf(b)
 	if !ok {
 		return usagef("check applies to bolt:// files")
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/kvmap/kv"
@@ -57,46 +59,95 @@ func (c *cmdCtx) sizeForProgress(ctx context.Context, b backend.Backend, ns stri
 	return int64(n)
 }
 
+// export writes JSON lines to standard output (no argument, or "-"), or to
+// a file: through a temporary file in the same directory, renamed over the
+// target only once every line is written and synced, so an interrupted or
+// failed export leaves no file (and no half-written one that looks whole).
 func (c *cmdCtx) export(ctx context.Context) error {
 	b, err := c.open(false)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	out := c.stdout
-	if len(c.args) == 1 {
-		f, err := os.OpenFile(c.args[0], os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		out = f
+	out, commit, abort, err := c.output()
+	if err != nil {
+		return err
 	}
 	w := bufio.NewWriter(out)
 	enc := json.NewEncoder(w)
 	p := newProgress(c.stderr, c.terminal, "export", c.sizeForProgress(ctx, b, c.f.ns))
-	c.done = func() string { return fmt.Sprintf("%d keys exported", p.Count()) }
+	c.done = func() string { return plural(int(p.Count()), "key") + " exported" + abort() }
 	err = exportPages(ctx, b, c.f.ns, enc, p)
 	p.Done()
-	if ferr := w.Flush(); err == nil {
-		err = ferr
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = commit()
 	}
 	if err != nil {
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w%s", err, abort())
+		}
 		return err
 	}
-	fmt.Fprintf(c.stderr, "exported %d keys\n", p.Count())
+	fmt.Fprintf(c.stderr, "exported %s\n", plural(int(p.Count()), "key"))
 	return nil
 }
 
-func (c *cmdCtx) importCmd(ctx context.Context) error {
-	in := c.stdin
-	if len(c.args) == 1 {
-		f, err := os.Open(c.args[0])
-		if err != nil {
-			return err
+// output returns where export writes: standard output, or a temporary file
+// beside the target, with commit (sync, close, rename over the target) and
+// abort (remove the temporary file, once; it returns the words that say so).
+func (c *cmdCtx) output() (io.Writer, func() error, func() string, error) {
+	if len(c.args) == 0 || c.args[0] == "-" {
+		return c.stdout, func() error { return nil }, func() string { return "" }, nil
+	}
+	target := c.args[0]
+	f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".*.tmp")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	done := false
+	commit := func() error {
+		err := errors.Join(f.Sync(), f.Close())
+		if err == nil {
+			err = os.Rename(f.Name(), target)
 		}
-		defer f.Close()
-		in = f
+		if err != nil {
+			return fmt.Errorf("write %s: %w", target, errors.Join(err, os.Remove(f.Name())))
+		}
+		done = true
+		return nil
+	}
+	abort := func() string {
+		if done {
+			return ""
+		}
+		done = true
+		if err := errors.Join(f.Close(), os.Remove(f.Name())); err != nil {
+			return fmt.Sprintf("; the partial file %s could not be removed: %v", f.Name(), err)
+		}
+		return "; no file written"
+	}
+	return f, commit, abort, nil
+}
+
+// importCmd reads JSON lines, one record a line, and writes them in
+// batches. Line numbers are exact; a bad line stops the import after writing
+// every good line before it (and says how many keys were written), or is
+// skipped and counted with --skip-bad.
+func (c *cmdCtx) importCmd(ctx context.Context) error {
+	in, total, closeIn, err := c.input()
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	defTTL, err := c.ttl()
+	if err != nil {
+		return err
+	}
+	if c.f.noTTL {
+		defTTL = backend.NoTTL
 	}
 	b, err := c.open(true)
 	if err != nil {
@@ -107,42 +158,61 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p := newProgress(c.stderr, c.terminal, "import", 0)
-	c.done = func() string { return fmt.Sprintf("%d keys imported", p.Count()) }
+	// The bar counts the bytes of a file (its total known), else the keys.
+	p := newProgress(c.stderr, c.terminal, "import", total)
+	byBytes := total > 0
+	written, capped, bad := 0, 0, 0
+	var badLines []int
+	c.done = func() string { return plural(written, "key") + " imported" }
 	batch := make([]backend.Entry, 0, pageSize)
-	skipped, capped := 0, 0
 	flush := func(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := nb.MSet(ctx, batch); err != nil {
+		err := nb.MSet(ctx, batch)
+		var be *kv.BatchError
+		switch {
+		case err == nil:
+			written += len(batch)
+			if !byBytes {
+				p.Add(len(batch))
+			}
+		case errors.As(err, &be):
+			written += len(be.Written)
+			return err
+		default:
 			return err
 		}
-		p.Add(len(batch))
 		batch = batch[:0]
 		return nil
 	}
-	// Records are read in a goroutine of their own, so that an interrupt
-	// is seen even while the input stalls.
+	stopped := func(line int, err error) error {
+		if ferr := flush(ctx); ferr != nil {
+			return fmt.Errorf("line %d: %w; writing the lines before it failed after %s: %w", line, err, plural(written, "key"), ferr)
+		}
+		return fmt.Errorf("line %d: %w (%s written from the lines before it; fix the line and import again)", line, err, plural(written, "key"))
+	}
+	// Lines are read in a goroutine of their own, so that an interrupt is
+	// seen even while the input stalls.
 	type item struct {
-		r    record
 		line int
+		data []byte
 		err  error
 	}
 	items := make(chan item, pageSize)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
 	go func() {
 		defer close(items)
-		dec := json.NewDecoder(bufio.NewReader(in))
+		r := bufio.NewReaderSize(in, 64<<10)
 		for line := 1; ; line++ {
-			var r record
-			err := dec.Decode(&r)
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			select {
-			case items <- item{r, line, err}:
-			case <-ctx.Done():
-				return
+			data, err := r.ReadBytes('\n')
+			if len(data) > 0 || (err != nil && !errors.Is(err, io.EOF)) {
+				select {
+				case items <- item{line, data, err}:
+				case <-readCtx.Done():
+					return
+				}
 			}
 			if err != nil {
 				return
@@ -167,7 +237,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 			}
 			continue
 		case <-ctx.Done():
-			// Keys read so far are written whole; the rest is left for a
+			// Lines read so far are written whole; the rest is left for a
 			// second run.
 			if err := flush(context.WithoutCancel(ctx)); err != nil {
 				return err
@@ -177,32 +247,30 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		if !more {
 			break
 		}
-		if it.err != nil {
-			return fmt.Errorf("line %d: %w", it.line, it.err)
+		if it.err != nil && !errors.Is(it.err, io.EOF) {
+			return stopped(it.line, it.err)
 		}
-		key, value, err := it.r.decode()
+		if byBytes {
+			p.Add(len(it.data))
+		}
+		if len(bytes.TrimSpace(it.data)) == 0 {
+			continue // a blank line
+		}
+		e, wasCapped, err := parseLine(it.data, defTTL)
 		if err != nil {
-			return fmt.Errorf("line %d: %w", it.line, err)
-		}
-		var ttl time.Duration
-		switch {
-		case it.r.TTLms == 0:
-			skipped++ // it expired while being exported
+			if !c.f.skipBad {
+				return stopped(it.line, err)
+			}
+			bad++
+			if len(badLines) < 10 {
+				badLines = append(badLines, it.line)
+			}
 			continue
-		case c.f.noTTL || it.r.TTLms == -1:
-			ttl = backend.NoTTL
-		case it.r.TTLms > maxTTLms:
-			ttl = kv.MaxTTL // a longer TTL would overflow; counted and said
+		}
+		if wasCapped {
 			capped++
-		case it.r.TTLms > 0:
-			ttl = time.Duration(it.r.TTLms) * time.Millisecond
-		default:
-			return fmt.Errorf("line %d: ttl_ms %d: want -1, 0 or a positive number", it.line, it.r.TTLms)
 		}
-		if key == "" {
-			return fmt.Errorf("line %d: empty key", it.line)
-		}
-		batch = append(batch, backend.Entry{Key: key, Value: value, TTL: ttl})
+		batch = append(batch, e)
 		if len(batch) == cap(batch) {
 			idle = nil
 			if err := flush(ctx); err != nil {
@@ -214,8 +282,77 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		return err
 	}
 	p.Done()
-	fmt.Fprintf(c.stderr, "imported %d keys, skipped %d expired%s\n", p.Count(), skipped, cappedNote(capped))
+	msg := "imported " + plural(written, "key")
+	if bad > 0 {
+		msg += fmt.Sprintf(", skipped %s (%v)", plural(bad, "bad line"), badLines)
+	}
+	fmt.Fprintf(c.stderr, "%s%s\n", msg, cappedNote(capped))
 	return nil
+}
+
+// parseLine reads one import line: a single JSON record with a key (key or
+// key_b64). A record without ttl_ms gets def; ttl_ms -1 is no expiry, a
+// positive ttl_ms above kv.MaxTTL is capped to it (reported), and 0 or a
+// value below -1 is an error.
+func parseLine(data []byte, def time.Duration) (backend.Entry, bool, error) {
+	var r struct {
+		record
+		TTLms *int64 `json:"ttl_ms"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&r); err != nil {
+		return backend.Entry{}, false, fmt.Errorf("not a JSON record: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return backend.Entry{}, false, errors.New("more than one JSON value on the line")
+	}
+	key, value, err := r.record.decode()
+	if err != nil {
+		return backend.Entry{}, false, err
+	}
+	if key == "" {
+		return backend.Entry{}, false, errors.New(`no key (want "key" or "key_b64")`)
+	}
+	e := backend.Entry{Key: key, Value: value, TTL: def}
+	capped := false
+	switch ms := r.TTLms; {
+	case ms == nil:
+	case def == backend.NoTTL: // --no-ttl
+	case *ms == -1:
+		e.TTL = backend.NoTTL
+	case *ms > maxTTLms:
+		e.TTL, capped = kv.MaxTTL, true
+	case *ms > 0:
+		e.TTL = time.Duration(*ms) * time.Millisecond
+	default:
+		return backend.Entry{}, false, fmt.Errorf("ttl_ms %d: want -1 (no expiry) or 1 to %d", *ms, maxTTLms)
+	}
+	return e, capped, nil
+}
+
+// input returns what import reads: standard input for no argument or "-",
+// else the file, with its size for the progress bar (0 when unknown).
+func (c *cmdCtx) input() (io.Reader, int64, func(), error) {
+	if len(c.args) == 0 || c.args[0] == "-" {
+		return c.stdin, 0, func() {}, nil
+	}
+	f, err := os.Open(c.args[0])
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var size int64
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+// plural says n things: "1 key", "2 keys".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }
 
 func (c *cmdCtx) copyCmd(ctx context.Context) error {
@@ -245,6 +382,7 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 		if dst, err = kvurl.Open(c.f.to, nil); err != nil {
 			return fmt.Errorf("--to %s: %w", redact(c.f.to), err)
 		}
+		dst = c.bounded(dst)
 		defer dst.Close()
 	}
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
