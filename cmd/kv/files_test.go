@@ -387,6 +387,14 @@ func TestImportLines(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, "imported 2 keys, skipped 2 bad lines ([3 4])") {
 		t.Errorf("import --skip-bad: exit %d, stderr %q; want 2 keys and lines 3 and 4 skipped", r.code, r.stderr)
 	}
+	// --ttl=-1 is the default for records without ttl_ms, not --no-ttl.
+	run("{\"key\":\"timed\",\"ttl_ms\":60000}\n{\"key\":\"forever\"}\n", "import", "--ttl=-1").want(t, 0, "")
+	if d, err := time.ParseDuration(strings.TrimSpace(run("", "ttl", "timed").stdout)); err != nil || d > time.Minute || d < 50*time.Second {
+		t.Errorf("ttl_ms 60000 imported with --ttl=-1 = %v, %v; want about 1m", d, err)
+	}
+	run("", "ttl", "forever").want(t, 0, "-1\n")
+	run("{\"key\":\"dropped\",\"ttl_ms\":60000}\n", "import", "--no-ttl").want(t, 0, "")
+	run("", "ttl", "dropped").want(t, 0, "-1\n")
 	r = run("{\"key\":\"one\"}\n", "import")
 	if !strings.Contains(r.stderr, "imported 1 key\n") {
 		t.Errorf("import of one record said %q; want \"imported 1 key\"", r.stderr)

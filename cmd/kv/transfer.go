@@ -146,9 +146,6 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.f.noTTL {
-		defTTL = backend.NoTTL
-	}
 	b, err := c.open(true)
 	if err != nil {
 		return err
@@ -256,7 +253,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		if len(bytes.TrimSpace(it.data)) == 0 {
 			continue // a blank line
 		}
-		e, wasCapped, err := parseLine(it.data, defTTL)
+		e, wasCapped, err := parseLine(it.data, defTTL, c.f.noTTL)
 		if err != nil {
 			if !c.f.skipBad {
 				return stopped(it.line, err)
@@ -293,8 +290,9 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 // parseLine reads one import line: a single JSON record with a key (key or
 // key_b64). A record without ttl_ms gets def; ttl_ms -1 is no expiry, a
 // positive ttl_ms above kv.MaxTTL is capped to it (reported), and 0 or a
-// value below -1 is an error.
-func parseLine(data []byte, def time.Duration) (backend.Entry, bool, error) {
+// value below -1 is an error. With noTTL every key is written without
+// expiry (ttl_ms is still checked).
+func parseLine(data []byte, def time.Duration, noTTL bool) (backend.Entry, bool, error) {
 	var r struct {
 		record
 		TTLms *int64 `json:"ttl_ms"`
@@ -317,7 +315,6 @@ func parseLine(data []byte, def time.Duration) (backend.Entry, bool, error) {
 	capped := false
 	switch ms := r.TTLms; {
 	case ms == nil:
-	case def == backend.NoTTL: // --no-ttl
 	case *ms == -1:
 		e.TTL = backend.NoTTL
 	case *ms > maxTTLms:
@@ -326,6 +323,9 @@ func parseLine(data []byte, def time.Duration) (backend.Entry, bool, error) {
 		e.TTL = time.Duration(*ms) * time.Millisecond
 	default:
 		return backend.Entry{}, false, fmt.Errorf("ttl_ms %d: want -1 (no expiry) or 1 to %d", *ms, maxTTLms)
+	}
+	if noTTL {
+		e.TTL, capped = backend.NoTTL, false
 	}
 	return e, capped, nil
 }
