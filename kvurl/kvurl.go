@@ -10,7 +10,7 @@
 //	redis+sentinel://host:port?master=NAME&addr=host:port
 //	                                              the master NAME of Sentinels
 //
-// A Redis URL may carry hashtag=1 (backend/redis.WithHashTag). Clients made
+// Other backends plug in with Register. A Redis URL may carry hashtag=1 (backend/redis.WithHashTag). Clients made
 // for a Redis URL have ContextTimeoutEnabled, so a context deadline bounds
 // every call, and are closed with the backend.
 //
@@ -22,8 +22,10 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -116,24 +118,55 @@ type Options struct {
 	Memory []memory.Option
 }
 
-// Open opens the backend that rawURL names. Closing the backend closes what
-// Open made for it: the file, or the Redis client.
-func Open(rawURL string, opts *Options) (backend.Backend, error) {
-	if opts == nil {
-		opts = &Options{}
+// Opener opens the backend a URL of its scheme names. opts is never nil.
+// Errors should wrap ErrInvalidURL for a URL the opener cannot read, and must
+// not print a password: Redact gives the URL as errors may show it.
+type Opener func(rawURL string, opts *Options) (backend.Backend, error)
+
+var (
+	openersMu sync.RWMutex
+	openers   = map[string]Opener{}
+)
+
+// Register makes a backend available to Open (and so to the kv command)
+// under scheme, as database/sql drivers register themselves: a third-party
+// backend calls it from an init function, and a program that imports the
+// package opens its URLs. The built-in schemes are registered by this
+// package. Register panics when open is nil or the scheme is taken, which is
+// a programming error found at start-up.
+func Register(scheme string, open Opener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	if open == nil {
+		panic("kvurl: Register of a nil Opener for " + scheme)
 	}
-	scheme, rest, ok := strings.Cut(rawURL, "://")
-	if !ok {
-		return nil, fmt.Errorf("%w %q: no scheme (want mem://, bolt://, redis://, rediss://, redis+cluster:// or redis+sentinel://)", ErrInvalidURL, Redact(rawURL))
+	if _, dup := openers[scheme]; dup {
+		panic("kvurl: Register called twice for scheme " + scheme)
 	}
-	switch scheme {
-	case "mem":
-		if rest != "" {
+	openers[scheme] = open
+}
+
+// Schemes returns the registered schemes, sorted.
+func Schemes() []string {
+	openersMu.RLock()
+	defer openersMu.RUnlock()
+	out := make([]string, 0, len(openers))
+	for s := range openers {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func init() {
+	Register("mem", func(rawURL string, opts *Options) (backend.Backend, error) {
+		if rawURL != "mem://" {
 			return nil, fmt.Errorf("%w %q: mem:// takes nothing after the scheme", ErrInvalidURL, Redact(rawURL))
 		}
 		return memory.New(opts.Memory...), nil
-	case "bolt":
-		path, bopts, err := boltParams(rest)
+	})
+	Register("bolt", func(rawURL string, opts *Options) (backend.Backend, error) {
+		path, bopts, err := boltParams(strings.TrimPrefix(rawURL, "bolt://"))
 		if err != nil {
 			return nil, fmt.Errorf("%w %q: %w", ErrInvalidURL, Redact(rawURL), err)
 		}
@@ -142,10 +175,39 @@ func Open(rawURL string, opts *Options) (backend.Backend, error) {
 			return nil, scrubbed(err, rawURL)
 		}
 		return b, nil
-	case "redis", "rediss", "redis+cluster", "redis+sentinel":
-		return openRedis(scheme, rawURL)
+	})
+	for _, scheme := range []string{"redis", "rediss", "redis+cluster", "redis+sentinel"} {
+		Register(scheme, func(rawURL string, _ *Options) (backend.Backend, error) { return openRedis(scheme, rawURL) })
 	}
-	return nil, fmt.Errorf("%w %q: unknown scheme %q", ErrInvalidURL, Redact(rawURL), scheme)
+}
+
+// Open opens the backend that rawURL names, through the Opener registered
+// for its scheme. Closing the backend closes what Open made for it: the file,
+// or the Redis client.
+func Open(rawURL string, opts *Options) (backend.Backend, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	scheme, _, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return nil, fmt.Errorf("%w %q: no scheme (want one of %s)", ErrInvalidURL, Redact(rawURL), schemeList())
+	}
+	openersMu.RLock()
+	open := openers[scheme]
+	openersMu.RUnlock()
+	if open == nil {
+		return nil, fmt.Errorf("%w %q: unknown scheme %q (want one of %s)", ErrInvalidURL, Redact(rawURL), scheme, schemeList())
+	}
+	return open(rawURL, opts)
+}
+
+// schemeList is the registered schemes, for messages: "mem://, bolt://, ...".
+func schemeList() string {
+	ss := Schemes()
+	for i := range ss {
+		ss[i] += "://"
+	}
+	return strings.Join(ss, ", ")
 }
 
 func openRedis(scheme, rawURL string) (backend.Backend, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,5 +117,48 @@ func TestBoltReadOnlyURL(t *testing.T) {
 	}
 	if _, err := kvurl.Open("bolt://"+path+"?rw=1", nil); !errors.Is(err, kvurl.ErrInvalidURL) {
 		t.Errorf("Open(?rw=1) = %v; want ErrInvalidURL", err)
+	}
+}
+
+// TestRegister: a third-party backend registered under its own scheme opens
+// through Open; duplicate and nil registrations panic at start-up, as
+// database/sql's do.
+func TestRegister(t *testing.T) {
+	var got string
+	kvurl.Register("test+mine", func(rawURL string, opts *kvurl.Options) (backend.Backend, error) {
+		got = rawURL
+		if opts == nil {
+			t.Error("the Opener was given nil Options")
+		}
+		return memory.New(), nil
+	})
+	b, err := kvurl.Open("test+mine://anything", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got != "test+mine://anything" {
+		t.Errorf("the Opener got %q", got)
+	}
+	if !slices.Contains(kvurl.Schemes(), "test+mine") || !slices.Contains(kvurl.Schemes(), "redis") {
+		t.Errorf("Schemes = %v; want the built-in ones and test+mine", kvurl.Schemes())
+	}
+	for name, f := range map[string]func(){
+		"duplicate": func() { kvurl.Register("redis", func(string, *kvurl.Options) (backend.Backend, error) { return nil, nil }) },
+		"nil":       func() { kvurl.Register("test+nil", nil) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register %s did not panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+	if _, err := kvurl.Open("nope://x", nil); !errors.Is(err, kvurl.ErrInvalidURL) || !strings.Contains(err.Error(), "test+mine://") {
+		t.Errorf("Open of an unknown scheme = %v; want ErrInvalidURL listing the schemes", err)
 	}
 }
