@@ -146,8 +146,10 @@ func TestRegister(t *testing.T) {
 		t.Errorf("Schemes = %v; want the built-in ones and test+mine", kvurl.Schemes())
 	}
 	for name, f := range map[string]func(){
-		"duplicate": func() { kvurl.Register("redis", func(string, *kvurl.Options) (backend.Backend, error) { return nil, nil }) },
-		"nil":       func() { kvurl.Register("test+nil", nil) },
+		"duplicate": func() {
+			kvurl.Register("redis", func(string, *kvurl.Options) (backend.Backend, error) { return nil, nil })
+		},
+		"nil": func() { kvurl.Register("test+nil", nil) },
 	} {
 		func() {
 			defer func() {
