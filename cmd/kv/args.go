@@ -15,7 +15,8 @@ type flags struct {
 	url, ns, ttl, to, toNS, at, timeout string
 	n                                   int
 	json, yes, noTTL, help              bool
-	clockOverride, skipBad              bool
+	clockOverride, skipBad, ttlFromEnv  bool
+	version                             bool
 	set                                 map[string]bool // flags given on the command line
 }
 
@@ -33,6 +34,7 @@ var boolFlags = map[string]func(*flags){
 	"help":           func(f *flags) { f.help = true },
 	"clock-override": func(f *flags) { f.clockOverride = true },
 	"skip-bad":       func(f *flags) { f.skipBad = true },
+	"version":        func(f *flags) { f.version = true },
 	"h":              func(f *flags) { f.help = true },
 }
 

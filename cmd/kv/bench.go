@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -12,13 +13,14 @@ import (
 	"github.com/kvmap/kv"
 )
 
-// benchResult is the latency of one operation of the workload.
+// benchResult is the latency of one operation of the workload; with --json
+// numbers are numbers: a whole rate, and durations in nanoseconds.
 type benchResult struct {
-	Op    string  `json:"op"`
-	Ops   int     `json:"ops"`
-	OpsPS float64 `json:"ops_per_sec"`
-	P50   string  `json:"p50"`
-	P99   string  `json:"p99"`
+	Op    string        `json:"op"`
+	Ops   int           `json:"ops"`
+	OpsPS int64         `json:"ops_per_sec"`
+	P50   time.Duration `json:"p50_ns"`
+	P99   time.Duration `json:"p99_ns"`
 }
 
 // bench runs a short workload in a namespace of its own, and removes it.
@@ -66,8 +68,8 @@ func (c *cmdCtx) bench(ctx context.Context) error {
 		total := time.Since(start)
 		slices.Sort(lat)
 		results = append(results, benchResult{
-			Op: op, Ops: count, OpsPS: float64(count) / total.Seconds(),
-			P50: pct(lat, 50).String(), P99: pct(lat, 99).String(),
+			Op: op, Ops: count, OpsPS: int64(math.Round(float64(count) / total.Seconds())),
+			P50: pct(lat, 50), P99: pct(lat, 99),
 		})
 		return nil
 	}
@@ -115,7 +117,7 @@ func (c *cmdCtx) bench(ctx context.Context) error {
 	tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "operation\tops\tops/s\tp50\tp99\t")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t\n", r.Op, r.Ops, r.OpsPS, r.P50, r.P99)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t\n", r.Op, r.Ops, r.OpsPS, r.P50, r.P99)
 	}
 	return tw.Flush()
 }

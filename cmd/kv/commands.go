@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,6 +63,7 @@ func init() {
 		"clear":      {(*cmdCtx).clear, "", 0, 0, true},
 		"namespaces": {(*cmdCtx).namespaces, "", 0, 0, false},
 		"check":      {(*cmdCtx).checkCmd, "", 0, 0, false},
+		"version":    {(*cmdCtx).versionCmd, "", 0, 0, false},
 		"export":     {(*cmdCtx).export, "[FILE]", 0, 1, true},
 		"import":     {(*cmdCtx).importCmd, "[FILE]", 0, 1, true},
 		"copy":       {(*cmdCtx).copyCmd, "", 0, 0, true},
@@ -102,7 +104,11 @@ func (c *cmdCtx) ttl() (time.Duration, error) {
 	if c.f.ttl == "" {
 		return kv.DefaultTTL, nil
 	}
-	return parseTTL(c.f.ttl)
+	d, err := parseTTL(c.f.ttl)
+	if err != nil && c.f.ttlFromEnv {
+		return 0, usagef("KV_TTL=%q (the environment's --ttl): %v", c.f.ttl, err)
+	}
+	return d, err
 }
 
 // withMap opens the backend (read-only unless write) and the Map of --ns,
@@ -124,11 +130,29 @@ func (c *cmdCtx) withMap(write bool, fn func(b backend.Backend, m *kv.Map[[]byte
 	return fn(b, m)
 }
 
+// set stores a value; "-" reads it from standard input, whatever its size
+// (redis-cli's -x).
 func (c *cmdCtx) set(ctx context.Context) error {
+	value := []byte(c.args[1])
+	if c.args[1] == "-" {
+		var err error
+		if value, err = io.ReadAll(c.stdin); err != nil {
+			return fmt.Errorf("read the value from standard input: %w", err)
+		}
+	}
 	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
-		return m.Set(ctx, c.args[0], []byte(c.args[1]))
+		if err := m.Set(ctx, c.args[0], value); err != nil {
+			return err
+		}
+		if c.f.json {
+			return c.printJSON(map[string]any{"key": c.args[0], "bytes": len(value)})
+		}
+		return nil
 	})
 }
+
+// printJSON writes v as one JSON line on standard output.
+func (c *cmdCtx) printJSON(v any) error { return json.NewEncoder(c.stdout).Encode(v) }
 
 func (c *cmdCtx) get(ctx context.Context) error {
 	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
@@ -142,6 +166,9 @@ func (c *cmdCtx) get(ctx context.Context) error {
 		if c.f.json {
 			return json.NewEncoder(c.stdout).Encode(newRecord(c.args[0], v, 0).entry())
 		}
+		if c.ttyOut {
+			v = append(v, '\n') // a terminal gets its line; a pipe gets the bytes
+		}
 		_, err = c.stdout.Write(v)
 		return err
 	})
@@ -153,7 +180,14 @@ func (c *cmdCtx) has(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, ok)
+		if c.f.json {
+			err = c.printJSON(map[string]any{"key": c.args[0], "exists": ok})
+		} else {
+			_, err = fmt.Fprintln(c.stdout, ok)
+		}
+		if err != nil {
+			return err
+		}
 		if !ok {
 			return errQuiet
 		}
@@ -167,7 +201,13 @@ var errQuiet = errors.New("")
 
 func (c *cmdCtx) del(ctx context.Context) error {
 	return c.withMap(true, func(_ backend.Backend, m *kv.Map[[]byte]) error {
-		return m.DeleteMany(ctx, c.args)
+		if err := m.DeleteMany(ctx, c.args); err != nil {
+			return err
+		}
+		if c.f.json {
+			return c.printJSON(map[string]any{"deleted": c.args})
+		}
+		return nil
 	})
 }
 
@@ -180,12 +220,19 @@ func (c *cmdCtx) ttlCmd(ctx context.Context) error {
 		if !ok {
 			return &notFound{c.args[0]}
 		}
-		if d == kv.NoTTL {
-			fmt.Fprintln(c.stdout, "-1")
-		} else {
-			fmt.Fprintln(c.stdout, d.Round(time.Millisecond))
+		ms := int64(-1)
+		if d != kv.NoTTL {
+			ms = ttlMS(d)
 		}
-		return nil
+		if c.f.json {
+			return c.printJSON(map[string]any{"key": c.args[0], "ttl_ms": ms})
+		}
+		if d == kv.NoTTL {
+			_, err = fmt.Fprintln(c.stdout, "-1")
+		} else {
+			_, err = fmt.Fprintln(c.stdout, d.Round(time.Millisecond))
+		}
+		return err
 	})
 }
 
@@ -201,6 +248,13 @@ func (c *cmdCtx) expire(ctx context.Context) error {
 		}
 		if !ok {
 			return &notFound{c.args[0]}
+		}
+		if c.f.json {
+			ms := int64(-1)
+			if d != kv.NoTTL {
+				ms = d.Milliseconds()
+			}
+			return c.printJSON(map[string]any{"key": c.args[0], "ttl_ms": ms})
 		}
 		return nil
 	})
@@ -218,7 +272,7 @@ func (c *cmdCtx) keys(ctx context.Context) error {
 				line, _ := json.Marshal(newRecord(k, nil, 0).keyOnly())
 				w.Write(append(line, '\n'))
 			} else {
-				fmt.Fprintln(w, escape(k))
+				fmt.Fprintln(w, c.show(k))
 			}
 		}
 		return nil
@@ -262,7 +316,7 @@ func (c *cmdCtx) ls(ctx context.Context) error {
 				}
 				continue
 			}
-			fmt.Fprintf(w, "%s\t%s\n", escape(e.Key), escape(string(e.Value)))
+			fmt.Fprintf(w, "%s\t%s\n", c.show(e.Key), c.show(string(e.Value)))
 		}
 		return nil
 	})
@@ -274,8 +328,11 @@ func (c *cmdCtx) size(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(c.stdout, n)
-		return nil
+		if c.f.json {
+			return c.printJSON(map[string]any{"namespace": c.f.ns, "keys": n})
+		}
+		_, err = fmt.Fprintln(c.stdout, n)
+		return err
 	})
 }
 
@@ -336,7 +393,7 @@ func (c *cmdCtx) namespaces(ctx context.Context) error {
 			line, _ := json.Marshal(map[string]any{"namespace": ns, "keys": counts[ns]})
 			w.Write(append(line, '\n'))
 		} else {
-			fmt.Fprintf(w, "%s\t%s\n", escape(ns), strconv.Itoa(counts[ns]))
+			fmt.Fprintf(w, "%s\t%s\n", c.show(ns), strconv.Itoa(counts[ns]))
 		}
 	}
 	return nil

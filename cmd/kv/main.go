@@ -30,6 +30,7 @@ func main() {
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
 		getenv:   os.Getenv,
 		terminal: term.IsTerminal(int(os.Stderr.Fd())),
+		ttyOut:   term.IsTerminal(int(os.Stdout.Fd())),
 	}
 	os.Exit(env.run(ctx, os.Args[1:]))
 }
@@ -40,6 +41,7 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	terminal       bool // stderr is a terminal: draw progress bars
+	ttyOut         bool // stdout is a terminal: escape what is not printable, end get with a newline
 }
 
 // Exit codes.
@@ -59,7 +61,7 @@ Commands that only read (get, has, ttl, keys, ls, size, namespaces, export, chec
 source of copy) open a bolt file read-only: they never create or change it.
 
 Commands on one namespace (--ns):
-  set KEY VALUE          store VALUE under KEY with the --ttl in force
+  set KEY VALUE|-        store VALUE (- reads it from stdin) under KEY with the --ttl in force
   get KEY                print the value (exit 1 if missing)
   has KEY                print true or false (exit 0 or 1)
   del KEY...             delete keys (missing keys are fine)
@@ -80,6 +82,7 @@ Other commands:
   check                  run the full consistency check of a bolt file (exit 1 on problems)
   bench                  a short workload against --url [--n N]: ops/s, p50, p99
   demo                   a tour on a temporary bolt file, no server needed
+  version                the command's version (--version too)
   help                   this text
 
 Flags (before or after the command; "--" ends them):
@@ -88,7 +91,7 @@ Flags (before or after the command; "--" ends them):
                 (default $KV_URL, else bolt://./kv.db; add ?hashtag=1 for hash-tag mode)
   --ns NS       namespace (default $KV_NS)
   --ttl TTL     TTL of writes: a Go duration, or --ttl=-1 for none (default $KV_TTL, else 5m)
-  --json        JSON lines output (get, ls, keys, namespaces, bench)
+  --json        JSON lines output, numbers as numbers (every command)
   --timeout D   the longest one store round trip (a key, a page, a batch) may take; never a whole
                 command (default 10s; 0 for none)
   --at TIME     read a bolt file as of TIME (RFC 3339), or "file" for the latest time of its
@@ -106,6 +109,9 @@ func (e *env) run(ctx context.Context, args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "kv: %v (see kv help)\n", err)
 		return exitUsage
+	}
+	if f.version {
+		pos = []string{"version"}
 	}
 	if f.help || (len(pos) > 0 && pos[0] == "help") {
 		fmt.Fprint(e.stdout, usage)
@@ -126,6 +132,7 @@ func (e *env) run(ctx context.Context, args []string) int {
 	}
 	if f.ttl == "" {
 		f.ttl = e.getenv("KV_TTL")
+		f.ttlFromEnv = f.ttl != ""
 	}
 	c := &cmdCtx{env: e, f: f, name: pos[0], args: pos[1:]}
 	err = c.dispatch(ctx)

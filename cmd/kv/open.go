@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kvmap/kv/backend"
@@ -24,6 +25,9 @@ func (c *cmdCtx) open(write bool) (backend.Backend, error) {
 	}
 	if !write {
 		opts.Bolt = append(opts.Bolt, bolt.WithReadOnly())
+	}
+	if write && strings.HasPrefix(c.f.url, "mem://") {
+		fmt.Fprintln(c.stderr, "kv: warning: mem:// is a store of this process: what the command writes is gone when it exits")
 	}
 	switch {
 	case c.f.at == "":

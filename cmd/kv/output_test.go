@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/creack/pty"
+)
+
+// runKVEnv is runKV with extra environment variables.
+func runKVEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// onTerminal runs the binary with its standard output on a pseudo-terminal
+// and returns what the terminal received.
+func onTerminal(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, _ := io.ReadAll(f) // ends with EIO once the process has exited
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("kv %q on a terminal: %v, stderr %q", args, err, errb.String())
+	}
+	return string(out)
+}
+
+// TestOutput: set - reads the value from standard input (a 1 MB value
+// cannot be an argument); --json works for every command with numbers as
+// numbers; version; KV_TTL errors name the variable; a write to mem:// warns
+// that the store ends with the process; plural words.
+func TestOutput(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	g := []string{"--url", url, "--ns", "out"}
+	run := func(stdin string, args ...string) result {
+		t.Helper()
+		return runKV(t, stdin, append(append([]string(nil), g...), args...)...)
+	}
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	run(big, "set", "big", "-").want(t, 0, "")
+	run("", "get", "big").want(t, 0, big)
+
+	run("", "set", "k", "v", "--json").want(t, 0, `{"bytes":1,"key":"k"}`+"\n")
+	run("", "has", "k", "--json").want(t, 0, `{"exists":true,"key":"k"}`+"\n")
+	run("", "has", "nope", "--json").want(t, 1, `{"exists":false,"key":"nope"}`+"\n")
+	run("", "expire", "k", "-1", "--json").want(t, 0, `{"key":"k","ttl_ms":-1}`+"\n")
+	run("", "ttl", "k", "--json").want(t, 0, `{"key":"k","ttl_ms":-1}`+"\n")
+	run("", "size", "--json").want(t, 0, `{"keys":2,"namespace":"out"}`+"\n")
+	run("", "del", "k", "--json").want(t, 0, `{"deleted":["k"]}`+"\n")
+
+	r := runKV(t, "", "--url", "mem://", "bench", "--n", "20", "--json")
+	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bench --json line %q: %v", line, err)
+		}
+		for _, f := range []string{"ops", "ops_per_sec", "p50_ns", "p99_ns"} {
+			if _, isNumber := m[f].(float64); !isNumber {
+				t.Errorf("bench --json %s = %v; want a number", f, m[f])
+			}
+		}
+	}
+	if !strings.Contains(r.stderr, "mem:// is a store of this process") {
+		t.Errorf("a write to mem:// said %q; want the warning that the store ends with the process", r.stderr)
+	}
+
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		r := runKV(t, "", args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "kv ") || len(strings.TrimSpace(r.stdout)) < 4 {
+			t.Errorf("kv %v = exit %d, %q; want \"kv <version>\"", args, r.code, r.stdout)
+		}
+	}
+	r = runKVEnv(t, []string{"KV_TTL=banana"}, "--url", url, "--ns", "out", "set", "x", "y")
+	if r.code != 2 || !strings.Contains(r.stderr, `KV_TTL="banana"`) {
+		t.Errorf("KV_TTL=banana: exit %d, stderr %q; want 2 and the variable named", r.code, r.stderr)
+	}
+}
+
+// TestTerminalOutput: on a terminal, get ends with a newline and ls and
+// keys show bytes that are not printable (an ESC that would drive the
+// terminal, a NUL, invalid UTF-8) as \xNN; piped, get prints the value's
+// bytes alone and ls the bytes raw.
+func TestTerminalOutput(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	g := []string{"--url", url, "--ns", "tty"}
+	runKV(t, "", append(g, "set", "k", "v")...).want(t, 0, "")
+	runKV(t, "nul\x00\xff", append(g, "set", "--", "esc\x1b[31m", "-")...).want(t, 0, "") // a NUL cannot be an argument
+
+	if out := onTerminal(t, append(g, "get", "k")...); out != "v\r\n" {
+		t.Errorf("get on a terminal printed %q; want \"v\" and a newline", out)
+	}
+	runKV(t, "", append(g, "get", "k")...).want(t, 0, "v")
+
+	out := onTerminal(t, append(g, "ls")...)
+	if strings.ContainsAny(out, "\x1b\x00") || !strings.Contains(out, `esc\x1b[31m`) || !strings.Contains(out, `nul\x00\xff`) {
+		t.Errorf("ls on a terminal printed %q; want the ESC, NUL and 0xFF bytes escaped", out)
+	}
+	if keys := onTerminal(t, append(g, "keys")...); strings.Contains(keys, "\x1b") {
+		t.Errorf("keys on a terminal printed a raw ESC: %q", keys)
+	}
+	if piped := runKV(t, "", append(g, "ls")...).stdout; !strings.Contains(piped, "esc\x1b[31m\tnul\x00\xff") {
+		t.Errorf("ls piped printed %q; want the bytes raw", piped)
+	}
+}
