@@ -117,24 +117,11 @@ func checkFile(f *os.File) error {
 	if size == 0 {
 		return nil
 	}
-	m0, err0 := readMeta(f, 0)
-	ps := int64(os.Getpagesize())
-	if err0 == nil {
-		ps = int64(m0.pageSize)
+	m, err := chooseMeta(f)
+	if err != nil {
+		return err
 	}
-	m1, err1 := readMeta(f, ps)
-	var m meta
-	switch {
-	case err0 != nil && err1 != nil:
-		return corruptf("no valid meta page (%v; %v)", err0, err1)
-	case err0 != nil:
-		m = m1
-	case err1 != nil || m0.txid >= m1.txid:
-		m = m0
-	default:
-		m = m1
-	}
-	ps = int64(m.pageSize)
+	ps := int64(m.pageSize)
 	if ps < minPageSize || ps > maxPageSize || ps&(ps-1) != 0 {
 		return corruptf("page size %d", ps)
 	}
@@ -154,6 +141,26 @@ func checkFile(f *os.File) error {
 		return corruptf("freelist page %d outside the file's %d pages", m.freelist, m.pgid)
 	}
 	return checkFreelist(f, m)
+}
+
+// chooseMeta returns the meta page bbolt uses: the valid one with the
+// highest transaction id.
+func chooseMeta(f io.ReaderAt) (meta, error) {
+	m0, err0 := readMeta(f, 0)
+	ps := int64(os.Getpagesize())
+	if err0 == nil {
+		ps = int64(m0.pageSize)
+	}
+	m1, err1 := readMeta(f, ps)
+	switch {
+	case err0 != nil && err1 != nil:
+		return meta{}, corruptf("no valid meta page (%v; %v)", err0, err1)
+	case err0 != nil:
+		return m1, nil
+	case err1 != nil || m0.txid >= m1.txid:
+		return m0, nil
+	}
+	return m1, nil
 }
 
 // pageHeader reads the header of page id.
@@ -221,12 +228,24 @@ func checkFreelist(f io.ReaderAt, m meta) error {
 // maxProblems is how many problems Check reports at most.
 const maxProblems = 100
 
-// Check runs bbolt's full consistency check over the file (its cost grows
-// with the file's size) and returns nil, or an error wrapping ErrCorrupt that
-// lists up to 100 problems, one per line.
+// Check checks the whole file (its cost grows with the file's size) and
+// returns nil, or an error wrapping ErrCorrupt that lists up to 100
+// problems, one per line. It first walks the file's B+tree with reads of its
+// own, never bbolt's mapping: every page reachable once, inside the file,
+// every element inside its page. Only a file whose structure holds goes on
+// to bbolt's consistency check (Tx.Check, which also finds pages neither
+// reachable nor free, and keys out of order): that check runs in a goroutine
+// of bbolt's, where a memory fault on a damaged page could not be turned
+// into an error.
 func (b *Backend) Check(ctx context.Context) error {
 	if err := b.check(ctx); err != nil {
 		return err
+	}
+	if problems, err := b.walk(); err != nil || len(problems) > 0 {
+		if err != nil {
+			return err
+		}
+		return corruptf("%d problems in the file's structure:\n%s", len(problems), strings.Join(problems, "\n"))
 	}
 	var problems []string
 	more := 0
@@ -250,4 +269,153 @@ func (b *Backend) Check(ctx context.Context) error {
 		problems = append(problems, fmt.Sprintf("... and %d more", more))
 	}
 	return corruptf("%d problems:\n%s", len(problems)+more, strings.Join(problems, "\n"))
+}
+
+// Page elements, as walkFile reads them: after the page header, count
+// elements of 16 bytes each. A branch element is pos, ksize (uint32) and the
+// child's page id (uint64); a leaf element is flags, pos, ksize, vsize
+// (uint32). pos counts from the element itself. A leaf element with
+// bucketLeafFlag holds a bucket: its root page id and sequence (uint64 each),
+// and when the root is 0 an inline leaf page follows them.
+const (
+	elementSize    = 16
+	bucketLeafFlag = 0x01
+	bucketHeader   = 16
+	maxDepth       = 64
+	walkProblems   = 100
+)
+
+// walker checks the structure of a file with reads of its own (never the
+// mapping bbolt faults on): every page reachable from the root, once each,
+// inside the file, with a sane header, and every element inside its page.
+type walker struct {
+	f        io.ReaderAt
+	m        meta
+	seen     map[uint64]bool
+	problems []string
+}
+
+func (w *walker) problem(format string, args ...any) {
+	if len(w.problems) < walkProblems {
+		w.problems = append(w.problems, fmt.Sprintf(format, args...))
+	}
+}
+
+// walkFile returns the structural problems of the file f whose meta is m.
+func walkFile(f io.ReaderAt, m meta) []string {
+	w := &walker{f: f, m: m, seen: map[uint64]bool{}}
+	w.page(m.root, 0)
+	return w.problems
+}
+
+// page checks page id and what it reaches.
+func (w *walker) page(id uint64, depth int) {
+	switch {
+	case len(w.problems) >= walkProblems:
+		return
+	case depth > maxDepth:
+		w.problem("page %d: the tree is deeper than %d levels (a cycle?)", id, maxDepth)
+		return
+	case id < 2 || id >= w.m.pgid:
+		w.problem("page id %d outside the file's %d pages", id, w.m.pgid)
+		return
+	case w.seen[id]:
+		w.problem("page %d reached twice (a cycle, or a page used twice)", id)
+		return
+	}
+	w.seen[id] = true
+	ps := int64(w.m.pageSize)
+	var h [pageHeaderSize]byte
+	if _, err := w.f.ReadAt(h[:], int64(id)*ps); err != nil {
+		w.problem("page %d: %v", id, err)
+		return
+	}
+	le := binary.LittleEndian
+	overflow := uint64(le.Uint32(h[12:]))
+	if got := le.Uint64(h[0:]); got != id {
+		w.problem("page %d carries id %d", id, got)
+		return
+	}
+	if id+overflow >= w.m.pgid {
+		w.problem("page %d runs past the file's %d pages", id, w.m.pgid)
+		return
+	}
+	for o := uint64(1); o <= overflow; o++ {
+		w.seen[id+o] = true
+	}
+	buf := make([]byte, int64(overflow+1)*ps)
+	if _, err := w.f.ReadAt(buf, int64(id)*ps); err != nil {
+		w.problem("page %d: %v", id, err)
+		return
+	}
+	w.elements(buf, fmt.Sprintf("page %d", id), depth)
+}
+
+// elements checks the elements of the page in buf (a page of the file, or
+// an inline bucket's page) and walks what they point to.
+func (w *walker) elements(buf []byte, where string, depth int) {
+	le := binary.LittleEndian
+	if len(buf) < pageHeaderSize {
+		w.problem("%s: shorter than a page header", where)
+		return
+	}
+	flags, count := le.Uint16(buf[8:]), int(le.Uint16(buf[10:]))
+	if flags != branchPageFlag && flags != leafPageFlag {
+		w.problem("%s: flags %#x (want a branch or a leaf)", where, flags)
+		return
+	}
+	if pageHeaderSize+count*elementSize > len(buf) {
+		w.problem("%s: %d elements do not fit in %d bytes", where, count, len(buf))
+		return
+	}
+	for i := range count {
+		off := pageHeaderSize + i*elementSize
+		e := buf[off : off+elementSize]
+		if flags == branchPageFlag {
+			pos, ksize := int(le.Uint32(e[0:])), int(le.Uint32(e[4:]))
+			if off+pos+ksize > len(buf) || pos < 0 || ksize < 0 {
+				w.problem("%s: element %d's key runs past the page", where, i)
+				continue
+			}
+			w.page(le.Uint64(e[8:]), depth+1)
+			continue
+		}
+		eflags, pos, ksize, vsize := le.Uint32(e[0:]), int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
+		end := off + pos + ksize + vsize
+		if pos < 0 || ksize < 0 || vsize < 0 || end > len(buf) || end < off {
+			w.problem("%s: element %d's key or value runs past the page", where, i)
+			continue
+		}
+		if eflags&bucketLeafFlag == 0 {
+			continue
+		}
+		v := buf[off+pos+ksize : end]
+		if len(v) < bucketHeader {
+			w.problem("%s: element %d: a bucket header of %d bytes", where, i, len(v))
+			continue
+		}
+		if root := le.Uint64(v); root != 0 {
+			w.page(root, 0)
+		} else {
+			w.elements(v[bucketHeader:], fmt.Sprintf("%s, inline bucket of element %d", where, i), depth+1)
+		}
+	}
+}
+
+// walk runs walkFile over the file of b, read through a descriptor of its
+// own, with the meta page bbolt uses.
+func (b *Backend) walk() ([]string, error) {
+	f, err := os.Open(b.db.Path())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := checkFile(f); err != nil {
+		return nil, err
+	}
+	m, err := chooseMeta(f)
+	if err != nil {
+		return nil, err
+	}
+	return walkFile(f, m), nil
 }

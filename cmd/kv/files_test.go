@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -187,7 +188,11 @@ func damagedCopies(t *testing.T, step, flips int) map[string][]byte {
 	for size := 4096; size < len(data); size += step * 4096 {
 		out[fmt.Sprintf("cut%d", size)] = data[:size]
 	}
-	rnd := rand.New(rand.NewPCG(20261128, 1))
+	seed := uint64(20261128)
+	if s, err := strconv.ParseUint(os.Getenv("KV_DAMAGE_SEED"), 10, 64); err == nil {
+		seed = s // other flips, to look for more
+	}
+	rnd := rand.New(rand.NewPCG(seed, 1))
 	for i := range flips {
 		c := append([]byte(nil), data...)
 		for range 8 {
