@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
@@ -127,15 +126,12 @@ func TestWrongPasswordFailsEveryCallRealServer(t *testing.T) {
 }
 
 // TestBadDBIndexFailsEveryCall: SELECT of a database that does not exist
-// fails the connection setup; every call must report it. Read-only on the
-// shared server: no command reaches a database.
+// fails the connection setup; every call must report it. On a private
+// server.
 func TestBadDBIndexFailsEveryCall(t *testing.T) {
-	addr := os.Getenv("KV_REDIS_ADDR")
-	if addr == "" {
-		t.Skip("KV_REDIS_ADDR is not set")
-	}
-	standalone(t) // fails when the server does not answer
-	c := goredis.NewClient(&goredis.Options{Addr: addr, DB: 9999, ContextTimeoutEnabled: true, MaxRetries: -1})
+	private(t)
+	s := startServer(t, false, nil)
+	c := goredis.NewClient(&goredis.Options{Addr: s.addr(), DB: 9999, ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { c.Close() })
 	checkEveryCallFails(t, mustMap(t, c, "baddb"), "")
 }
