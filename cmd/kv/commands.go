@@ -51,7 +51,7 @@ var commands map[string]command
 
 func init() {
 	commands = map[string]command{
-		"set":        {(*cmdCtx).set, "KEY VALUE", 2, 2, true},
+		"set":        {(*cmdCtx).set, "KEY VALUE|-", 2, 2, true},
 		"get":        {(*cmdCtx).get, "KEY", 1, 1, true},
 		"has":        {(*cmdCtx).has, "KEY", 1, 1, true},
 		"del":        {(*cmdCtx).del, "KEY...", 1, -1, true},
@@ -72,14 +72,8 @@ func init() {
 	}
 }
 
-func (c *cmdCtx) dispatch(ctx context.Context) error {
-	cmd, ok := commands[c.name]
-	if !ok {
-		return usagef("unknown command %q (see kv help)", c.name)
-	}
-	if len(c.args) < cmd.minArgs || (cmd.maxArgs >= 0 && len(c.args) > cmd.maxArgs) {
-		return usagef("usage: kv %s %s", c.name, cmd.args)
-	}
+// dispatch checks the flags a command depends on and runs it.
+func (c *cmdCtx) dispatch(ctx context.Context, cmd command) error {
 	c.timeout = DefaultTimeout
 	if c.f.timeout != "" {
 		d, err := time.ParseDuration(c.f.timeout)

@@ -127,3 +127,96 @@ func TestTerminalOutput(t *testing.T) {
 		t.Errorf("ls piped printed %q; want the bytes raw", piped)
 	}
 }
+
+// TestCommandLine: per-command help (kv help CMD, kv CMD --help), shell
+// completion for bash, zsh, fish and powershell, a suggestion for a
+// mistyped command, the hint to put a key starting with - after --, -1 as
+// an argument and as a flag value, and the version from the VCS revision or
+// ldflags.
+func TestCommandLine(t *testing.T) {
+	for _, args := range [][]string{{"help", "set"}, {"set", "--help"}} {
+		r := runKV(t, "", args...)
+		if r.code != 0 || !strings.Contains(r.stdout, "kv set KEY VALUE|-") || !strings.Contains(r.stdout, "--ttl") {
+			t.Errorf("kv %v: exit %d, stdout %q; want the help of set", args, r.code, r.stdout)
+		}
+	}
+	help := runKV(t, "", "help").stdout
+	for _, name := range order {
+		if !strings.Contains(help, "\n  "+name+" ") {
+			t.Errorf("kv help does not list %s", name)
+		}
+	}
+	for _, shell := range []string{"bash", "zsh", "fish", "powershell"} {
+		r := runKV(t, "", "completion", shell)
+		if r.code != 0 || len(r.stdout) < 100 || !strings.Contains(r.stdout, "kv") {
+			t.Errorf("kv completion %s: exit %d, %d bytes", shell, r.code, len(r.stdout))
+		}
+	}
+	r := runKV(t, "", "GET", "k")
+	if r.code != 2 || !strings.Contains(r.stderr, "did you mean get?") {
+		t.Errorf("kv GET k: exit %d, stderr %q; want 2 and \"did you mean get?\"", r.code, r.stderr)
+	}
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	r = runKV(t, "", "--url", url, "--ns", "a", "get", "-dash")
+	if r.code != 2 || !strings.Contains(r.stderr, "goes after --") {
+		t.Errorf("kv get -dash: exit %d, stderr %q; want 2 and the hint to use --", r.code, r.stderr)
+	}
+	runKV(t, "v", "--url", url, "--ns", "a", "set", "--", "-dash", "-").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "get", "--", "-dash").want(t, 0, "v")
+	runKV(t, "", "--url", url, "--ns", "a", "set", "k", "v").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "expire", "k", "-1").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "ttl", "k").want(t, 0, "-1\n")
+	runKV(t, "", "--url", url, "--ns", "a", "--ttl", "-1", "set", "k2", "v").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "ttl", "k2").want(t, 0, "-1\n")
+	runKV(t, "", "--url", url, "--ns", "a", "set", "k3", "v", "--ttl=-1").want(t, 0, "")
+	runKV(t, "", "--url", url, "--ns", "a", "ttl", "k3").want(t, 0, "-1\n")
+
+	// The version of a build from a clone names its revision.
+	if rev, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil && len(rev) >= 12 {
+		// Go stamps a build from a clone with a pseudo-version holding the
+		// revision; without VCS stamping it is "devel" and the revision.
+		if v := runKV(t, "", "--version").stdout; !strings.HasPrefix(v, "kv ") || !strings.Contains(v, string(rev[:12])) {
+			t.Errorf("kv --version = %q; want the revision %s in it", v, rev[:12])
+		}
+	}
+	stamped := filepath.Join(t.TempDir(), "kv")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=v9.9.9", "-o", stamped, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(stamped, "version").Output(); err != nil || string(out) != "kv v9.9.9\n" {
+		t.Errorf("kv version of a build with -X main.version=v9.9.9 = %q, %v", out, err)
+	}
+}
+
+// TestReadmeListsEveryCommand: the README's command reference is checked
+// against the command's own list: every command has its row, and no row
+// names a command that does not exist.
+func TestReadmeListsEveryCommand(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(data)
+	for _, name := range order {
+		if !strings.Contains(readme, "| `"+name) {
+			t.Errorf("README's command table has no row for %s", name)
+		}
+		if short[name] == "" {
+			t.Errorf("command %s has no help line", name)
+		}
+	}
+	start := strings.Index(readme, "| command | example | what it does |")
+	if start < 0 {
+		t.Fatal("README has no command table")
+	}
+	for _, line := range strings.Split(readme[start:], "\n")[2:] {
+		if !strings.HasPrefix(line, "| `") {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), " ")
+		name = strings.TrimSuffix(name, "`")
+		if _, ok := commands[name]; !ok {
+			t.Errorf("README's command table names %q, which kv does not have", name)
+		}
+	}
+}

@@ -11,8 +11,8 @@ var version string
 
 // versionString is the command's version: the one set at build time, else
 // the module's from the build info (a release when installed with go install
-// module@version), else "devel" with the VCS revision of a build from a
-// clone.
+// module@version; a pseudo-version holding the revision when built from a
+// clone with VCS stamping), else "devel" with the VCS revision.
 func versionString() string {
 	v := version
 	bi, ok := debug.ReadBuildInfo()
