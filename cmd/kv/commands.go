@@ -348,7 +348,10 @@ func (c *cmdCtx) clear(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(c.stderr, "cleared %d keys\n", n)
+		if c.f.json {
+			return c.printJSON(map[string]any{"namespace": c.f.ns, "cleared": n})
+		}
+		fmt.Fprintf(c.stderr, "cleared %s\n", plural(n, "key"))
 		return nil
 	})
 }

@@ -97,6 +97,9 @@ func (c *cmdCtx) checkCmd(ctx context.Context) error {
 	if err := bb.Check(ctx); err != nil {
 		return err
 	}
+	if c.f.json {
+		return c.printJSON(map[string]any{"ok": true})
+	}
 	fmt.Fprintln(c.stdout, "ok")
 	return nil
 }

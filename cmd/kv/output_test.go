@@ -3,12 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 )
@@ -218,5 +223,99 @@ func TestReadmeListsEveryCommand(t *testing.T) {
 		if _, ok := commands[name]; !ok {
 			t.Errorf("README's command table names %q, which kv does not have", name)
 		}
+	}
+}
+
+// TestJSONSummaries: clear, import, copy and check answer --json with a
+// JSON object of numbers.
+func TestJSONSummaries(t *testing.T) {
+	url := "bolt://" + filepath.Join(t.TempDir(), "kv.db")
+	g := []string{"--url", url, "--json"}
+	runKV(t, `{"key":"a"}`+"\n"+`{"nokey":1}`+"\n", append(g, "--ns", "j", "import", "--skip-bad")...).want(t, 0, `{"bad_lines":1,"capped_ttls":0,"imported":1}`+"\n")
+	runKV(t, "", append(g, "--ns", "j", "copy", "--to", url, "--to-ns", "k")...).want(t, 0, `{"capped_ttls":0,"copied":1,"to":"`+url+`","to_ns":"k"}`+"\n")
+	runKV(t, "", append(g, "--ns", "j", "clear", "--yes")...).want(t, 0, `{"cleared":1,"namespace":"j"}`+"\n")
+	runKV(t, "", append(g, "check")...).want(t, 0, `{"ok":true}`+"\n")
+}
+
+// TestImportProgressFromFileSize: import FILE on a terminal shows the
+// file's total and the percentage read.
+func TestImportProgressFromFileSize(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.jsonl")
+	var lines strings.Builder
+	for i := range 3000 {
+		fmt.Fprintf(&lines, `{"key":"k%d","value":"v","ttl_ms":-1}`+"\n", i)
+	}
+	if err := os.WriteFile(in, []byte(lines.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--url", "bolt://"+filepath.Join(dir, "kv.db"), "--ns", "p", "import", in)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out, _ := io.ReadAll(f)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("import on a terminal: %v\n%s", err, out)
+	}
+	if want := fmt.Sprintf("/%d (100%%)", lines.Len()); !strings.Contains(string(out), want) {
+		t.Errorf("terminal output %q lacks the file's total %q", out, want)
+	}
+}
+
+// TestExportInterruptedLeavesNoFile: Ctrl-C during an export to a file
+// exits 130, says that no file was written, and leaves none (the old export
+// left a truncated file whose every line was complete).
+func TestExportInterruptedLeavesNoFile(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a source that never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range held {
+			c.Close()
+		}
+	})
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "--url", "redis://"+ln.Addr().String(), "--ns", "e", "--timeout", "60s", "export", filepath.Join(dir, "out.jsonl"))
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The export is under way once its temporary file exists.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) { // polling, bounded
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the export did not start")
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "no file written") {
+		t.Errorf("export after SIGINT: %v, stderr %q; want exit 130 and \"no file written\"", err, errb.String())
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("an interrupted export left %v", entries)
 	}
 }

@@ -156,7 +156,11 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 		return err
 	}
 	// The bar counts the bytes of a file (its total known), else the keys.
-	p := newProgress(c.stderr, c.terminal, "import", total)
+	label := "import"
+	if total > 0 {
+		label = "import (bytes)"
+	}
+	p := newProgress(c.stderr, c.terminal, label, total)
 	byBytes := total > 0
 	written, capped, bad := 0, 0, 0
 	var badLines []int
@@ -283,6 +287,9 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	if bad > 0 {
 		msg += fmt.Sprintf(", skipped %s (%v)", plural(bad, "bad line"), badLines)
 	}
+	if c.f.json {
+		return c.printJSON(map[string]any{"imported": written, "bad_lines": bad, "capped_ttls": capped})
+	}
 	fmt.Fprintf(c.stderr, "%s%s\n", msg, cappedNote(capped))
 	return nil
 }
@@ -394,7 +401,10 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "copied %d keys to %s ns=%s%s\n", res.Keys, redact(c.f.to), toNS, cappedNote(res.CappedTTLs))
+	if c.f.json {
+		return c.printJSON(map[string]any{"copied": res.Keys, "capped_ttls": res.CappedTTLs, "to": redact(c.f.to), "to_ns": toNS})
+	}
+	fmt.Fprintf(c.stderr, "copied %s to %s ns=%s%s\n", plural(res.Keys, "key"), redact(c.f.to), toNS, cappedNote(res.CappedTTLs))
 	return nil
 }
 
