@@ -120,7 +120,7 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 	}
 	copyMap, _ := kv.New[string](dst, "signal_cache")
 	cn, _ := copyMap.Size(ctx)
-	say("copied %d keys; the copy holds %d", res.Keys, cn)
+	say("copied %s; the copy holds %d", plural(res.Keys, "key"), cn)
 
 	say("\n== size and clear: clear touches only its own namespace")
 	sn, _ := services["signal_cache"].Size(ctx)

@@ -393,7 +393,7 @@ func (c *cmdCtx) copyCmd(ctx context.Context) error {
 		defer dst.Close()
 	}
 	p := newProgress(c.stderr, c.terminal, "copy", c.sizeForProgress(ctx, src, c.f.ns))
-	c.done = func() string { return fmt.Sprintf("%d keys copied", p.Count()) }
+	c.done = func() string { return plural(int(p.Count()), "key") + " copied" }
 	res, err := transfer.Copy(ctx, dst, src, c.f.ns, transfer.Options{
 		ToNamespace: toNS, DropTTL: c.f.noTTL, PageSize: pageSize, Progress: p.Add,
 	})
