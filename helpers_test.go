@@ -5,15 +5,11 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/testkv"
 )
 
-// mustNew returns a Map or fails the test: a broken setup must not show up
-// as a confusing later assertion.
+// mustNew returns a Map or fails the test.
 func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](b, ns, opts...)
-	if err != nil {
-		t.Fatalf("kv.New(%q): %v", ns, err)
-	}
-	return m
+	return testkv.MustNew[V](t, b, ns, opts...)
 }

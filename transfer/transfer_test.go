@@ -12,6 +12,7 @@ import (
 	"github.com/kvmap/kv/backend/memory"
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/internal/leaktest"
+	"github.com/kvmap/kv/internal/testkv"
 	"github.com/kvmap/kv/transfer"
 )
 
@@ -20,11 +21,7 @@ func TestMain(m *testing.M) { leaktest.Main(m) }
 // mustNew returns a Map or fails the test.
 func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](b, ns, opts...)
-	if err != nil {
-		t.Fatalf("kv.New(%q): %v", ns, err)
-	}
-	return m
+	return testkv.MustNew[V](t, b, ns, opts...)
 }
 
 // failAfter fails every write after the first n.

@@ -17,6 +17,7 @@ import (
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/internal/testkv"
 )
 
 // sum returns the SHA-256 of a file, to prove a call did not change it.
@@ -29,23 +30,15 @@ func sum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(data)
 }
 
-// mustNew builds a Map or fails the test.
+// mustNew returns a Map or fails the test.
 func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](b, ns, opts...)
-	if err != nil {
-		t.Fatalf("kv.New(%q): %v", ns, err)
-	}
-	return m
+	return testkv.MustNew[V](t, b, ns, opts...)
 }
 
 func mustMap(t *testing.T, b *bolt.Backend, ns string, opts ...kv.Option) *kv.Map[string] {
 	t.Helper()
-	m, err := kv.New[string](b, ns, opts...)
-	if err != nil {
-		t.Fatalf("kv.New(%s): %v", ns, err)
-	}
-	return m
+	return testkv.MustNew[string](t, b, ns, opts...)
 }
 
 func mustClose(t *testing.T, b *bolt.Backend) {

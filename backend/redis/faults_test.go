@@ -13,16 +13,13 @@ import (
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/redis"
+	"github.com/kvmap/kv/internal/testkv"
 )
 
-// mustNew builds a Map on a backend or fails the test.
+// mustNew returns a Map or fails the test.
 func mustNew[V any](t testing.TB, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](b, ns, opts...)
-	if err != nil {
-		t.Fatalf("kv.New(%q): %v", ns, err)
-	}
-	return m
+	return testkv.MustNew[V](t, b, ns, opts...)
 }
 
 // mustRedis builds a Backend on a client or fails the test.
@@ -38,11 +35,7 @@ func mustRedis(t testing.TB, c goredis.UniversalClient, opts ...redis.Option) *r
 // mustMapOn builds a Map on a backend or fails the test.
 func mustMapOn(t testing.TB, b backend.Backend, ns string) *kv.Map[string] {
 	t.Helper()
-	m, err := kv.New[string](b, ns)
-	if err != nil {
-		t.Fatalf("kv.New: %v", err)
-	}
-	return m
+	return testkv.MustNew[string](t, b, ns)
 }
 
 // mustMap builds a Map on a client or fails the test.

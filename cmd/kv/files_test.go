@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -294,35 +293,7 @@ func TestTTLRangeInTheCommand(t *testing.T) {
 // and never answers, every command fails after --timeout instead of hanging
 // (import used to hang 40 s while set failed after 5 s).
 func TestTimeoutAgainstSilentServer(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns []net.Conn
-	var mu sync.Mutex
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never answered
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	url := "redis://" + ln.Addr().String()
+	url := silentServer(t)
 	for _, tc := range []struct {
 		stdin string
 		args  []string
@@ -427,29 +398,9 @@ func TestExportAtomic(t *testing.T) {
 
 	// A source that never answers: the export fails after --timeout and
 	// leaves neither the target nor a temporary file.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(held)
-				return
-			}
-			held <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range held {
-			c.Close()
-		}
-	})
+	silent := silentServer(t)
 	failed := filepath.Join(dir, "failed.jsonl")
-	r = runKV(t, "", "--url", "redis://"+ln.Addr().String(), "--ns", "e", "--timeout", "200ms", "export", failed)
+	r = runKV(t, "", "--url", silent, "--ns", "e", "--timeout", "200ms", "export", failed)
 	if r.code != 1 || !strings.Contains(r.stderr, "no file written") {
 		t.Errorf("failed export: exit %d, stderr %q; want 1 and \"no file written\"", r.code, r.stderr)
 	}
@@ -462,4 +413,33 @@ func TestExportAtomic(t *testing.T) {
 			t.Errorf("a failed export left %s", e.Name())
 		}
 	}
+}
+
+// silentServer listens on a loopback port, accepts every connection and
+// never answers: a stuck Redis. It returns its redis:// URL and stops when
+// the test ends.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c // held open, never answered
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for c := range held {
+			c.Close()
+		}
+	})
+	return "redis://" + ln.Addr().String()
 }

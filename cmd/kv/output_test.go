@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,29 +268,9 @@ func TestImportProgressFromFileSize(t *testing.T) {
 // exits 130, says that no file was written, and leaves none (the old export
 // left a truncated file whose every line was complete).
 func TestExportInterruptedLeavesNoFile(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // a source that never answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := make(chan net.Conn, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				close(held)
-				return
-			}
-			held <- c
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		for c := range held {
-			c.Close()
-		}
-	})
+	silent := silentServer(t) // a source that never answers
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "--url", "redis://"+ln.Addr().String(), "--ns", "e", "--timeout", "60s", "export", filepath.Join(dir, "out.jsonl"))
+	cmd := exec.Command(bin, "--url", silent, "--ns", "e", "--timeout", "60s", "export", filepath.Join(dir, "out.jsonl"))
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
@@ -310,7 +289,7 @@ func TestExportInterruptedLeavesNoFile(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(errb.String(), "no file written") {
 		t.Errorf("export after SIGINT: %v, stderr %q; want exit 130 and \"no file written\"", err, errb.String())
