@@ -35,6 +35,10 @@ var (
 	// ErrReadOnly is returned by every write to a store opened read-only (a
 	// bbolt file opened with bolt.WithReadOnly); nothing is written.
 	ErrReadOnly = backend.ErrReadOnly
+	// ErrNotFound is what a load function of GetOrLoad returns, wrapped, for
+	// a key its source does not have; GetOrLoad returns it (wrapped) and,
+	// with WithMissTTL, remembers the miss for a while.
+	ErrNotFound = errors.New("kv: not found")
 	// ErrInvalidOption is returned by New for an option it cannot apply.
 	ErrInvalidOption = errors.New("kv: invalid option")
 )

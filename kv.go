@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/namespace"
 	"github.com/kvmap/kv/ttl"
 )
@@ -42,7 +42,10 @@ type Map[V any] struct {
 	pageSize int
 	codec    Codec[V]
 	logger   *slog.Logger
-	loads    singleflight.Group
+	loads    flights[V]
+	misses   missSet
+	jitter   *jitter // nil: writes get the default TTL as it is
+	clock    clock.Clock
 }
 
 // New returns the Map of namespace ns over b. The namespace must be non-empty
@@ -55,6 +58,15 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil backend", ErrInvalidOption)
+	}
+	if o.jitter < 0 || o.jitter >= 1 {
+		return nil, fmt.Errorf("%w: TTL jitter %v (want 0 to less than 1)", ErrInvalidOption, o.jitter)
+	}
+	if o.missTTL < 0 {
+		return nil, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
+	}
+	if o.clock == nil {
+		o.clock = clock.System()
 	}
 	if o.pageSize < 1 {
 		return nil, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
@@ -85,7 +97,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 			return nil, err
 		}
 	}
-	return &Map[V]{
+	m := &Map[V]{
 		tel:      tel,
 		ns:       ns,
 		b:        tb,
@@ -94,7 +106,13 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		pageSize: o.pageSize,
 		codec:    codec,
 		logger:   o.logger,
-	}, nil
+		clock:    o.clock,
+		misses:   missSet{ttl: o.missTTL},
+	}
+	if o.jitter > 0 && m.ttl != NoTTL {
+		m.jitter = newJitter(o.jitter, o.seed)
+	}
+	return m, nil
 }
 
 // Namespace returns the Map's namespace.
@@ -106,7 +124,7 @@ func (m *Map[V]) TTLDefault() time.Duration { return m.ttl }
 // Set stores value under key with the Map's TTL.
 func (m *Map[V]) Set(ctx context.Context, key string, value V) error {
 	ctx, c := m.begin(ctx, opSet, key, -1)
-	err := m.set(ctx, key, value, 0)
+	err := m.set(ctx, key, value, m.writeTTL())
 	return m.end(ctx, &c, err)
 }
 
@@ -230,70 +248,6 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 	return d, ok, m.end(ctx, &c, err)
 }
 
-// GetOrLoad returns the value stored under key; on a miss it calls load, stores
-// its value with the Map's TTL and returns it. This is BaseMap's use: get an
-// id from the cache, else from the database.
-//
-// Concurrent misses of the same key in one Map share one call of load
-// (single flight). load runs with a context that carries the first caller's
-// values but not its cancellation or deadline; each caller stops waiting, with
-// its own ctx.Err(), when its ctx ends. A load error is returned and nothing is
-// stored. If storing the loaded value fails, the value is returned together
-// with the store error. A stored value that does not decode is returned as its
-// *DecodeError; load is not called. A panic in load is returned as an error.
-func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
-	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
-	v, hit, err := m.getOrLoad(ctx, key, load)
-	c.setHit(hit)
-	return v, m.end(ctx, &c, err)
-}
-
-type loadResult[V any] struct {
-	v   V
-	err error
-}
-
-func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
-	var zero V
-	if load == nil {
-		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
-	}
-	v, ok, err := m.get(ctx, key)
-	if err != nil || ok {
-		return v, ok, err
-	}
-	lctx := context.WithoutCancel(ctx)
-	ch := m.loads.DoChan(key, func() (res any, _ error) {
-		// A panic in load would otherwise crash the process from a goroutine
-		// no caller can recover in: every waiter gets it as an error.
-		defer func() {
-			if r := recover(); r != nil {
-				res = loadResult[V]{err: fmt.Errorf("load panicked: %v", r)}
-			}
-		}()
-		// A flight that finished just before this one may have stored the
-		// value: read again so that load runs once per miss.
-		if v, ok, err := m.get(lctx, key); err != nil || ok {
-			return loadResult[V]{v: v, err: err}, nil
-		}
-		v, err := load(lctx)
-		if err != nil {
-			return loadResult[V]{err: fmt.Errorf("load: %w", err)}, nil
-		}
-		if err := m.set(lctx, key, v, 0); err != nil {
-			return loadResult[V]{v: v, err: fmt.Errorf("store loaded value: %w", err)}, nil
-		}
-		return loadResult[V]{v: v}, nil
-	})
-	select {
-	case r := <-ch:
-		res := r.Val.(loadResult[V])
-		return res.v, false, res.err
-	case <-ctx.Done():
-		return zero, false, ctx.Err()
-	}
-}
-
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
@@ -339,7 +293,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		if err != nil {
 			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
 		}
-		out[i] = backend.Entry{Key: e.Key, Value: data}
+		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
 	}
 	return m.b.MSet(ctx, out)
 }

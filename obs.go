@@ -44,19 +44,20 @@ const (
 	opSetMany
 	opGetMany
 	opDeleteMany
+	opGetManyOrLoad
 	numOps
 )
 
 var opNames = [numOps]string{
 	"Set", "SetWithTTL", "Get", "GetOrLoad", "Has", "Delete", "Expire", "TTL",
-	"Clear", "Size", "ToArray", "Iterate", "Keys", "Values", "SetMany", "GetMany", "DeleteMany",
+	"Clear", "Size", "ToArray", "Iterate", "Keys", "Values", "SetMany", "GetMany", "DeleteMany", "GetManyOrLoad",
 }
 
 func (o op) String() string { return opNames[o] }
 
 // isLookup reports the reads counted by kv.client.lookups.
 func (o op) isLookup() bool {
-	return o == opGet || o == opGetOrLoad || o == opHas || o == opGetMany
+	return o == opGet || o == opGetOrLoad || o == opHas || o == opGetMany || o == opGetManyOrLoad
 }
 
 // call is one Map call being observed. It lives on the caller's stack.
@@ -130,7 +131,7 @@ func (m *Map[V]) wrap(c *call, err error) error {
 	switch {
 	case c.key != "":
 		return fmt.Errorf("kv: %s %s %s: %w", c.op, m.ns, backend.QuoteKey(c.key), err)
-	case c.n >= 0 && (c.op == opSetMany || c.op == opGetMany || c.op == opDeleteMany):
+	case c.n >= 0 && (c.op == opSetMany || c.op == opGetMany || c.op == opDeleteMany || c.op == opGetManyOrLoad):
 		return fmt.Errorf("kv: %s %s (%d keys): %w", c.op, m.ns, c.n, err)
 	}
 	return fmt.Errorf("kv: %s %s: %w", c.op, m.ns, err)

@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kvmap/kv/clock"
 )
 
 // DefaultTTL is the TTL of a Map built without WithTTL: BaseMap's 300 seconds.
@@ -34,7 +36,35 @@ type options struct {
 	meterProvider  metric.MeterProvider
 	noTelemetry    bool
 	recordKeys     bool
+	jitter         float64
+	seed           uint64
+	missTTL        time.Duration
+	clock          clock.Clock
 }
+
+// WithTTLJitter spreads the TTL of every write that takes the Map's TTL by a
+// random fraction of it, up to f either way (0.1: between 90% and 110%), so
+// that keys written together do not all expire together. f is in [0, 1);
+// anything else makes New fail with ErrInvalidOption. The random source is
+// seeded with seed: two Maps with the same seed spread the same way, so a
+// backtest replays identically. Writes with their own TTL are not spread.
+func WithTTLJitter(f float64, seed uint64) Option {
+	return func(o *options) { o.jitter, o.seed = f, seed }
+}
+
+// WithMissTTL makes GetOrLoad and GetManyOrLoad remember, in this process
+// and for d by the Map's clock, a key that load reported missing (by
+// returning an error wrapping ErrNotFound, or by leaving it out of
+// loadMany's result): within d it is reported missing again without calling
+// load. Nothing is stored: plain reads never see a remembered miss. 0, the
+// default, remembers nothing.
+func WithMissTTL(d time.Duration) Option { return func(o *options) { o.missTTL = d } }
+
+// WithClock sets the Map's clock, which times remembered misses
+// (WithMissTTL): the system clock by default. A backtest gives the Map the
+// simulated clock its store expires keys by, so that two runs make the same
+// load calls.
+func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithTTL sets the TTL of every write that does not name its own: a positive
 // duration, or NoTTL for keys that never expire (DefaultTTL by default). Any

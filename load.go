@@ -1,0 +1,331 @@
+package kv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// flight is one load under way: GetOrLoad's of one key, or GetManyOrLoad's
+// of several, each key with a flight of its own. Callers that miss a key
+// while its flight is under way wait for it instead of loading again.
+type flight[V any] struct {
+	done  chan struct{} // closed when the fields below are final
+	v     V
+	found bool // the load produced a value for the key
+	err   error
+}
+
+// flights are the loads under way, by key.
+type flights[V any] struct {
+	mu sync.Mutex
+	m  map[string]*flight[V]
+}
+
+// join returns the flight of key, and whether the caller started it (and so
+// must run the load and finish it).
+func (fs *flights[V]) join(key string) (*flight[V], bool) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f, ok := fs.m[key]; ok {
+		return f, false
+	}
+	if fs.m == nil {
+		fs.m = map[string]*flight[V]{}
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	fs.m[key] = f
+	return f, true
+}
+
+// finish ends the flight of key: later misses start a new one.
+func (fs *flights[V]) finish(key string, f *flight[V]) {
+	fs.mu.Lock()
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
+	fs.mu.Unlock()
+	close(f.done)
+}
+
+// missSet remembers, in this process, keys a load reported missing.
+type missSet struct {
+	ttl time.Duration // 0: remember nothing
+	mu  sync.Mutex
+	m   map[string]time.Time // key -> when the miss is forgotten
+}
+
+func (s *missSet) add(key string, now time.Time) {
+	if s.ttl <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]time.Time{}
+	}
+	s.m[key] = now.Add(s.ttl)
+}
+
+func (s *missSet) has(key string, now time.Time) bool {
+	if s.ttl <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	until, ok := s.m[key]
+	if ok && !now.Before(until) {
+		delete(s.m, key)
+		ok = false
+	}
+	return ok
+}
+
+func (s *missSet) forget(key string) {
+	if s.ttl <= 0 {
+		return
+	}
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
+}
+
+// jitter spreads TTLs by a seeded random fraction.
+type jitter struct {
+	f   float64
+	mu  sync.Mutex
+	rnd *rand.Rand
+}
+
+func newJitter(f float64, seed uint64) *jitter {
+	return &jitter{f: f, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// spread returns d times a random factor in [1-f, 1+f], within the TTL
+// range.
+func (j *jitter) spread(d time.Duration) time.Duration {
+	j.mu.Lock()
+	r := j.rnd.Float64()
+	j.mu.Unlock()
+	out := time.Duration(float64(d) * (1 + j.f*(2*r-1)))
+	return min(max(out, time.Millisecond), MaxTTL)
+}
+
+// writeTTL is the TTL of a write that takes the Map's: 0 (the ttl layer
+// fills in the default), or the default spread by WithTTLJitter.
+func (m *Map[V]) writeTTL() time.Duration {
+	if m.jitter == nil {
+		return 0
+	}
+	return m.jitter.spread(m.ttl)
+}
+
+// GetOrLoad returns the value stored under key; on a miss it calls load, stores
+// its value with the Map's TTL and returns it. This is BaseMap's use: get an
+// id from the cache, else from the database.
+//
+// Concurrent misses of the same key in one Map share one call of load, and
+// a miss of a key that a GetManyOrLoad is loading waits for that load. load
+// runs with a context that carries the first caller's values but not its
+// cancellation or deadline; each caller stops waiting, with its own
+// ctx.Err(), when its ctx ends. A load error is returned and nothing is
+// stored; a load error wrapping ErrNotFound is remembered for WithMissTTL. If
+// storing the loaded value fails, the value is returned together with the
+// store error. A stored value that does not decode is returned as its
+// *DecodeError; load is not called. A panic in load is returned as an error.
+func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
+	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
+	v, hit, err := m.getOrLoad(ctx, key, load)
+	c.setHit(hit)
+	return v, m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
+	var zero V
+	if load == nil {
+		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
+	}
+	v, ok, err := m.get(ctx, key)
+	if err != nil || ok {
+		return v, ok, err
+	}
+	for {
+		if m.misses.has(key, m.clock.Now()) {
+			return zero, false, fmt.Errorf("load (remembered miss): %w", ErrNotFound)
+		}
+		f, leader := m.loads.join(key)
+		if leader {
+			go m.loadOne(context.WithoutCancel(ctx), key, f, load)
+		}
+		select {
+		case <-f.done:
+			if f.found || f.err != nil {
+				return f.v, false, f.err
+			}
+			// A batch load that did not produce this key: load it here.
+		case <-ctx.Done():
+			return zero, false, ctx.Err()
+		}
+	}
+}
+
+// loadOne runs load for key in flight f and finishes f.
+func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error)) {
+	defer m.loads.finish(key, f)
+	// A panic in load would otherwise crash the process from a goroutine no
+	// caller can recover in: every waiter gets it as an error.
+	defer func() {
+		if r := recover(); r != nil {
+			f.err = fmt.Errorf("load panicked: %v", r)
+		}
+	}()
+	// A flight that finished just before this one may have stored the
+	// value: read again so that load runs once per miss.
+	if v, ok, err := m.get(ctx, key); err != nil || ok {
+		f.v, f.found, f.err = v, ok, err
+		return
+	}
+	v, err := load(ctx)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			m.misses.add(key, m.clock.Now())
+		}
+		f.err = fmt.Errorf("load: %w", err)
+		return
+	}
+	m.misses.forget(key)
+	f.v, f.found = v, true
+	if err := m.set(ctx, key, v, m.writeTTL()); err != nil {
+		f.err = fmt.Errorf("store loaded value: %w", err)
+	}
+}
+
+// GetManyOrLoad returns the values stored under keys, loading the missing
+// ones: one read of all keys, one call of loadMany with the keys that missed
+// (and are not being loaded already), and one batched write of what it
+// returned, with the Map's TTL. A miss of a key that another GetOrLoad or
+// GetManyOrLoad is loading waits for that load instead. Keys that loadMany
+// leaves out of its result are absent from the result (and remembered with
+// WithMissTTL). loadMany runs as GetOrLoad's load does: with the caller's
+// values, without its cancellation; a panic in it is returned as an error.
+// A loadMany error is returned, with the values that were found; nothing it
+// would have loaded is stored. When storing the loaded values fails, they
+// are returned with the store error.
+func (m *Map[V]) GetManyOrLoad(ctx context.Context, keys []string, loadMany func(ctx context.Context, missing []string) (map[string]V, error)) (map[string]V, error) {
+	ctx, c := m.begin(ctx, opGetManyOrLoad, "", len(keys))
+	out, hits, err := m.getManyOrLoad(ctx, keys, loadMany)
+	if err == nil || len(out) > 0 {
+		c.hits, c.miss = hits, max(len(keys)-hits, 0)
+	}
+	return out, m.end(ctx, &c, err)
+}
+
+func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func(context.Context, []string) (map[string]V, error)) (map[string]V, int, error) {
+	if loadMany == nil {
+		return nil, 0, fmt.Errorf("%w: nil load function", ErrInvalidOption)
+	}
+	out, err := m.getMany(ctx, keys)
+	if err != nil {
+		return out, len(out), err
+	}
+	hits := len(out)
+	now := m.clock.Now()
+	waits := map[string]*flight[V]{}
+	var mine []string
+	for _, k := range keys {
+		if _, ok := out[k]; ok || waits[k] != nil || m.misses.has(k, now) {
+			continue
+		}
+		f, leader := m.loads.join(k)
+		waits[k] = f
+		if leader {
+			mine = append(mine, k)
+		}
+	}
+	if len(mine) > 0 {
+		fs := make([]*flight[V], len(mine))
+		for i, k := range mine {
+			fs[i] = waits[k]
+		}
+		go m.loadMany(context.WithoutCancel(ctx), mine, fs, loadMany)
+	}
+	var errs []error
+	for k, f := range waits {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return out, hits, ctx.Err()
+		}
+		if f.found {
+			out[k] = f.v
+		}
+		if f.err != nil {
+			errs = append(errs, f.err)
+		}
+	}
+	return out, hits, errors.Join(dedupErrors(errs)...)
+}
+
+// loadMany runs loadMany for keys, whose flights are fs, stores what it
+// returns in one batch, and finishes the flights.
+func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], loadMany func(context.Context, []string) (map[string]V, error)) {
+	defer func() {
+		for i, k := range keys {
+			m.loads.finish(k, fs[i])
+		}
+	}()
+	var err error
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("load panicked: %v", r)
+			for _, f := range fs {
+				f.err = err
+			}
+		}
+	}()
+	loaded, err := loadMany(ctx, append([]string(nil), keys...))
+	if err != nil {
+		err = fmt.Errorf("load: %w", err)
+		for _, f := range fs {
+			f.err = err
+		}
+		return
+	}
+	entries := make([]Entry[V], 0, len(loaded))
+	now := m.clock.Now()
+	for i, k := range keys {
+		v, ok := loaded[k]
+		if !ok {
+			m.misses.add(k, now)
+			continue
+		}
+		m.misses.forget(k)
+		fs[i].v, fs[i].found = v, true
+		entries = append(entries, Entry[V]{Key: k, Value: v})
+	}
+	if err := m.setMany(ctx, entries); err != nil {
+		err = fmt.Errorf("store loaded values: %w", err)
+		for _, f := range fs {
+			if f.found {
+				f.err = err
+			}
+		}
+	}
+}
+
+// dedupErrors leaves one error of each message: a batch's error is shared by
+// the flights of all its keys.
+func dedupErrors(errs []error) []error {
+	seen := map[string]bool{}
+	out := errs[:0]
+	for _, e := range errs {
+		if !seen[e.Error()] {
+			seen[e.Error()] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
