@@ -176,7 +176,7 @@ func TestTTLJitter(t *testing.T) {
 		m := mustNew[string](t, store, "ns", kv.WithTTL(time.Hour), kv.WithTTLJitter(0.2, seed))
 		var out []time.Duration
 		for i := range 50 {
-			k := string(rune('a' + i%26)) + string(rune('a'+i/26))
+			k := string(rune('a'+i%26)) + string(rune('a'+i/26))
 			if err := m.Set(ctx, k, "v"); err != nil {
 				t.Fatal(err)
 			}
