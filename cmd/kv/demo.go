@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/kvmap/kv"
@@ -25,6 +27,16 @@ func (c *cmdCtx) demo(ctx context.Context) error {
 	path := filepath.Join(dir, "backtest.db")
 	out := c.stdout
 	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	if c.f.json { // one JSON object per line of the tour
+		enc := json.NewEncoder(out)
+		say = func(format string, args ...any) {
+			for _, line := range strings.Split(strings.TrimPrefix(fmt.Sprintf(format, args...), "\n"), "\n") {
+				if err := enc.Encode(map[string]string{"line": line}); err != nil {
+					return // stdout is gone; the tour goes on and ends
+				}
+			}
+		}
+	}
 
 	// A manual clock makes expiry visible without waiting, as a backtest
 	// drives expiry by its simulated time.

@@ -93,6 +93,14 @@ func TestOutput(t *testing.T) {
 		t.Errorf("a write to mem:// said %q; want the warning that the store ends with the process", r.stderr)
 	}
 
+	demo := runKV(t, "", "demo", "--json")
+	for _, line := range strings.Split(strings.TrimSpace(demo.stdout), "\n") {
+		var m map[string]string
+		if err := json.Unmarshal([]byte(line), &m); err != nil || m["line"] == "" && line != `{"line":""}` {
+			t.Errorf("demo --json line %q is not {\"line\": ...}: %v", line, err)
+			break
+		}
+	}
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		r := runKV(t, "", args...)
 		if r.code != 0 || !strings.HasPrefix(r.stdout, "kv ") || len(strings.TrimSpace(r.stdout)) < 4 {
