@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -46,6 +48,10 @@ type Map[V any] struct {
 	misses   missSet
 	jitter   *jitter // nil: writes get the default TTL as it is
 	clock    clock.Clock
+	refresh  time.Duration // a hit with less TTL left is refreshed; 0: never
+	syncRef  bool          // refresh inside the call
+	bg       sync.WaitGroup
+	closed   atomic.Bool
 }
 
 // New returns the Map of namespace ns over b. The namespace must be non-empty
@@ -61,6 +67,9 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	if o.jitter < 0 || o.jitter >= 1 {
 		return nil, fmt.Errorf("%w: TTL jitter %v (want 0 to less than 1)", ErrInvalidOption, o.jitter)
+	}
+	if o.refresh < 0 || o.refresh >= 1 {
+		return nil, fmt.Errorf("%w: refresh-ahead fraction %v (want 0 to less than 1)", ErrInvalidOption, o.refresh)
 	}
 	if o.missTTL < 0 {
 		return nil, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
@@ -111,6 +120,9 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	if o.jitter > 0 && m.ttl != NoTTL {
 		m.jitter = newJitter(o.jitter, o.seed)
+	}
+	if o.refresh > 0 && m.ttl != NoTTL {
+		m.refresh, m.syncRef = time.Duration(float64(m.ttl)*o.refresh), o.syncRefresh
 	}
 	return m, nil
 }

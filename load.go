@@ -148,7 +148,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if load == nil {
 		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
-	v, ok, err := m.get(ctx, key)
+	v, ok, err := m.hit(ctx, key, load)
 	if err != nil || ok {
 		return v, ok, err
 	}
@@ -158,7 +158,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 		}
 		f, leader := m.loads.join(key)
 		if leader {
-			go m.loadOne(context.WithoutCancel(ctx), key, f, load)
+			go m.loadOne(context.WithoutCancel(ctx), key, f, load, false)
 		}
 		select {
 		case <-f.done:
@@ -172,34 +172,93 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	}
 }
 
-// loadOne runs load for key in flight f and finishes f.
-func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error)) {
+// hit reads key for GetOrLoad. With WithRefreshAhead it reads the remaining
+// TTL in the same round trip and, when the key is in the last part of its
+// TTL, starts one refresh of it.
+func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
+	if m.refresh == 0 {
+		return m.get(ctx, key)
+	}
+	var zero V
+	if key == "" {
+		return zero, false, ErrEmptyKey
+	}
+	vals, err := m.b.MGet(ctx, []string{key}, true)
+	if err != nil || !vals[0].Found {
+		return zero, false, err
+	}
+	v, err := m.codec.Decode(vals[0].Bytes)
+	if err != nil {
+		return zero, false, &DecodeError{Key: key, Err: err}
+	}
+	if ttl := vals[0].TTL; ttl != NoTTL && ttl < m.refresh && !m.closed.Load() {
+		if f, leader := m.loads.join(key); leader {
+			lctx := context.WithoutCancel(ctx)
+			if m.syncRef {
+				m.loadOne(lctx, key, f, load, true)
+			} else {
+				m.bg.Add(1)
+				go func() {
+					defer m.bg.Done()
+					m.loadOne(lctx, key, f, load, true)
+				}()
+			}
+		}
+	}
+	return v, true, nil
+}
+
+// Close waits for the refreshes a Map runs in the background
+// (WithRefreshAhead) and starts none after it. Every other call keeps
+// working; Close does not close the Backend. Closing twice is not an error.
+func (m *Map[V]) Close() error {
+	m.closed.Store(true)
+	m.bg.Wait()
+	return nil
+}
+
+// loadOne runs load for key in flight f and finishes f: the load of a miss,
+// or a refresh ahead of expiry.
+func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error), refresh bool) {
 	defer m.loads.finish(key, f)
 	// A panic in load would otherwise crash the process from a goroutine no
 	// caller can recover in: every waiter gets it as an error.
 	defer func() {
 		if r := recover(); r != nil {
 			f.err = fmt.Errorf("load panicked: %v", r)
+			m.recordLoad(ctx, loadError, 1)
 		}
 	}()
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss.
-	if v, ok, err := m.get(ctx, key); err != nil || ok {
-		f.v, f.found, f.err = v, ok, err
-		return
+	if !refresh {
+		if v, ok, err := m.get(ctx, key); err != nil || ok {
+			f.v, f.found, f.err = v, ok, err
+			return
+		}
 	}
 	v, err := load(ctx)
 	if err != nil {
+		outcome := loadError
 		if errors.Is(err, ErrNotFound) {
 			m.misses.add(key, m.clock.Now())
+			outcome = loadNotFound
 		}
+		m.recordLoad(ctx, outcome, 1)
 		f.err = fmt.Errorf("load: %w", err)
 		return
 	}
 	m.misses.forget(key)
 	f.v, f.found = v, true
 	if err := m.set(ctx, key, v, m.writeTTL()); err != nil {
+		m.recordLoad(ctx, loadError, 1)
 		f.err = fmt.Errorf("store loaded value: %w", err)
+		return
+	}
+	if refresh {
+		m.recordLoad(ctx, loadRefreshed, 1)
+	} else {
+		m.recordLoad(ctx, loadLoaded, 1)
 	}
 }
 
@@ -288,6 +347,7 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 	}()
 	loaded, err := loadMany(ctx, append([]string(nil), keys...))
 	if err != nil {
+		m.recordLoad(ctx, loadError, len(keys))
 		err = fmt.Errorf("load: %w", err)
 		for _, f := range fs {
 			f.err = err
@@ -306,14 +366,18 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 		fs[i].v, fs[i].found = v, true
 		entries = append(entries, Entry[V]{Key: k, Value: v})
 	}
+	m.recordLoad(ctx, loadNotFound, len(keys)-len(entries))
 	if err := m.setMany(ctx, entries); err != nil {
+		m.recordLoad(ctx, loadError, len(entries))
 		err = fmt.Errorf("store loaded values: %w", err)
 		for _, f := range fs {
 			if f.found {
 				f.err = err
 			}
 		}
+		return
 	}
+	m.recordLoad(ctx, loadLoaded, len(entries))
 }
 
 // dedupErrors leaves one error of each message: a batch's error is shared by

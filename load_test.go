@@ -3,12 +3,15 @@ package kv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
@@ -209,5 +212,134 @@ func TestTTLJitter(t *testing.T) {
 		if _, err := kv.New[string](newMem(t), "ns", kv.WithTTLJitter(bad, 1)); !errors.Is(err, kv.ErrInvalidOption) {
 			t.Errorf("WithTTLJitter(%v) = %v; want ErrInvalidOption", bad, err)
 		}
+	}
+}
+
+// TestRefreshAheadSynchronous: a hit in the last part of the TTL returns
+// the current value and, in the same call, loads and stores a fresh one;
+// earlier hits load nothing. On a simulated clock every run makes the same
+// load calls.
+func TestRefreshAheadSynchronous(t *testing.T) {
+	ctx := context.Background()
+	run := func() []string {
+		clk := clock.NewManual(time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
+		store := memory.New(memory.WithClock(clk))
+		defer store.Close()
+		m := mustNew[string](t, store, "ns", kv.WithTTL(10*time.Minute), kv.WithRefreshAhead(0.2),
+			kv.WithSynchronousRefresh(), kv.WithClock(clk))
+		defer m.Close()
+		var calls []string
+		n := 0
+		load := func(context.Context) (string, error) {
+			n++
+			v := fmt.Sprintf("v%d", n)
+			calls = append(calls, clk.Now().Format("15:04:05")+"="+v)
+			return v, nil
+		}
+		for _, step := range []time.Duration{0, 7 * time.Minute, 90 * time.Second, 30 * time.Second, 9 * time.Minute} {
+			clk.Advance(step)
+			if _, err := m.GetOrLoad(ctx, "k", load); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return calls
+	}
+	first := run()
+	// 00:00 miss; 00:07 hit, 3m left; 00:08:30 hit, 1m30s left: refresh;
+	// 00:09 hit on the fresh value; 00:18 hit, 1m30s left again: refresh.
+	if want := []string{"00:00:00=v1", "00:08:30=v2", "00:18:00=v3"}; !slices.Equal(first, want) {
+		t.Errorf("load calls = %q; want %q", first, want)
+	}
+	if again := run(); !slices.Equal(first, again) {
+		t.Errorf("a second run made the load calls %q; the first %q", again, first)
+	}
+}
+
+// TestRefreshAheadBackground: concurrent hits near expiry start one
+// refresh, return the current value at once, and the fresh value is stored
+// by the time Close returns.
+func TestRefreshAheadBackground(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := memory.New(memory.WithSweepInterval(0)) // the bubble's fake clock
+		defer store.Close()
+		m := mustNew[string](t, store, "ns", kv.WithTTL(10*time.Minute), kv.WithRefreshAhead(0.2))
+		var calls atomic.Int32
+		release := make(chan struct{})
+		load := func(context.Context) (string, error) {
+			n := calls.Add(1)
+			if n > 1 {
+				<-release // the refresh is under way while the hits are served
+			}
+			return fmt.Sprintf("v%d", n), nil
+		}
+		if v, err := m.GetOrLoad(ctx, "k", load); err != nil || v != "v1" {
+			t.Fatalf("first GetOrLoad = %q, %v", v, err)
+		}
+		time.Sleep(9 * time.Minute) // fake time: 1 minute of TTL left
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				if v, err := m.GetOrLoad(ctx, "k", load); err != nil || v != "v1" {
+					t.Errorf("hit near expiry = %q, %v; want the current v1", v, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(release)
+		if err := m.Close(); err != nil { // waits for the refresh
+			t.Fatal(err)
+		}
+		if c := calls.Load(); c != 2 {
+			t.Errorf("load called %d times; want 2 (one miss, one refresh for 8 hits)", c)
+		}
+		if v, _, _ := m.Get(ctx, "k"); v != "v2" {
+			t.Errorf("after Close the stored value is %q; want the refreshed v2", v)
+		}
+		if d, _, _ := m.TTL(ctx, "k"); d != 10*time.Minute {
+			t.Errorf("TTL after the refresh = %v; want a fresh 10m", d)
+		}
+	})
+}
+
+// TestLoadsMetric: kv.client.loads counts loads by outcome, and names no key.
+func TestLoadsMetric(t *testing.T) {
+	ctx := context.Background()
+	tel := newTelemetry(t)
+	m := mustNew[string](t, newMem(t), "ns", tel.opts()...)
+	if _, err := m.GetOrLoad(ctx, "a", func(context.Context) (string, error) { return "v", nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.GetOrLoad(ctx, "b", func(context.Context) (string, error) { return "", kv.ErrNotFound }); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := m.GetManyOrLoad(ctx, []string{"c", "d"}, func(context.Context, []string) (map[string]string, error) {
+		return map[string]string{"c": "v"}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := tel.reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			if mt.Name != kv.MetricLoads {
+				continue
+			}
+			for _, p := range mt.Data.(metricdata.Sum[int64]).DataPoints {
+				outcome, _ := p.Attributes.Value(kv.AttrOutcome)
+				got[outcome.AsString()] += p.Value
+				for _, a := range p.Attributes.ToSlice() {
+					if v := a.Value.Emit(); v == "a" || v == "b" || v == "c" || v == "d" {
+						t.Errorf("the metric names a key: %v", a)
+					}
+				}
+			}
+		}
+	}
+	if got["loaded"] != 2 || got["not_found"] != 2 {
+		t.Errorf("kv.client.loads = %v; want loaded 2, not_found 2", got)
 	}
 }

@@ -167,17 +167,19 @@ func (m *Map[V]) logPage(ctx context.Context, o op, keys int) {
 
 // Attribute keys of ours, beside the OpenTelemetry semantic conventions.
 const (
-	AttrNamespace = attribute.Key("kv.namespace") // the Map's namespace
-	AttrKeys      = attribute.Key("kv.keys")      // keys of a batch, or entries of a bulk call
-	AttrHit       = attribute.Key("kv.hit")       // a lookup found its key
-	AttrKey       = attribute.Key("kv.key")       // the key, with WithKeysInTelemetry only
-	AttrEarly     = attribute.Key("kv.early")     // an iteration left before its end
+	AttrNamespace = attribute.Key("kv.namespace")    // the Map's namespace
+	AttrKeys      = attribute.Key("kv.keys")         // keys of a batch, or entries of a bulk call
+	AttrHit       = attribute.Key("kv.hit")          // a lookup found its key
+	AttrKey       = attribute.Key("kv.key")          // the key, with WithKeysInTelemetry only
+	AttrEarly     = attribute.Key("kv.early")        // an iteration left before its end
+	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error
 )
 
 // Instrument names.
 const (
 	MetricOperationDuration = "db.client.operation.duration"
 	MetricLookups           = "kv.client.lookups"
+	MetricLoads             = "kv.client.loads"
 )
 
 // ScopeName is the instrumentation scope of the Map's tracer and meter.
@@ -193,6 +195,8 @@ type telemetry struct {
 	global     atomic.Pointer[globalTracer]
 	duration   metric.Float64Histogram
 	lookups    metric.Int64Counter
+	loads      metric.Int64Counter
+	loadSets   map[string]attribute.Set // by outcome
 	recordKeys bool
 
 	spanNames [numOps]string
@@ -223,7 +227,17 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricLookups, err)
 	}
+	t.loads, err = meter.Int64Counter(MetricLoads,
+		metric.WithDescription("Loads of GetOrLoad and GetManyOrLoad, by kv.load.outcome."),
+		metric.WithUnit("{key}"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricLoads, err)
+	}
 	t.base = []attribute.KeyValue{semconv.DBSystemNameKey.String(d.System), AttrNamespace.String(ns)}
+	t.loadSets = map[string]attribute.Set{}
+	for _, outcome := range []string{loadLoaded, loadRefreshed, loadNotFound, loadError} {
+		t.loadSets[outcome] = attribute.NewSet(append(append([]attribute.KeyValue(nil), t.base...), AttrOutcome.String(outcome))...)
+	}
 	if d.ServerAddress != "" {
 		t.base = append(t.base, semconv.ServerAddress(d.ServerAddress))
 		if d.ServerPort != 0 {
@@ -398,4 +412,27 @@ func ErrorType(err error) string {
 		return "connection"
 	}
 	return "_OTHER"
+}
+
+// Outcomes of a load, for kv.client.loads and the kv.load span event.
+const (
+	loadLoaded    = "loaded"    // a miss was loaded and stored
+	loadRefreshed = "refreshed" // a hit near its expiry was loaded again
+	loadNotFound  = "not_found" // the source does not have the key
+	loadError     = "error"     // the load, or storing its value, failed
+)
+
+// recordLoad counts n keys loaded with outcome, and adds a kv.load event to
+// the span in ctx (the call's, when the call is still open). It names no key.
+func (m *Map[V]) recordLoad(ctx context.Context, outcome string, n int) {
+	t := m.tel
+	if t == nil || n == 0 {
+		return
+	}
+	if s := trace.SpanFromContext(ctx); s.IsRecording() {
+		s.AddEvent("kv.load", trace.WithAttributes(AttrOutcome.String(outcome), AttrKeys.Int(n)))
+	}
+	if t.loads.Enabled(ctx) {
+		t.loads.Add(ctx, int64(n), metric.WithAttributeSet(t.loadSets[outcome]))
+	}
 }

@@ -40,7 +40,24 @@ type options struct {
 	seed           uint64
 	missTTL        time.Duration
 	clock          clock.Clock
+	refresh        float64
+	syncRefresh    bool
 }
+
+// WithRefreshAhead makes a GetOrLoad hit on a key in the last fraction f of
+// the Map's TTL (0.2: the last 2 of 10 minutes) load the key again and store
+// it with a fresh TTL, while the call returns the current value: a hot key
+// is reloaded before it expires instead of missing in every process at once.
+// One refresh per key runs at a time, in the background (Map.Close waits for
+// it) unless WithSynchronousRefresh. The hit reads the key's remaining TTL in
+// the same round trip (MGet with TTLs). f is in [0, 1); 0, the default,
+// refreshes nothing. GetManyOrLoad does not refresh.
+func WithRefreshAhead(f float64) Option { return func(o *options) { o.refresh = f } }
+
+// WithSynchronousRefresh runs the refreshes of WithRefreshAhead inside the
+// GetOrLoad call that finds them due, so that a backtest on a simulated
+// clock makes the same load calls at the same points every run.
+func WithSynchronousRefresh() Option { return func(o *options) { o.syncRefresh = true } }
 
 // WithTTLJitter spreads the TTL of every write that takes the Map's TTL by a
 // random fraction of it, up to f either way (0.1: between 90% and 110%), so
