@@ -88,6 +88,16 @@
 // namespace, key or count, hit, duration, error), and bulk calls one Debug
 // record per page.
 //
+// # Loading
+//
+// [Map.GetOrLoad] and [Map.GetManyOrLoad] read a key and, on a miss, load it
+// from the caller's source and store it: one load per key at a time in a
+// process, whether single or batch. [WithMissTTL] remembers keys the source
+// does not have, [WithTTLJitter] spreads the TTL of writes, and
+// [WithRefreshAhead] reloads a hot key before it expires; they run on the
+// Map's clock ([WithClock]), so that a backtest replays identically.
+// [Map.Close] waits for refreshes running in the background.
+//
 // # Concurrency
 //
 // A Map is safe for concurrent use by multiple goroutines, and so is every

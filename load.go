@@ -272,7 +272,9 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 // values, without its cancellation; a panic in it is returned as an error.
 // A loadMany error is returned, with the values that were found; nothing it
 // would have loaded is stored. When storing the loaded values fails, they
-// are returned with the store error.
+// are returned with the store error. A stored value that does not decode is
+// returned as its *DecodeError, with the values that did, and nothing is
+// loaded.
 func (m *Map[V]) GetManyOrLoad(ctx context.Context, keys []string, loadMany func(ctx context.Context, missing []string) (map[string]V, error)) (map[string]V, error) {
 	ctx, c := m.begin(ctx, opGetManyOrLoad, "", len(keys))
 	out, hits, err := m.getManyOrLoad(ctx, keys, loadMany)
