@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -50,8 +49,9 @@ type Map[V any] struct {
 	clock    clock.Clock
 	refresh  time.Duration // a hit with less TTL left is refreshed; 0: never
 	syncRef  bool          // refresh inside the call
+	bgMu     sync.Mutex    // guards closed, and bg.Add against Close
+	closed   bool
 	bg       sync.WaitGroup
-	closed   atomic.Bool
 }
 
 // New returns the Map of namespace ns over b. The namespace must be non-empty

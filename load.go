@@ -191,28 +191,46 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if err != nil {
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	if ttl := vals[0].TTL; ttl != NoTTL && ttl < m.refresh && !m.closed.Load() {
-		if f, leader := m.loads.join(key); leader {
-			lctx := context.WithoutCancel(ctx)
-			if m.syncRef {
-				m.loadOne(lctx, key, f, load, true)
-			} else {
-				m.bg.Add(1)
-				go func() {
-					defer m.bg.Done()
-					m.loadOne(lctx, key, f, load, true)
-				}()
-			}
-		}
+	if ttl := vals[0].TTL; ttl != NoTTL && ttl < m.refresh {
+		m.startRefresh(context.WithoutCancel(ctx), key, load)
 	}
 	return v, true, nil
+}
+
+// startRefresh starts one refresh of key, unless one is under way or the
+// Map is closed: inside the call with WithSynchronousRefresh, else in the
+// background, counted for Close.
+func (m *Map[V]) startRefresh(ctx context.Context, key string, load func(context.Context) (V, error)) {
+	m.bgMu.Lock()
+	if m.closed {
+		m.bgMu.Unlock()
+		return
+	}
+	f, leader := m.loads.join(key)
+	if !leader {
+		m.bgMu.Unlock()
+		return
+	}
+	if m.syncRef {
+		m.bgMu.Unlock()
+		m.loadOne(ctx, key, f, load, true)
+		return
+	}
+	m.bg.Add(1) // under bgMu, so never once Close has begun to wait
+	m.bgMu.Unlock()
+	go func() {
+		defer m.bg.Done()
+		m.loadOne(ctx, key, f, load, true)
+	}()
 }
 
 // Close waits for the refreshes a Map runs in the background
 // (WithRefreshAhead) and starts none after it. Every other call keeps
 // working; Close does not close the Backend. Closing twice is not an error.
 func (m *Map[V]) Close() error {
-	m.closed.Store(true)
+	m.bgMu.Lock()
+	m.closed = true
+	m.bgMu.Unlock()
 	m.bg.Wait()
 	return nil
 }
