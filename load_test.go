@@ -332,7 +332,7 @@ func TestLoadsMetric(t *testing.T) {
 				outcome, _ := p.Attributes.Value(kv.AttrOutcome)
 				got[outcome.AsString()] += p.Value
 				for _, a := range p.Attributes.ToSlice() {
-					if v := a.Value.Emit(); v == "a" || v == "b" || v == "c" || v == "d" {
+					if v := a.Value.String(); v == "a" || v == "b" || v == "c" || v == "d" {
 						t.Errorf("the metric names a key: %v", a)
 					}
 				}

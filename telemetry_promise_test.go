@@ -21,12 +21,12 @@ func spanText(s sdktrace.ReadOnlySpan) string {
 	var b strings.Builder
 	b.WriteString(s.Name() + " " + s.Status().Description)
 	for _, a := range s.Attributes() {
-		b.WriteString(" " + string(a.Key) + "=" + a.Value.Emit())
+		b.WriteString(" " + string(a.Key) + "=" + a.Value.String())
 	}
 	for _, e := range s.Events() {
 		b.WriteString(" " + e.Name)
 		for _, a := range e.Attributes {
-			b.WriteString(" " + string(a.Key) + "=" + a.Value.Emit())
+			b.WriteString(" " + string(a.Key) + "=" + a.Value.String())
 		}
 	}
 	return b.String()

@@ -212,8 +212,9 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			ttls[i] = pipe.PTTL(ctx, w)
 		}
 	}
-	if _, err := pipe.Exec(ctx); b.execErr(ctx, "MGET", err) != nil {
-		return nil, b.execErr(ctx, "MGET", err)
+	_, err = pipe.Exec(ctx)
+	if err := b.execErr(ctx, "MGET", err); err != nil {
+		return nil, err
 	}
 	for _, g := range groups {
 		if g.get != nil {

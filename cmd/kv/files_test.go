@@ -311,6 +311,9 @@ func TestTimeoutAgainstSilentServer(t *testing.T) {
 		if r.code != 1 || !strings.Contains(r.stderr, "deadline") {
 			t.Errorf("kv %s: exit %d, stderr %q; want 1 and the deadline named", tc.args[0], r.code, r.stderr)
 		}
+		if tc.args[0] == "import" && !strings.Contains(r.stderr, "0 keys written") {
+			t.Errorf("a failed import said %q; want how many keys were written", r.stderr)
+		}
 		if took > 15*time.Second { // a hang, not a timing assertion
 			t.Errorf("kv %s took %v against a silent server with --timeout 300ms", tc.args[0], took)
 		}

@@ -166,30 +166,31 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 	var badLines []int
 	c.done = func() string { return plural(written, "key") + " imported" }
 	batch := make([]backend.Entry, 0, pageSize)
+	lastLine := 0 // the line of the last record in batch
+	// flush writes the batch; a failure says up to which line and how many
+	// keys were written (a part of a Redis batch may have been).
 	flush := func(ctx context.Context) error {
 		if len(batch) == 0 {
 			return nil
 		}
 		err := nb.MSet(ctx, batch)
-		var be *kv.BatchError
-		switch {
-		case err == nil:
-			written += len(batch)
-			if !byBytes {
-				p.Add(len(batch))
+		if err != nil {
+			var be *kv.BatchError
+			if errors.As(err, &be) {
+				written += len(be.Written)
 			}
-		case errors.As(err, &be):
-			written += len(be.Written)
-			return err
-		default:
-			return err
+			return fmt.Errorf("write of the lines up to %d: %w (%s written; writes can be repeated, import again)", lastLine, err, plural(written, "key"))
+		}
+		written += len(batch)
+		if !byBytes {
+			p.Add(len(batch))
 		}
 		batch = batch[:0]
 		return nil
 	}
 	stopped := func(line int, err error) error {
 		if ferr := flush(ctx); ferr != nil {
-			return fmt.Errorf("line %d: %w; writing the lines before it failed after %s: %w", line, err, plural(written, "key"), ferr)
+			return fmt.Errorf("line %d: %w; %w", line, err, ferr)
 		}
 		return fmt.Errorf("line %d: %w (%s written from the lines before it; fix the line and import again)", line, err, plural(written, "key"))
 	}
@@ -272,6 +273,7 @@ func (c *cmdCtx) importCmd(ctx context.Context) error {
 			capped++
 		}
 		batch = append(batch, e)
+		lastLine = it.line
 		if len(batch) == cap(batch) {
 			idle = nil
 			if err := flush(ctx); err != nil {

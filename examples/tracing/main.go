@@ -134,7 +134,7 @@ func printTree(out io.Writer, spans []sdktrace.ReadOnlySpan) {
 func attrs(kvs []attribute.KeyValue) string {
 	var parts []string
 	for _, a := range kvs {
-		parts = append(parts, string(a.Key)+"="+a.Value.Emit())
+		parts = append(parts, string(a.Key)+"="+a.Value.String())
 	}
 	slices.Sort(parts)
 	if len(parts) == 0 {
