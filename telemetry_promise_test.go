@@ -132,3 +132,22 @@ type replyError string
 
 func (e replyError) Error() string { return string(e) }
 func (replyError) RedisError()     {}
+
+// TestErrorCapsLongKey: an error names its key cut to 64 bytes, with the
+// key's length; it used to quote a 32 KiB key whole.
+func TestErrorCapsLongKey(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New()
+	m := mustNew[string](t, b, "ns")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.Repeat("k", 32<<10)
+	err := m.Set(ctx, key, "v")
+	if !errors.Is(err, kv.ErrClosed) {
+		t.Fatalf("Set = %v; want ErrClosed", err)
+	}
+	if msg := err.Error(); len(msg) > 300 || !strings.Contains(msg, "(32768 bytes)") {
+		t.Errorf("the error is %d bytes long (%.120q...); want the key cut, with its length", len(msg), msg)
+	}
+}

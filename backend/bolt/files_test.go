@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -295,5 +296,32 @@ func TestDamagedFileOpenFails(t *testing.T) {
 		if _, err := bolt.Open(cut, bolt.WithLockTimeout(time.Millisecond)); errors.Is(err, bolt.ErrLocked) {
 			t.Errorf("the file stayed locked after a refused open")
 		}
+	}
+}
+
+// TestPeriodicSweeperFollowsTheFileClock: the background sweeper obeys the
+// rule of the sweep at open: a wall-clock writer of a simulated-clock file
+// (WithClockOverride) deletes nothing, however often its ticker fires.
+// synctest's clock fires it without waiting.
+func TestPeriodicSweeperFollowsTheFileClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "backtest.db")
+	at := writeBacktest(t, path, 20)
+	synctest.Test(t, func(t *testing.T) {
+		// A wall-kind clock set to today, by which every key of 2021 has
+		// expired (the bubble's own time starts in 2000); the ticker runs on
+		// the bubble's time.
+		wall := clock.NewManual(time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC))
+		b, err := bolt.Open(path, bolt.WithClock(wall), bolt.WithClockOverride(), bolt.WithSweepInterval(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute) // ten ticks of the sweeper, on the bubble's clock
+		synctest.Wait()
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n := sizeAt(t, path, bolt.WithSimulatedClock(clock.NewManual(at))); n != 20 {
+		t.Errorf("after a wall-clock writer's sweeper ran, Size under the simulated clock = %d; want 20", n)
 	}
 }
