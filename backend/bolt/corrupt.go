@@ -325,17 +325,12 @@ func (w *walker) page(id uint64, depth int) {
 	}
 	w.seen[id] = true
 	ps := int64(w.m.pageSize)
-	var h [pageHeaderSize]byte
-	if _, err := w.f.ReadAt(h[:], int64(id)*ps); err != nil {
-		w.problem("page %d: %v", id, err)
+	_, _, of, err := pageHeader(w.f, w.m, id)
+	if err != nil {
+		w.problem("%s", strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": "))
 		return
 	}
-	le := binary.LittleEndian
-	overflow := uint64(le.Uint32(h[12:]))
-	if got := le.Uint64(h[0:]); got != id {
-		w.problem("page %d carries id %d", id, got)
-		return
-	}
+	overflow := uint64(of)
 	if id+overflow >= w.m.pgid {
 		w.problem("page %d runs past the file's %d pages", id, w.m.pgid)
 		return
