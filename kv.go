@@ -49,8 +49,12 @@ type Map[V any] struct {
 	clock    clock.Clock
 	refresh  time.Duration // a hit with less TTL left is refreshed; 0: never
 	syncRef  bool          // refresh inside the call
-	bgMu     sync.Mutex    // guards closed, and bg.Add against Close
+	leaseTTL time.Duration // WithLoadLease
+	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
+	stale    *staleSet[V] // nil: nothing served stale
+	bgMu     sync.Mutex   // guards closed, and bg.Add against Close
 	closed   bool
+	quit     chan struct{} // closed by Close
 	bg       sync.WaitGroup
 }
 
@@ -74,8 +78,11 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if o.missTTL < 0 {
 		return nil, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
 	}
-	if o.clock == nil {
-		o.clock = clock.System()
+	if o.leaseTTL < 0 || o.leaseTTL > MaxTTL {
+		return nil, fmt.Errorf("%w: load lease %v (want positive, at most MaxTTL)", ErrInvalidOption, o.leaseTTL)
+	}
+	if o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0) {
+		return nil, fmt.Errorf("%w: stale-while-revalidate grace %v, size %d (want both positive)", ErrInvalidOption, o.staleGrace, o.staleSize)
 	}
 	if o.pageSize < 1 {
 		return nil, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
@@ -95,6 +102,12 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	tb, err := ttl.New(nsb, o.ttl)
 	if err != nil {
 		return nil, err
+	}
+	if o.clock == nil {
+		o.clock = tb.Describe().Clock
+	}
+	if o.clock == nil {
+		o.clock = clock.System()
 	}
 	var tel *telemetry
 	if !o.noTelemetry {
@@ -117,12 +130,22 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		logger:   o.logger,
 		clock:    o.clock,
 		misses:   missSet{ttl: o.missTTL},
+		quit:     make(chan struct{}),
+		syncRef:  o.syncRefresh,
+	}
+	if o.leaseTTL > 0 {
+		m.leaseTTL, m.acquire = o.leaseTTL, backend.OptimizationsOf(tb).AcquireLeases
+	}
+	if o.staleGrace > 0 && m.ttl != NoTTL {
+		if m.stale, err = newStaleSet[V](o.staleGrace, o.staleSize); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
 	}
 	if o.jitter > 0 && m.ttl != NoTTL {
 		m.jitter = newJitter(o.jitter, o.seed)
 	}
 	if o.refresh > 0 && m.ttl != NoTTL {
-		m.refresh, m.syncRef = time.Duration(float64(m.ttl)*o.refresh), o.syncRefresh
+		m.refresh = time.Duration(float64(m.ttl) * o.refresh)
 	}
 	return m, nil
 }
@@ -162,6 +185,7 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
+	m.stale.forget(key)
 	return m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
 }
 
@@ -220,6 +244,7 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		err = ErrEmptyKey
 	} else {
+		m.stale.forget(key)
 		err = m.b.Delete(ctx, []string{key})
 	}
 	return m.end(ctx, &c, err)
@@ -238,6 +263,7 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 	case ttl == 0:
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 	default:
+		m.stale.forget(key)
 		ok, err = m.b.Expire(ctx, key, ttl)
 	}
 	c.setHit(ok)
@@ -263,6 +289,7 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
+	m.stale.purge()
 	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
 	return m.end(ctx, &c, err)
 }
@@ -306,6 +333,9 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
+	}
+	for _, e := range entries {
+		m.stale.forget(e.Key)
 	}
 	return m.b.MSet(ctx, out)
 }
@@ -357,6 +387,7 @@ func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error
 	if len(keys) > 0 {
+		m.stale.forget(keys...)
 		err = m.b.Delete(ctx, keys)
 	}
 	return m.end(ctx, &c, err)

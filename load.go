@@ -152,6 +152,11 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if err != nil || ok {
 		return v, ok, err
 	}
+	if v, ok := m.stale.serve(key, m.clock.Now()); ok {
+		m.recordLoad(ctx, loadStale, 1)
+		m.startLoad(context.WithoutCancel(ctx), key, load, false)
+		return v, false, nil
+	}
 	for {
 		if m.misses.has(key, m.clock.Now()) {
 			return zero, false, fmt.Errorf("load (remembered miss): %w", ErrNotFound)
@@ -172,11 +177,12 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	}
 }
 
-// hit reads key for GetOrLoad. With WithRefreshAhead it reads the remaining
-// TTL in the same round trip and, when the key is in the last part of its
-// TTL, starts one refresh of it.
+// hit reads key for GetOrLoad. With WithRefreshAhead or
+// WithStaleWhileRevalidate it reads the remaining TTL in the same round trip:
+// it remembers the value until its deadline for stale serving and, when the
+// key is in the last part of its TTL, starts one refresh of it.
 func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
-	if m.refresh == 0 {
+	if m.refresh == 0 && m.stale == nil {
 		return m.get(ctx, key)
 	}
 	var zero V
@@ -191,16 +197,21 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if err != nil {
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	if ttl := vals[0].TTL; ttl != NoTTL && ttl < m.refresh {
-		m.startRefresh(context.WithoutCancel(ctx), key, load)
+	ttl := vals[0].TTL
+	if ttl != NoTTL {
+		m.stale.remember(key, v, m.clock.Now().Add(ttl))
+		if ttl < m.refresh {
+			m.startLoad(context.WithoutCancel(ctx), key, load, true)
+		}
 	}
 	return v, true, nil
 }
 
-// startRefresh starts one refresh of key, unless one is under way or the
-// Map is closed: inside the call with WithSynchronousRefresh, else in the
+// startLoad starts one load of key, unless one is under way or the Map is
+// closed: a refresh ahead of expiry, or the reload of a value served stale.
+// It runs inside the call with WithSynchronousRefresh, else in the
 // background, counted for Close.
-func (m *Map[V]) startRefresh(ctx context.Context, key string, load func(context.Context) (V, error)) {
+func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Context) (V, error), refresh bool) {
 	m.bgMu.Lock()
 	if m.closed {
 		m.bgMu.Unlock()
@@ -213,23 +224,30 @@ func (m *Map[V]) startRefresh(ctx context.Context, key string, load func(context
 	}
 	if m.syncRef {
 		m.bgMu.Unlock()
-		m.loadOne(ctx, key, f, load, true)
+		m.loadOne(ctx, key, f, load, refresh)
 		return
 	}
 	m.bg.Add(1) // under bgMu, so never once Close has begun to wait
 	m.bgMu.Unlock()
 	go func() {
 		defer m.bg.Done()
-		m.loadOne(ctx, key, f, load, true)
+		m.loadOne(ctx, key, f, load, refresh)
 	}()
 }
 
-// Close waits for the refreshes a Map runs in the background
-// (WithRefreshAhead) and starts none after it. Every other call keeps
-// working; Close does not close the Backend. Closing twice is not an error.
+// Close waits for the loads a Map runs in the background (refreshes of
+// WithRefreshAhead, reloads of WithStaleWhileRevalidate) and starts none
+// after it; it stops renewing the leases of WithLoadLease (a load under way
+// finishes, its lease expires by itself) and ends every wait for another
+// process's load (the waiting load goes on without a lease). Every other
+// call keeps working; Close does not close the Backend. Closing twice is not
+// an error.
 func (m *Map[V]) Close() error {
 	m.bgMu.Lock()
-	m.closed = true
+	if !m.closed {
+		m.closed = true
+		close(m.quit)
+	}
 	m.bgMu.Unlock()
 	m.bg.Wait()
 	return nil
@@ -255,6 +273,13 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 			return
 		}
 	}
+	l, ok := m.leaseOne(ctx, key, f, refresh)
+	if !ok {
+		return
+	}
+	if l != nil {
+		defer m.keepLease(ctx, l)()
+	}
 	v, err := load(ctx)
 	if err != nil {
 		outcome := loadError
@@ -268,10 +293,17 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 	}
 	m.misses.forget(key)
 	f.v, f.found = v, true
-	if err := m.set(ctx, key, v, m.writeTTL()); err != nil {
+	ttl := m.writeTTL()
+	if err := m.set(ctx, key, v, ttl); err != nil {
 		m.recordLoad(ctx, loadError, 1)
 		f.err = fmt.Errorf("store loaded value: %w", err)
 		return
+	}
+	if ttl == 0 {
+		ttl = m.ttl
+	}
+	if ttl != NoTTL {
+		m.stale.remember(key, v, m.clock.Now().Add(ttl))
 	}
 	if refresh {
 		m.recordLoad(ctx, loadRefreshed, 1)
@@ -348,51 +380,118 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 	return out, hits, errors.Join(dedupErrors(errs)...)
 }
 
-// loadMany runs loadMany for keys, whose flights are fs, stores what it
-// returns in one batch, and finishes the flights.
+// loadMany loads keys, whose flights are fs, and finishes each flight as
+// soon as its key is settled. With WithLoadLease it loads, with one call of
+// loadMany, the keys whose leases it takes, and waits for the others to be
+// loaded by the processes that hold them (loading a key itself when its
+// holder's lease expires).
 func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], loadMany func(context.Context, []string) (map[string]V, error)) {
+	finished := make([]bool, len(keys))
+	finish := func(i int) {
+		if !finished[i] {
+			finished[i] = true
+			m.loads.finish(keys[i], fs[i])
+		}
+	}
 	defer func() {
-		for i, k := range keys {
-			m.loads.finish(k, fs[i])
+		for i := range keys {
+			finish(i)
 		}
 	}()
-	var err error
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("load panicked: %v", r)
-			for _, f := range fs {
-				f.err = err
+			err := fmt.Errorf("load panicked: %v", r)
+			for i, f := range fs {
+				if !finished[i] {
+					f.v, f.found, f.err = *new(V), false, err
+				}
 			}
 		}
 	}()
-	loaded, err := loadMany(ctx, append([]string(nil), keys...))
+	pending := make([]int, len(keys))
+	for i := range keys {
+		pending[i] = i
+	}
+	wait, noLease := leaseWaitMin, false
+	for len(pending) > 0 {
+		mine, others, l := m.leaseMany(ctx, keys, pending, noLease)
+		if len(mine) > 0 {
+			var release func()
+			if l != nil {
+				release = m.keepLease(ctx, l)
+			}
+			m.loadBatch(ctx, keys, fs, mine, loadMany)
+			if release != nil {
+				release()
+			}
+			for _, i := range mine {
+				finish(i)
+			}
+		}
+		if len(others) == 0 {
+			return
+		}
+		noLease = !m.pause(wait)
+		wait = m.nextWait(wait)
+		ks := make([]string, len(others))
+		for j, i := range others {
+			ks[j] = keys[i]
+		}
+		got, err := m.getMany(ctx, ks)
+		if err != nil {
+			for _, i := range others {
+				fs[i].err = err
+			}
+			return
+		}
+		pending = pending[:0]
+		for _, i := range others {
+			if v, ok := got[keys[i]]; ok {
+				fs[i].v, fs[i].found = v, true
+				m.recordLoad(ctx, loadWaited, 1)
+				finish(i)
+			} else {
+				pending = append(pending, i)
+			}
+		}
+	}
+}
+
+// loadBatch calls loadMany with keys[i] for i in idx, stores what it
+// returns in one batch, and records the outcome in their flights.
+func (m *Map[V]) loadBatch(ctx context.Context, keys []string, fs []*flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
+	ks := make([]string, len(idx))
+	for j, i := range idx {
+		ks[j] = keys[i]
+	}
+	loaded, err := loadMany(ctx, append([]string(nil), ks...))
 	if err != nil {
-		m.recordLoad(ctx, loadError, len(keys))
+		m.recordLoad(ctx, loadError, len(idx))
 		err = fmt.Errorf("load: %w", err)
-		for _, f := range fs {
-			f.err = err
+		for _, i := range idx {
+			fs[i].err = err
 		}
 		return
 	}
 	entries := make([]Entry[V], 0, len(loaded))
 	now := m.clock.Now()
-	for i, k := range keys {
-		v, ok := loaded[k]
+	for _, i := range idx {
+		v, ok := loaded[keys[i]]
 		if !ok {
-			m.misses.add(k, now)
+			m.misses.add(keys[i], now)
 			continue
 		}
-		m.misses.forget(k)
+		m.misses.forget(keys[i])
 		fs[i].v, fs[i].found = v, true
-		entries = append(entries, Entry[V]{Key: k, Value: v})
+		entries = append(entries, Entry[V]{Key: keys[i], Value: v})
 	}
-	m.recordLoad(ctx, loadNotFound, len(keys)-len(entries))
+	m.recordLoad(ctx, loadNotFound, len(idx)-len(entries))
 	if err := m.setMany(ctx, entries); err != nil {
 		m.recordLoad(ctx, loadError, len(entries))
 		err = fmt.Errorf("store loaded values: %w", err)
-		for _, f := range fs {
-			if f.found {
-				f.err = err
+		for _, i := range idx {
+			if fs[i].found {
+				fs[i].err = err
 			}
 		}
 		return

@@ -172,7 +172,7 @@ const (
 	AttrHit       = attribute.Key("kv.hit")          // a lookup found its key
 	AttrKey       = attribute.Key("kv.key")          // the key, with WithKeysInTelemetry only
 	AttrEarly     = attribute.Key("kv.early")        // an iteration left before its end
-	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error
+	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error, stale, waited
 )
 
 // Instrument names.
@@ -235,7 +235,7 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 	}
 	t.base = []attribute.KeyValue{semconv.DBSystemNameKey.String(d.System), AttrNamespace.String(ns)}
 	t.loadSets = map[string]attribute.Set{}
-	for _, outcome := range []string{loadLoaded, loadRefreshed, loadNotFound, loadError} {
+	for _, outcome := range []string{loadLoaded, loadRefreshed, loadNotFound, loadError, loadStale, loadWaited} {
 		t.loadSets[outcome] = attribute.NewSet(append(append([]attribute.KeyValue(nil), t.base...), AttrOutcome.String(outcome))...)
 	}
 	if d.ServerAddress != "" {
@@ -420,6 +420,8 @@ const (
 	loadRefreshed = "refreshed" // a hit near its expiry was loaded again
 	loadNotFound  = "not_found" // the source does not have the key
 	loadError     = "error"     // the load, or storing its value, failed
+	loadStale     = "stale"     // an expired value was served in its grace period (WithStaleWhileRevalidate)
+	loadWaited    = "waited"    // another process loaded the key while this one waited on its lease (WithLoadLease)
 )
 
 // recordLoad counts n keys loaded with outcome, and adds a kv.load event to

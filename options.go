@@ -42,6 +42,43 @@ type options struct {
 	clock          clock.Clock
 	refresh        float64
 	syncRefresh    bool
+	leaseTTL       time.Duration
+	staleGrace     time.Duration
+	staleSize      int
+}
+
+// WithLoadLease makes the loads of GetOrLoad and GetManyOrLoad one per key
+// across every process that shares the store, not only within this Map:
+// before loading a missing key a Map takes the key's lease in the store, for
+// d, and renews it every d/3 while the load runs; a Map that finds the lease
+// taken waits for the value instead (polling the key, from 1 ms doubling up
+// to 50 ms), up to its caller's context, and loads the key itself if the
+// lease is released or expires without a value (its holder failed or died:
+// the others are delayed by at most d). A refresh ahead of expiry whose
+// lease is taken is left to its holder. Leases are never keys of a
+// namespace: no read, Size or Clear sees them (backend.LeasePrefix).
+//
+// The store must keep leases (Redis and memory do, through
+// backend.Optimizations.AcquireLeases); with any other (bbolt, one process
+// per file) loads are shared by the callers of this Map only, as without the
+// option. A failure to take a lease is logged (WithLogger) and the load
+// runs without it. d must be positive and at most MaxTTL (ErrInvalidOption):
+// longer than a load takes is best, as a lease that lapses lets another
+// process load too.
+func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
+
+// WithStaleWhileRevalidate makes GetOrLoad serve, for up to grace after a
+// key expired, the value it last read or loaded for it in this process,
+// while one load of the key runs in the background (inside the call with
+// WithSynchronousRefresh); the call returns no error and counts as a miss,
+// and the outcome "stale" is recorded. Only keys that expired are served
+// stale: a key deleted before its deadline (by any process) is loaded, and
+// writes, deletes, Expire and Clear through this Map forget what it
+// remembered. Up to size values are remembered, least recently used first
+// out. Nothing is stored: Get, Size, Iterate and every plain read never see
+// an expired key. grace and size must be positive (ErrInvalidOption).
+func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
+	return func(o *options) { o.staleGrace, o.staleSize = grace, size }
 }
 
 // WithRefreshAhead makes a GetOrLoad hit on a key in the last fraction f of
@@ -54,8 +91,9 @@ type options struct {
 // refreshes nothing. GetManyOrLoad does not refresh.
 func WithRefreshAhead(f float64) Option { return func(o *options) { o.refresh = f } }
 
-// WithSynchronousRefresh runs the refreshes of WithRefreshAhead inside the
-// GetOrLoad call that finds them due, so that a backtest on a simulated
+// WithSynchronousRefresh runs the refreshes of WithRefreshAhead and the
+// reloads of WithStaleWhileRevalidate inside the GetOrLoad call that finds
+// them due, so that a backtest on a simulated
 // clock makes the same load calls at the same points every run.
 func WithSynchronousRefresh() Option { return func(o *options) { o.syncRefresh = true } }
 
@@ -77,10 +115,12 @@ func WithTTLJitter(f float64, seed uint64) Option {
 // default, remembers nothing.
 func WithMissTTL(d time.Duration) Option { return func(o *options) { o.missTTL = d } }
 
-// WithClock sets the Map's clock, which times remembered misses
-// (WithMissTTL): the system clock by default. A backtest gives the Map the
-// simulated clock its store expires keys by, so that two runs make the same
-// load calls.
+// WithClock sets the Map's clock, which times what the Map remembers in its
+// process (misses of WithMissTTL, deadlines of WithStaleWhileRevalidate). By
+// default it is the clock the store expires keys by when the store has one
+// (backend.Description.Clock: a memory or bbolt store's, a backtest's
+// simulated clock), and the system clock otherwise, so that a backtest
+// replays the same load calls every run.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithTTL sets the TTL of every write that does not name its own: a positive

@@ -2,6 +2,9 @@ package backend
 
 import (
 	"context"
+	"time"
+
+	"github.com/kvmap/kv/clock"
 )
 
 // Optimizer is the one optional interface of a Backend: a store that can do
@@ -13,7 +16,9 @@ import (
 // Every field is a pure optimisation: its observable behaviour is the
 // fallback's, written in its doc comment, and the conformance suite checks
 // it by running every case with the optimisations hidden
-// (conformance.WithoutOptimizations). A decorator forwards them all in its
+// (conformance.WithoutOptimizations). AcquireLeases changes one thing only:
+// how many processes call a load function for the same missing key; what any
+// call reads or writes is the same without it. A decorator forwards them all in its
 // own Optimizations method: each field of the Backend it wraps, wrapped in
 // the decorator's key mapping, and nil where the wrapped one is nil.
 type Optimizer interface {
@@ -50,6 +55,17 @@ type Optimizations struct {
 	// The view's Close closes the Backend. Fallback: the namespace
 	// decorator stores key k as "ns:k".
 	Namespace func(ns string) (Backend, error)
+
+	// AcquireLeases takes a lease on each of keys that no owner holds one
+	// on, expiring ttl from now unless renewed, and reports which it took:
+	// held[i] for keys[i]. lease holds every lease taken; it is nil when
+	// none was. A lease is not a key: no other call of the Backend reads,
+	// counts, scans or deletes it (see LeasePrefix), and a key needs not
+	// exist to be leased. Processes that share a store take the lease of a
+	// missing key before loading it, so that one of them loads it (kv's
+	// WithLoadLease). ttl is positive and at most MaxTTL. Fallback: no lease
+	// is taken, and a load is shared by the callers of one Map only.
+	AcquireLeases func(ctx context.Context, keys []string, ttl time.Duration) (held []bool, lease Lease, err error)
 }
 
 // OptimizationsOf returns the Optimizations of b, or none when b is not an
@@ -152,4 +168,10 @@ type Description struct {
 	// not hold in this store ("{}" for Redis in hash-tag mode): the
 	// namespace decorator refuses such a namespace when a Map is built.
 	ReservedInNamespace string
+	// Clock is the clock an in-process store expires keys by (a test's fake
+	// clock, a backtest's simulated one), nil for a store whose server keeps
+	// time. A Map times what it remembers in the process by it unless given
+	// a clock of its own (kv.WithClock). A decorator reports the value of
+	// the Backend it wraps.
+	Clock clock.Clock
 }

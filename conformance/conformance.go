@@ -100,6 +100,11 @@ type Harness struct {
 	// WithFaults around an in-process store), and the fault cases run on it.
 	// They are skipped when Faults is nil.
 	Faults func(t T) (Store, Faults)
+	// Shared reports that a Store made by New in another process (the test
+	// binary run again) reaches the same data: a server. The fleet cases,
+	// which run the test binary as several processes sharing the store, run
+	// only then, and only under go test (Run, not Test).
+	Shared bool
 }
 
 // Case names one rule of the contract.

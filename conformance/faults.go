@@ -187,6 +187,19 @@ func (f *faulty) Optimizations() backend.Optimizations {
 			return call(ctx, f, func() (backend.EntryPage, error) { return s(ctx, prefix, cursor, count) })
 		}
 	}
+	if a := o.AcquireLeases; a != nil {
+		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+			type got struct {
+				held  []bool
+				lease backend.Lease
+			}
+			g, err := call(ctx, f, func() (got, error) {
+				held, l, err := a(ctx, keys, ttl)
+				return got{held, l}, err
+			})
+			return g.held, g.lease, err
+		}
+	}
 	return out
 }
 

@@ -224,6 +224,18 @@ func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
 			return page, nil
 		}
 	}
+	if f := o.AcquireLeases; f != nil {
+		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+			if err := backend.CheckKeys(keys); err != nil {
+				return nil, nil, err
+			}
+			full := make([]string, len(keys))
+			for i, k := range keys {
+				full[i] = b.prefix + k
+			}
+			return f(ctx, full, ttl)
+		}
+	}
 	return out
 }
 

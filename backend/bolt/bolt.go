@@ -316,7 +316,7 @@ func (c fixedClock) Now() time.Time { return time.Time(c) }
 // Describe implements backend.Backend.Describe: the system "bbolt", in
 // process, scans without duplicates.
 func (b *Backend) Describe() backend.Description {
-	return backend.Description{System: "bbolt", UniqueScan: true}
+	return backend.Description{System: "bbolt", UniqueScan: true, Clock: b.clock}
 }
 
 // Optimizations implements backend.Optimizer: a namespace is a bucket

@@ -48,6 +48,8 @@ type Backend struct {
 	index  *btree.BTreeG[string] // the keys of lru, in order
 	closed bool
 
+	leases leases
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -377,13 +379,18 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error 
 // Describe implements backend.Backend.Describe: the system "memory", in
 // process, scans without duplicates.
 func (b *Backend) Describe() backend.Description {
-	return backend.Description{System: "memory", UniqueScan: true}
+	return backend.Description{System: "memory", UniqueScan: true, Clock: b.clock}
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete and count in
-// one locked pass over the ordered index, and scan pages with their values.
+// one locked pass over the ordered index, scan pages with their values, and
+// leases (held apart from the keys, expiring by the Backend's clock), so
+// that Maps sharing one Backend load a missing key once.
 func (b *Backend) Optimizations() backend.Optimizations {
-	return backend.Optimizations{DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries}
+	return backend.Optimizations{
+		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries,
+		AcquireLeases: b.acquireLeases,
+	}
 }
 
 // Len returns the number of keys held, expired ones not yet swept included.

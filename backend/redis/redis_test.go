@@ -137,6 +137,7 @@ func realHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Ha
 			return conformance.Store{Backend: b} // real time
 		},
 		PageHint: true,
+		Shared:   true,
 	}
 }
 

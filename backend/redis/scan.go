@@ -53,7 +53,7 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 			return backend.Page{}, err
 		}
 	}
-	page.Keys = b.fromWire(wire, prefix, filter)
+	page.Keys = backend.DropLeaseKeys(prefix, b.fromWire(wire, prefix, filter))
 	return page, nil
 }
 
@@ -226,9 +226,10 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete that sends
-// each page's UNLINK in the same pipeline as the SCAN of the next page.
+// each page's UNLINK in the same pipeline as the SCAN of the next page, and
+// leases kept as keys under backend.LeasePrefix (see acquireLeases).
 func (b *Backend) Optimizations() backend.Optimizations {
-	return backend.Optimizations{DeletePrefix: b.deletePrefix}
+	return backend.Optimizations{DeletePrefix: b.deletePrefix, AcquireLeases: b.acquireLeases}
 }
 
 // deletePrefix is Optimizations.DeletePrefix: every string key under prefix
@@ -248,7 +249,9 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, count int) er
 	if err != nil {
 		return err
 	}
-	keep := func(w string) bool { return !filter || strings.HasPrefix(b.backendKey(w), prefix) }
+	keep := func(w string) bool {
+		return !backend.IsLeaseKey(w) && (!filter || strings.HasPrefix(b.backendKey(w), prefix))
+	}
 	if b.cluster == nil {
 		c := b.client.(*goredis.Client)
 		return b.clearNode(ctx, c, match, count, false, keep)

@@ -91,6 +91,13 @@ func (t timeoutBackend) Optimizations() backend.Optimizations {
 			return f(ctx, prefix, cursor, pageSize)
 		}
 	}
+	if f := o.AcquireLeases; f != nil {
+		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+			ctx, cancel := t.ctx(ctx)
+			defer cancel()
+			return f(ctx, keys, ttl)
+		}
+	}
 	if f := o.Namespace; f != nil {
 		out.Namespace = func(ns string) (backend.Backend, error) {
 			view, err := f(ns)
