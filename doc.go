@@ -92,11 +92,14 @@
 //
 // [Map.GetOrLoad] and [Map.GetManyOrLoad] read a key and, on a miss, load it
 // from the caller's source and store it: one load per key at a time in a
-// process, whether single or batch. [WithMissTTL] remembers keys the source
-// does not have, [WithTTLJitter] spreads the TTL of writes, and
-// [WithRefreshAhead] reloads a hot key before it expires; they run on the
-// Map's clock ([WithClock]), so that a backtest replays identically.
-// [Map.Close] waits for refreshes running in the background.
+// process, whether single or batch, and with [WithLoadLease] one across every
+// process sharing the store (a lease per key in Redis). [WithMissTTL]
+// remembers keys the source does not have, [WithTTLJitter] spreads the TTL
+// of writes, [WithRefreshAhead] reloads a hot key before it expires, and
+// [WithStaleWhileRevalidate] serves an expired value for a grace period while
+// it is reloaded; they run on the Map's clock ([WithClock], the store's by
+// default), so that a backtest replays identically. [Map.Close] waits for
+// loads running in the background and stops lease renewals.
 //
 // # Concurrency
 //

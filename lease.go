@@ -17,9 +17,12 @@ const (
 // leaseOne takes the lease of key before a load (WithLoadLease). It returns
 // the lease to hold while loading (nil to load without one: the store has no
 // leases, taking it failed, or the Map is closed) and true; or false when
-// there is nothing to load: another process loaded the key while this one
-// waited (f holds its value), reading failed (f holds the error), or this is
-// a refresh and another process is refreshing the key.
+// there is nothing to load: the key was stored by another process, before
+// this one took the lease or while it waited (f holds its value), reading
+// failed (f holds the error), or this is a refresh and another process is
+// refreshing the key. A miss reads the key again once its lease is taken, as
+// another process may have stored the key and released its lease since the
+// first read.
 func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh bool) (backend.Lease, bool) {
 	if m.acquire == nil {
 		return nil, true
@@ -29,9 +32,13 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 		held, l, err := m.acquire(ctx, []string{key}, m.leaseTTL)
 		if err != nil {
 			m.warn(ctx, "taking a load lease failed; loading without it", err)
-			return nil, true
+			return nil, refresh || !m.settle(ctx, key, f)
 		}
 		if held[0] {
+			if !refresh && m.settle(ctx, key, f) {
+				m.release(ctx, l)
+				return nil, false
+			}
 			return l, true
 		}
 		if refresh {
@@ -41,14 +48,30 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 			return nil, true
 		}
 		wait = m.nextWait(wait)
-		v, ok, err := m.get(ctx, key)
-		if err != nil || ok {
-			f.v, f.found, f.err = v, ok, err
-			if ok {
+		if m.settle(ctx, key, f) {
+			if f.found {
 				m.recordLoad(ctx, loadWaited, 1)
 			}
 			return nil, false
 		}
+	}
+}
+
+// settle reads key into f, and reports whether that settled it: the key
+// was found, or reading failed.
+func (m *Map[V]) settle(ctx context.Context, key string, f *flight[V]) bool {
+	v, ok, err := m.get(ctx, key)
+	if err != nil || ok {
+		f.v, f.found, f.err = v, ok, err
+		return true
+	}
+	return false
+}
+
+// release releases l, logging a failure: the lease expires by itself.
+func (m *Map[V]) release(ctx context.Context, l backend.Lease) {
+	if err := l.Release(ctx); err != nil {
+		m.warn(ctx, "releasing a load lease failed; it expires by itself", err)
 	}
 }
 
@@ -129,9 +152,7 @@ func (m *Map[V]) keepLease(ctx context.Context, l backend.Lease) (release func()
 	return func() {
 		close(stop)
 		<-stopped
-		if err := l.Release(ctx); err != nil {
-			m.warn(ctx, "releasing a load lease failed; it expires by itself", err)
-		}
+		m.release(ctx, l)
 	}
 }
 

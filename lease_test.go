@@ -344,3 +344,59 @@ func TestStaleInvalid(t *testing.T) {
 	}
 }
 
+
+// beforeAcquire runs hook once, before the first lease is taken.
+type beforeAcquire struct {
+	backend.Backend
+	once sync.Once
+	hook func()
+}
+
+func (b *beforeAcquire) Optimizations() backend.Optimizations {
+	o := backend.OptimizationsOf(b.Backend)
+	a := o.AcquireLeases
+	o.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
+		b.once.Do(b.hook)
+		return a(ctx, keys, d)
+	}
+	return o
+}
+
+// TestLoadLeaseReadsAfterTaking: a process that missed a key, and takes its
+// lease only after another process loaded, stored and released it, reads
+// the key again instead of loading it a second time.
+func TestLoadLeaseReadsAfterTaking(t *testing.T) {
+	ctx := context.Background()
+	store := newMem(t)
+	other := mustNew[string](t, store, "ns", kv.WithLoadLease(time.Minute))
+	loads := 0
+	load := func(context.Context) (string, error) { loads++; return fmt.Sprintf("v%d", loads), nil }
+	for _, c := range []struct {
+		name string
+		call func(m *kv.Map[string]) (string, error)
+	}{
+		{"GetOrLoad", func(m *kv.Map[string]) (string, error) { return m.GetOrLoad(ctx, "k", load) }},
+		{"GetManyOrLoad", func(m *kv.Map[string]) (string, error) {
+			got, err := m.GetManyOrLoad(ctx, []string{"k"}, func(ctx context.Context, _ []string) (map[string]string, error) {
+				v, err := load(ctx)
+				return map[string]string{"k": v}, err
+			})
+			return got["k"], err
+		}},
+	} {
+		loads = 0
+		if err := other.Delete(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+		late := &beforeAcquire{Backend: store, hook: func() {
+			if _, err := other.GetOrLoad(ctx, "k", load); err != nil {
+				t.Errorf("the other process: %v", err)
+			}
+		}}
+		m := mustNew[string](t, late, "ns", kv.WithLoadLease(time.Minute))
+		v, err := c.call(m)
+		if err != nil || v != "v1" || loads != 1 {
+			t.Errorf("%s: got %q, %v after %d loads; want the other process's v1, 1 load", c.name, v, err, loads)
+		}
+	}
+}

@@ -266,12 +266,10 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 		}
 	}()
 	// A flight that finished just before this one may have stored the
-	// value: read again so that load runs once per miss.
-	if !refresh {
-		if v, ok, err := m.get(ctx, key); err != nil || ok {
-			f.v, f.found, f.err = v, ok, err
-			return
-		}
+	// value: read again so that load runs once per miss (with leases, once
+	// the lease is taken).
+	if !refresh && m.acquire == nil && m.settle(ctx, key, f) {
+		return
 	}
 	l, ok := m.leaseOne(ctx, key, f, refresh)
 	if !ok {
@@ -415,6 +413,14 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 	wait, noLease := leaseWaitMin, false
 	for len(pending) > 0 {
 		mine, others, l := m.leaseMany(ctx, keys, pending, noLease)
+		if l != nil {
+			// Another process may have stored keys and released their
+			// leases since the first read: read them again.
+			if mine = m.settleMany(ctx, keys, fs, mine, finish); len(mine) == 0 {
+				m.release(ctx, l)
+				l = nil
+			}
+		}
 		if len(mine) > 0 {
 			var release func()
 			if l != nil {
@@ -433,28 +439,38 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 		}
 		noLease = !m.pause(wait)
 		wait = m.nextWait(wait)
-		ks := make([]string, len(others))
-		for j, i := range others {
-			ks[j] = keys[i]
+		n := len(others)
+		pending = m.settleMany(ctx, keys, fs, others, finish)
+		m.recordLoad(ctx, loadWaited, n-len(pending))
+	}
+}
+
+// settleMany reads keys[i] for i in idx into their flights, finishes those
+// found, and returns the indexes still missing. A read error is every
+// flight's: they are all finished, and none is left.
+func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V], idx []int, finish func(int)) []int {
+	ks := make([]string, len(idx))
+	for j, i := range idx {
+		ks[j] = keys[i]
+	}
+	got, err := m.getMany(ctx, ks)
+	if err != nil {
+		for _, i := range idx {
+			fs[i].err = err
+			finish(i)
 		}
-		got, err := m.getMany(ctx, ks)
-		if err != nil {
-			for _, i := range others {
-				fs[i].err = err
-			}
-			return
-		}
-		pending = pending[:0]
-		for _, i := range others {
-			if v, ok := got[keys[i]]; ok {
-				fs[i].v, fs[i].found = v, true
-				m.recordLoad(ctx, loadWaited, 1)
-				finish(i)
-			} else {
-				pending = append(pending, i)
-			}
+		return nil
+	}
+	var missing []int
+	for _, i := range idx {
+		if v, ok := got[keys[i]]; ok {
+			fs[i].v, fs[i].found = v, true
+			finish(i)
+		} else {
+			missing = append(missing, i)
 		}
 	}
+	return missing
 }
 
 // loadBatch calls loadMany with keys[i] for i in idx, stores what it

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -288,4 +290,66 @@ func BenchmarkClear100k(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkGetOrLoadHit compares a GetOrLoad hit with WithRefreshAhead on
+// (which reads the key's remaining TTL in the same round trip) with a plain
+// Get of the same Map: #14's bound is +5%.
+func BenchmarkGetOrLoadHit(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_gol", kv.WithTTL(time.Hour), kv.WithRefreshAhead(0.1))
+	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+		b.Fatal(err)
+	}
+	load := func(context.Context) (string, error) { return "", fmt.Errorf("load called on a hit") }
+	b.Run("impl=get", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
+	b.Run("impl=refreshahead", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := m.GetOrLoad(ctx, "binance:s:BTC/USDT:USDT", load); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkFleetMisses makes, per iteration, 64 concurrent misses of a new
+// key across 4 Maps with WithLoadLease (4 processes' worth: Maps share
+// nothing but the store) and reports the loads per iteration (loads/op),
+// which must be 1. conformance's FleetLoadOnce checks the same with real
+// processes.
+func BenchmarkFleetMisses(b *testing.B) {
+	c := standalone(b)
+	ctx := context.Background()
+	var maps []*kv.Map[string]
+	for range 4 {
+		maps = append(maps, benchMap(b, c, "kvbench_fleet", kv.WithLoadLease(10*time.Second)))
+	}
+	var loads atomic.Int64
+	i := 0
+	for b.Loop() {
+		key := "k" + strconv.Itoa(i)
+		i++
+		var wg sync.WaitGroup
+		for g := range 64 {
+			m := maps[g%4]
+			wg.Go(func() {
+				if _, err := m.GetOrLoad(ctx, key, func(context.Context) (string, error) {
+					loads.Add(1)
+					time.Sleep(time.Millisecond) // a database's answer
+					return "v", nil
+				}); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(loads.Load())/float64(b.N), "loads/op")
 }
