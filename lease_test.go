@@ -344,7 +344,6 @@ func TestStaleInvalid(t *testing.T) {
 	}
 }
 
-
 // beforeAcquire runs hook once, before the first lease is taken.
 type beforeAcquire struct {
 	backend.Backend
