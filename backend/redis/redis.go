@@ -27,8 +27,9 @@
 // CROSSSLOT error can occur; remaining TTLs come in the same round trip
 // (PTTL in the same pipeline). Scans use SCAN MATCH with the prefix
 // glob-escaped, TYPE string, and COUNT set to the page hint; on a cluster every
-// master is scanned in turn. Prefix deletes (kv.Map.Clear) scan and UNLINK in
-// one pipeline per page.
+// master is scanned in turn. Prefix deletes (kv.Map.Clear) SCAN with COUNT
+// at least 5000 and UNLINK each page on a second connection while the next
+// page is scanned.
 //
 // # Other Redis types
 //
