@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -383,4 +384,100 @@ func BenchmarkFleetMisses(b *testing.B) {
 		wg.Wait()
 	}
 	b.ReportMetric(float64(loads.Load())/float64(b.N), "loads/op")
+}
+
+// inFlight50 makes b.RunParallel run 50 goroutines.
+func inFlight50(b *testing.B) {
+	p := runtime.GOMAXPROCS(0)
+	b.SetParallelism((50 + p - 1) / p)
+}
+
+// BenchmarkGetConcurrent50 runs Get from 50 goroutines at once: raw
+// go-redis with its default pool, the Map on its default backend, and the
+// Map on a backend WithAutoPipeline (#13's target: 2x raw).
+func BenchmarkGetConcurrent50(b *testing.B) {
+	standalone(b)
+	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
+	b.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	ctx := context.Background()
+	m := benchMap(b, c, "kvbench_getc")
+	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+		b.Fatal(err)
+	}
+	be, err := redis.New(c, redis.WithAutoPipeline())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ap, err := kv.New[string](be, "kvbench_getc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("impl=raw", func(b *testing.B) {
+		inFlight50(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := c.Get(ctx, "kvbench_getc:binance:s:BTC/USDT:USDT").Err(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	for name, m := range map[string]*kv.Map[string]{"kv": m, "kvautopipe": ap} {
+		b.Run("impl="+name, func(b *testing.B) {
+			inFlight50(b)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
+						b.Error(ok, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkGetAutoPipeline compares one Get at a time on a backend
+// WithAutoPipeline with raw go-redis: the cost of the auto-pipeliner for a
+// lone caller.
+func BenchmarkGetAutoPipeline(b *testing.B) {
+	standalone(b)
+	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
+	b.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	ctx := context.Background()
+	be, err := redis.New(c, redis.WithAutoPipeline())
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := kv.New[string](be, "kvbench_getap")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = m.Clear(context.Background()) })
+	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("impl=raw", func(b *testing.B) {
+		for b.Loop() {
+			if err := c.Get(ctx, "kvbench_getap:binance:s:BTC/USDT:USDT").Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("impl=kvautopipe", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	})
 }

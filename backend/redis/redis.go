@@ -61,11 +61,13 @@ var (
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent
 // use.
 type Backend struct {
-	client  goredis.UniversalClient
-	cluster *goredis.ClusterClient // nil unless the client is a cluster client
-	hashTag bool
-	owns    bool // Close closes the client
-	closed  atomic.Bool
+	client   goredis.UniversalClient
+	cluster  *goredis.ClusterClient // nil unless the client is a cluster client
+	hashTag  bool
+	owns     bool // Close closes the client
+	autoPipe bool // WithAutoPipeline
+	ap       *goredis.AutoPipeliner
+	closed   atomic.Bool
 }
 
 // Option configures a Backend.
@@ -98,6 +100,11 @@ func New(client goredis.UniversalClient, opts ...Option) (*Backend, error) {
 	}
 	for _, o := range opts {
 		o(b)
+	}
+	if b.autoPipe {
+		if err := b.startAutoPipeline(); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -279,7 +286,13 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 }
 
 func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, error) {
-	v, err := b.client.Get(ctx, wire).Bytes()
+	var v []byte
+	var err error
+	if b.ap != nil {
+		v, err = b.getAuto(ctx, wire)
+	} else {
+		v, err = b.client.Get(ctx, wire).Bytes()
+	}
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return backend.Value{}, nil
@@ -311,6 +324,9 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	case 0:
 		return nil
 	case 1:
+		if b.ap != nil {
+			return b.wrap(ctx, "SET", b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL))
+		}
 		return b.wrap(ctx, "SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
 	}
 	pipe := b.client.Pipeline()

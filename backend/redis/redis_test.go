@@ -160,3 +160,42 @@ func TestConformanceCluster(t *testing.T) {
 func TestConformanceClusterHashTag(t *testing.T) {
 	conformance.Run(t, realHarness(cluster(t), redis.WithHashTag()))
 }
+
+// TestConformanceMiniredisAutoPipeline runs the suite with single-key calls
+// auto-pipelined, faults included (a stalled or dropped pipeline).
+func TestConformanceMiniredisAutoPipeline(t *testing.T) {
+	conformance.Run(t, miniHarness(redis.WithAutoPipeline()))
+}
+
+// TestConformanceStandaloneAutoPipeline runs the suite on the real server
+// with single-key calls auto-pipelined, on a client of its own (the
+// auto-pipeliner ends with its client).
+func TestConformanceStandaloneAutoPipeline(t *testing.T) {
+	standalone(t)
+	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	h := realHarness(c, redis.WithAutoPipeline())
+	h.Faults = func(t conformance.T) (conformance.Store, conformance.Faults) {
+		return throughProxy(t, c.Options().Addr, nil, redis.WithAutoPipeline())
+	}
+	conformance.Run(t, h)
+}
+
+// TestConformanceClusterAutoPipeline runs the suite on the cluster with
+// single-key calls auto-pipelined.
+func TestConformanceClusterAutoPipeline(t *testing.T) {
+	cluster(t)
+	c := goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs: strings.Split(os.Getenv("KV_REDIS_CLUSTER_ADDRS"), ","), ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	conformance.Run(t, realHarness(c, redis.WithAutoPipeline()))
+}

@@ -1,0 +1,68 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// WithAutoPipeline sends single-key reads and writes (Get, and MSet of one
+// entry: kv.Map's Get, Has, Set, SetWithTTL) through go-redis's
+// auto-pipeliner, which gathers the commands of concurrent callers into
+// pipelines: under concurrency calls share round trips, while a lone call
+// still takes one round trip. Each call keeps its own context (a call whose
+// context ends returns ctx.Err() at once; its command may still run, as a
+// command whose reply is lost may) and its own error.
+//
+// The auto-pipeliner is the client's shared asynchronous one
+// (client.AsyncAutoPipeline(), go-redis v9.23, marked experimental there):
+// New fails if the client cannot make one. Closing the Backend does not
+// close it; it ends with the client. Batches, scans and TTL reads use the
+// client's pool as without the option.
+func WithAutoPipeline() Option { return func(b *Backend) { b.autoPipe = true } }
+
+// autoPipeliner is what WithAutoPipeline needs of a client.
+type autoPipeliner interface {
+	AsyncAutoPipeline() (*goredis.AutoPipeliner, error)
+}
+
+// startAutoPipeline gets the client's auto-pipeliner.
+func (b *Backend) startAutoPipeline() error {
+	c, ok := b.client.(autoPipeliner)
+	if !ok {
+		return fmt.Errorf("redis: %T has no auto-pipeliner", b.client)
+	}
+	ap, err := c.AsyncAutoPipeline()
+	if err != nil {
+		return fmt.Errorf("redis: auto-pipeline: %w", err)
+	}
+	b.ap = ap
+	return nil
+}
+
+// run sends cmd through the auto-pipeliner and waits for it, up to ctx.
+func (b *Backend) run(ctx context.Context, cmd goredis.Cmder) error {
+	return b.ap.Submit(ctx, cmd).WaitContext(ctx)
+}
+
+// getAuto is get through the auto-pipeliner.
+func (b *Backend) getAuto(ctx context.Context, wire string) ([]byte, error) {
+	cmd := goredis.NewStringCmd(ctx, "get", wire)
+	if err := b.run(ctx, cmd); err != nil {
+		return nil, err
+	}
+	return cmd.Bytes()
+}
+
+// setAuto is the SET of one entry through the auto-pipeliner.
+func (b *Backend) setAuto(ctx context.Context, wire string, value []byte, ttl time.Duration) error {
+	args := []any{"set", wire, value}
+	if ttl != backend.NoTTL {
+		args = append(args, "px", ttl.Milliseconds())
+	}
+	return b.run(ctx, goredis.NewStatusCmd(ctx, args...))
+}
