@@ -13,6 +13,7 @@ import (
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/nearcache"
 	"github.com/kvmap/kv/ttl"
 )
 
@@ -51,8 +52,9 @@ type Map[V any] struct {
 	syncRef  bool          // refresh inside the call
 	leaseTTL time.Duration // WithLoadLease
 	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
-	stale    *staleSet[V] // nil: nothing served stale
-	bgMu     sync.Mutex   // guards closed, and bg.Add against Close
+	stale    *staleSet[V]       // nil: nothing served stale
+	near     *nearcache.Backend // nil: no near cache
+	bgMu     sync.Mutex         // guards closed, and bg.Add against Close
 	closed   bool
 	quit     chan struct{} // closed by Close
 	bg       sync.WaitGroup
@@ -99,7 +101,15 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	tb, err := ttl.New(nsb, o.ttl)
+	var top backend.Backend = nsb
+	var near *nearcache.Backend
+	if o.near != nil {
+		if near, err = nearcache.New(nsb, "", *o.near); err != nil {
+			return nil, fmt.Errorf("%w: near cache: %w", ErrInvalidOption, err)
+		}
+		top = near
+	}
+	tb, err := ttl.New(top, o.ttl)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +125,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		if mp == nil {
 			mp = otel.GetMeterProvider()
 		}
-		if tel, err = newTelemetry(ns, tb.Describe(), tp, mp, o.recordKeys); err != nil {
+		if tel, err = newTelemetry(ns, tb.Describe(), tp, mp, o.recordKeys, near != nil); err != nil {
 			return nil, err
 		}
 	}
@@ -131,6 +141,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		clock:    o.clock,
 		misses:   missSet{ttl: o.missTTL},
 		quit:     make(chan struct{}),
+		near:     near,
 		syncRef:  o.syncRefresh,
 	}
 	if o.leaseTTL > 0 {
@@ -148,6 +159,15 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		m.refresh = time.Duration(float64(m.ttl) * o.refresh)
 	}
 	return m, nil
+}
+
+// NearCacheStats returns the counters of the Map's near cache
+// (WithNearCache), and false when it has none.
+func (m *Map[V]) NearCacheStats() (nearcache.Stats, bool) {
+	if m.near == nil {
+		return nearcache.Stats{}, false
+	}
+	return m.near.Stats(), true
 }
 
 // Namespace returns the Map's namespace.
@@ -194,28 +214,35 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 // is reported as a *DecodeError.
 func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	ctx, c := m.begin(ctx, opGet, key, -1)
-	v, ok, err := m.get(ctx, key)
+	v, ok, local, err := m.getValue(ctx, key)
 	c.setHit(ok)
+	c.local = local
 	return v, ok, m.end(ctx, &c, err)
 }
 
 func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
+	v, ok, _, err := m.getValue(ctx, key)
+	return v, ok, err
+}
+
+// getValue is get, also reporting a value served by the near cache.
+func (m *Map[V]) getValue(ctx context.Context, key string) (V, bool, bool, error) {
 	var zero V
 	if key == "" {
-		return zero, false, ErrEmptyKey
+		return zero, false, false, ErrEmptyKey
 	}
 	val, err := m.b.Get(ctx, key)
 	if err != nil {
-		return zero, false, err
+		return zero, false, false, err
 	}
 	if !val.Found {
-		return zero, false, nil
+		return zero, false, false, nil
 	}
 	v, err := m.codec.Decode(val.Bytes)
 	if err != nil {
-		return zero, false, &DecodeError{Key: key, Err: err}
+		return zero, false, false, &DecodeError{Key: key, Err: err}
 	}
-	return v, true, nil
+	return v, true, val.Local, nil
 }
 
 // Has reports whether key exists and has not expired.

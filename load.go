@@ -235,7 +235,8 @@ func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Co
 	}()
 }
 
-// Close waits for the loads a Map runs in the background (refreshes of
+// Close stops the Map's near cache (WithNearCache), waits for the loads a
+// Map runs in the background (refreshes of
 // WithRefreshAhead, reloads of WithStaleWhileRevalidate) and starts none
 // after it; it stops renewing the leases of WithLoadLease (a load under way
 // finishes, its lease expires by itself) and ends every wait for another
@@ -250,6 +251,9 @@ func (m *Map[V]) Close() error {
 	}
 	m.bgMu.Unlock()
 	m.bg.Wait()
+	if m.near != nil {
+		m.near.Stop()
+	}
 	return nil
 }
 

@@ -68,6 +68,7 @@ type call struct {
 	hits  int // lookups: keys found, and (for GetMany) keys missed
 	miss  int
 	early bool // an iteration the loop left before its end
+	local bool // a single-key hit served by the near cache
 	start time.Time
 	span  trace.Span
 }
@@ -170,6 +171,7 @@ const (
 	AttrNamespace = attribute.Key("kv.namespace")    // the Map's namespace
 	AttrKeys      = attribute.Key("kv.keys")         // keys of a batch, or entries of a bulk call
 	AttrHit       = attribute.Key("kv.hit")          // a lookup found its key
+	AttrHitSource = attribute.Key("kv.hit.source")   // with a near cache: a hit served "local"ly or by the "remote" store
 	AttrKey       = attribute.Key("kv.key")          // the key, with WithKeysInTelemetry only
 	AttrEarly     = attribute.Key("kv.early")        // an iteration left before its end
 	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error, stale, waited
@@ -203,12 +205,13 @@ type telemetry struct {
 	startOpts [numOps][]trace.SpanStartOption
 	base      []attribute.KeyValue        // the attributes of every call
 	okSets    [numOps]attribute.Set       // metric attributes of a call without error
-	hitSets   [numOps][2]attribute.Set    // lookups: miss, hit
+	hitSets   [numOps][3]attribute.Set    // lookups: miss, hit, hit served locally
+	near      bool                        // a near cache: hits carry kv.hit.source
 	okOpts    [numOps]metric.RecordOption // okSets as an option
 }
 
-func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp metric.MeterProvider, recordKeys bool) (*telemetry, error) {
-	t := &telemetry{recordKeys: recordKeys}
+func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp metric.MeterProvider, recordKeys, near bool) (*telemetry, error) {
+	t := &telemetry{recordKeys: recordKeys, near: near}
 	if tp != nil {
 		t.tracer = tp.Tracer(ScopeName)
 	}
@@ -257,6 +260,10 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 		if o.isLookup() {
 			for hit := range 2 {
 				t.hitSets[o][hit] = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], AttrHit.Bool(hit == 1))...)
+			}
+			if near {
+				t.hitSets[o][1] = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], AttrHit.Bool(true), AttrHitSource.String("remote"))...)
+				t.hitSets[o][2] = attribute.NewSet(append(attrs[:len(attrs):len(attrs)], AttrHit.Bool(true), AttrHitSource.String("local"))...)
 			}
 		}
 	}
@@ -311,6 +318,9 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 		}
 		if c.op.isLookup() {
 			s.SetAttributes(AttrHit.Bool(c.hits > 0))
+			if t.near && c.hits > 0 {
+				s.SetAttributes(AttrHitSource.String(hitSource(c.local)))
+			}
 		}
 		if c.early {
 			s.SetAttributes(AttrEarly.Bool(true))
@@ -339,12 +349,24 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 	}
 	if c.op.isLookup() && (c.hits > 0 || c.miss > 0) && t.lookups.Enabled(ctx) {
 		if c.hits > 0 {
-			t.lookups.Add(ctx, int64(c.hits), metric.WithAttributeSet(t.hitSets[c.op][1]))
+			set := t.hitSets[c.op][1]
+			if c.local {
+				set = t.hitSets[c.op][2]
+			}
+			t.lookups.Add(ctx, int64(c.hits), metric.WithAttributeSet(set))
 		}
 		if c.miss > 0 {
 			t.lookups.Add(ctx, int64(c.miss), metric.WithAttributeSet(t.hitSets[c.op][0]))
 		}
 	}
+}
+
+// hitSource is the kv.hit.source of a hit.
+func hitSource(local bool) string {
+	if local {
+		return "local"
+	}
+	return "remote"
 }
 
 // errorType returns the error.type attribute of err (see ErrorType).

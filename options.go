@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/nearcache"
 )
 
 // DefaultTTL is the TTL of a Map built without WithTTL: BaseMap's 300 seconds.
@@ -45,7 +46,23 @@ type options struct {
 	leaseTTL       time.Duration
 	staleGrace     time.Duration
 	staleSize      int
+	near           *nearcache.Options
 }
+
+// WithNearCache puts a coherent in-process cache (package nearcache) in
+// front of the store: a Get of a key read before is served from memory,
+// without a round trip, until the key's deadline, a write by any client
+// (reported by the store), a write through this Map, or a bound of o. The
+// store must report changes (Redis, through CLIENT TRACKING on every master;
+// memory): New fails with ErrInvalidOption otherwise. The cache watches the
+// Map's namespace from the Map's first call on, and Map.Close stops it.
+//
+// A write by another process is seen once its report arrives (about a
+// millisecond on loopback), so turn it on for keys read far more often than
+// written, whose readers can accept that delay; see the package
+// documentation of nearcache for the exact rules. Telemetry tells hits served
+// locally apart (kv.hit.source).
+func WithNearCache(o nearcache.Options) Option { return func(opts *options) { opts.near = &o } }
 
 // WithLoadLease makes the loads of GetOrLoad and GetManyOrLoad one per key
 // across every process that shares the store, not only within this Map:

@@ -30,6 +30,9 @@ type Value struct {
 	TTL time.Duration
 	// Found reports whether the key exists and has not expired.
 	Found bool
+	// Local reports a value served from a copy in this process (a near
+	// cache) without reaching the store.
+	Local bool
 }
 
 // Page is one page of a scan.

@@ -66,6 +66,21 @@ type Optimizations struct {
 	// WithLoadLease). ttl is positive and at most MaxTTL. Fallback: no lease
 	// is taken, and a load is shared by the callers of one Map only.
 	AcquireLeases func(ctx context.Context, keys []string, ttl time.Duration) (held []bool, lease Lease, err error)
+
+	// Watch reports the changes to the keys that start with prefix, made by
+	// any client (this process included), by calling report, one call at a
+	// time (from the call that made the change, or from a goroutine of the
+	// store's), until stop is called or ctx ends; no report starts after
+	// stop returns. Watch returns at once: the first report is ChangeLive
+	// once changes are reported, or ChangeLost if they cannot be yet (the
+	// watch keeps trying, and reports ChangeLive when it succeeds). A change
+	// made after a ChangeLive report is reported (ChangeKeys, ChangeAll)
+	// unless a ChangeLost report comes first; a key reaching its deadline
+	// may be reported late or not at all (its TTL says when it expires). A
+	// key may be reported without having changed. report must not call the
+	// Backend. The near cache (package nearcache) uses it to stay coherent.
+	// Fallback: none; no near cache can be put over the store.
+	Watch func(ctx context.Context, prefix string, report func(Change)) (stop func(), err error)
 }
 
 // OptimizationsOf returns the Optimizations of b, or none when b is not an

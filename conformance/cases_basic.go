@@ -391,10 +391,7 @@ var basicCases = []testCase{
 		rule: "every call after Close fails with ErrClosed, a second Close included",
 		run: func(t T, e *env) {
 			ns := e.ns("closed")
-			m, err := kv.New[string](e.b, ns, e.opts()...)
-			if err != nil {
-				t.Fatalf("kv.New: %v", err)
-			}
+			m := openMap[string](t, e, e.b, ns)
 			if err := e.b.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}

@@ -142,11 +142,8 @@ var leaseCases = []testCase{
 			ns := e.ns("lease")
 			newMap[string](t, e, ns) // clears the namespace when the case ends
 			w := watchLeases(e.b)
-			m1, err1 := kv.New[string](w, ns, e.opts(kv.WithLoadLease(time.Minute))...)
-			m2, err2 := kv.New[string](w, ns, e.opts(kv.WithLoadLease(time.Minute))...)
-			if err1 != nil || err2 != nil {
-				t.Fatalf("kv.New: %v, %v", err1, err2)
-			}
+			m1 := openMap[string](t, e, w, ns, kv.WithLoadLease(time.Minute))
+			m2 := openMap[string](t, e, w, ns, kv.WithLoadLease(time.Minute))
 			var calls atomic.Int32
 			started := make(chan struct{})
 			load := func(ctx context.Context) (string, error) {

@@ -60,10 +60,7 @@ var loadCases = []testCase{
 			// and missed (the store saw n reads of it): without single flight
 			// each would then call load itself.
 			missed := &countReads{Backend: e.b, key: ns + ":id", want: n, all: make(chan struct{})}
-			m, err := kv.New[string](missed, ns, e.opts()...)
-			if err != nil {
-				t.Fatalf("kv.New: %v", err)
-			}
+			m := openMap[string](t, e, missed, ns)
 			var calls atomic.Int32
 			load := func(ctx context.Context) (string, error) {
 				calls.Add(1)
@@ -175,8 +172,27 @@ type countReads struct {
 
 func (c *countReads) Get(ctx context.Context, key string) (backend.Value, error) {
 	v, err := c.Backend.Get(ctx, key)
+	c.count(key)
+	return v, err
+}
+
+// MGet counts too: a near cache reads a key with its TTL.
+func (c *countReads) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
+	v, err := c.Backend.MGet(ctx, keys, withTTL)
+	for _, k := range keys {
+		c.count(k)
+	}
+	return v, err
+}
+
+func (c *countReads) count(key string) {
 	if key == c.key && c.n.Add(1) == c.want {
 		close(c.all)
 	}
-	return v, err
+}
+
+// Optimizations offers the store's watch only (a near cache needs it): the
+// others would read around the count.
+func (c *countReads) Optimizations() backend.Optimizations {
+	return backend.Optimizations{Watch: backend.OptimizationsOf(c.Backend).Watch}
 }

@@ -187,6 +187,9 @@ func (f *faulty) Optimizations() backend.Optimizations {
 			return call(ctx, f, func() (backend.EntryPage, error) { return s(ctx, prefix, cursor, count) })
 		}
 	}
+	// A watch's reports come from the store; a fault below it (a broken
+	// connection) is the store's to report as ChangeLost.
+	out.Watch = o.Watch
 	if a := o.AcquireLeases; a != nil {
 		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			type got struct {

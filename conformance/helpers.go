@@ -38,14 +38,27 @@ func (c testCase) skipReason(h Harness) string {
 // the case ends.
 func newMap[V any](t T, e *env, ns string, opts ...kv.Option) *kv.Map[V] {
 	t.Helper()
-	m, err := kv.New[V](e.b, ns, e.opts(opts...)...)
-	if err != nil {
-		t.Fatalf("kv.New(%q): %v", ns, err)
-	}
+	m := openMap[V](t, e, e.b, ns, opts...)
 	t.Cleanup(func() {
 		// The context of the case has ended by now.
 		if err := m.Clear(context.WithoutCancel(t.Context())); err != nil && !errors.Is(err, backend.ErrClosed) {
 			t.Errorf("cleanup: Clear(%q): %v", ns, err)
+		}
+	})
+	return m
+}
+
+// openMap returns a Map of namespace ns over b, closed when the case ends
+// (which stops what it runs in the background: a near cache's watch).
+func openMap[V any](t T, e *env, b backend.Backend, ns string, opts ...kv.Option) *kv.Map[V] {
+	t.Helper()
+	m, err := kv.New[V](b, ns, e.opts(opts...)...)
+	if err != nil {
+		t.Fatalf("kv.New(%q): %v", ns, err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("cleanup: Close(%q): %v", ns, err)
 		}
 	})
 	return m

@@ -224,6 +224,25 @@ func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
 			return page, nil
 		}
 	}
+	if f := o.Watch; f != nil {
+		out.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
+			return f(ctx, b.prefix+prefix, func(c backend.Change) {
+				if c.Kind == backend.ChangeKeys {
+					keys := c.Keys[:0]
+					for _, k := range c.Keys {
+						if rest, ok := strings.CutPrefix(k, b.prefix); ok {
+							keys = append(keys, rest)
+						}
+					}
+					if len(keys) == 0 {
+						return
+					}
+					c.Keys = keys
+				}
+				report(c)
+			})
+		}
+	}
 	if f := o.AcquireLeases; f != nil {
 		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			if err := backend.CheckKeys(keys); err != nil {

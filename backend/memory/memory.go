@@ -50,6 +50,10 @@ type Backend struct {
 
 	leases leases
 
+	changed  []string // keys changed under mu, reported by unlock
+	watching int      // watches running, under mu
+	watches  watches
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -101,7 +105,10 @@ func New(opts ...Option) *Backend {
 	}
 	// The callback runs inside simplelru calls made under b.mu: it only keeps
 	// the index in step, it calls no user code.
-	lru, err := simplelru.NewLRU(size, func(key string, _ *item) { b.index.Delete(key) })
+	lru, err := simplelru.NewLRU(size, func(key string, _ *item) {
+		b.index.Delete(key)
+		b.changedKey(key)
+	})
 	if err != nil { // unreachable: size is positive
 		panic(err)
 	}
@@ -163,7 +170,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	}
 	out := make([]backend.Value, len(keys))
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
@@ -187,7 +194,7 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 		return backend.Value{}, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return backend.Value{}, err
 	}
@@ -205,7 +212,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -213,6 +220,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	for _, e := range entries {
 		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: backend.Deadline(now, e.TTL)})
 		b.index.ReplaceOrInsert(e.Key)
+		b.changedKey(e.Key)
 	}
 	return nil
 }
@@ -223,7 +231,7 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 		return err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -243,7 +251,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 		return false, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return false, err
 	}
@@ -253,6 +261,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 		return false, nil
 	}
 	it.deadline = backend.Deadline(now, ttl)
+	b.changedKey(key)
 	return true, nil
 }
 
@@ -262,7 +271,7 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 		return 0, false, err
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return 0, false, err
 	}
@@ -292,7 +301,7 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 		count = 1
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return backend.EntryPage{}, err
 	}
@@ -343,7 +352,7 @@ func (b *Backend) ascend(prefix, cursor string, fn func(string) bool) {
 // countPrefix is Optimizations.CountPrefix, in one locked pass.
 func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
@@ -361,7 +370,7 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 // part of the prefix deleted.
 func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return err
 	}
@@ -383,13 +392,13 @@ func (b *Backend) Describe() backend.Description {
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete and count in
-// one locked pass over the ordered index, scan pages with their values, and
-// leases (held apart from the keys, expiring by the Backend's clock), so
+// one locked pass over the ordered index, scan pages with their values,
+// watches of changes (reported by the call that made them), and leases (held apart from the keys, expiring by the Backend's clock), so
 // that Maps sharing one Backend load a missing key once.
 func (b *Backend) Optimizations() backend.Optimizations {
 	return backend.Optimizations{
 		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries,
-		AcquireLeases: b.acquireLeases,
+		AcquireLeases: b.acquireLeases, Watch: b.watch,
 	}
 }
 
@@ -397,7 +406,7 @@ func (b *Backend) Optimizations() backend.Optimizations {
 // It is meant for tests and metrics.
 func (b *Backend) Len() int {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer b.unlock()
 	return b.lru.Len()
 }
 
@@ -461,7 +470,7 @@ func (b *Backend) sweep() int {
 			b.lru.Remove(k)
 		}
 		removed += len(expired)
-		b.mu.Unlock()
+		b.unlock()
 		if seen < sweepChunk {
 			return removed
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/kvmap/kv/clock"
 	"github.com/kvmap/kv/conformance"
 	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/nearcache"
 )
 
 func harness(opts ...memory.Option) conformance.Harness {
@@ -168,4 +169,14 @@ func TestUnboundedByDefault(t *testing.T) {
 	if got := b.Len(); got != 100_000 {
 		t.Errorf("Len = %d; want 100000 (nothing evicted)", got)
 	}
+}
+
+// TestConformanceNearCache runs the suite with a near cache in front of
+// every Map (kv.WithNearCache): the cache must change nothing a caller can
+// see, faults included.
+func TestConformanceNearCache(t *testing.T) {
+	h := harness()
+	h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
+	h.Faults = conformance.FaultsAround(h.New)
+	conformance.Run(t, h)
 }

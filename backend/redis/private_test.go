@@ -28,6 +28,7 @@ import (
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/conformance"
 	"github.com/kvmap/kv/kvurl"
+	"github.com/kvmap/kv/nearcache"
 )
 
 // The tests of this file start private redis-servers on ports of their own,
@@ -372,6 +373,11 @@ func TestSentinel(t *testing.T) {
 		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
 	}
 	conformance.Run(t, realHarness(c))
+	t.Run("NearCache", func(t *testing.T) {
+		h := realHarness(c)
+		h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
+		conformance.Run(t, h)
+	})
 
 	t.Run("URL", func(t *testing.T) {
 		b, err := kvurl.Open("redis+sentinel://"+sentinel.addr()+"?master=kvmaster", nil)

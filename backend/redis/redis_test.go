@@ -11,7 +11,9 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend/redis"
+	"github.com/kvmap/kv/nearcache"
 	"github.com/kvmap/kv/conformance"
 )
 
@@ -198,4 +200,20 @@ func TestConformanceClusterAutoPipeline(t *testing.T) {
 		}
 	})
 	conformance.Run(t, realHarness(c, redis.WithAutoPipeline()))
+}
+
+// TestConformanceStandaloneNearCache runs the suite on the real server with
+// a near cache in front of every Map.
+func TestConformanceStandaloneNearCache(t *testing.T) {
+	h := realHarness(standalone(t))
+	h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
+	conformance.Run(t, h)
+}
+
+// TestConformanceClusterNearCache runs the suite on the cluster with a near
+// cache in front of every Map: one tracking connection per master.
+func TestConformanceClusterNearCache(t *testing.T) {
+	h := realHarness(cluster(t))
+	h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
+	conformance.Run(t, h)
 }

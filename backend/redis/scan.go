@@ -226,10 +226,11 @@ func (b *Backend) scanCluster(ctx context.Context, match, cursor string, count i
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete that unlinks
-// each page while the next is scanned, and
+// each page while the next is scanned, watches of changes by
+// server-assisted invalidation (see watch), and
 // leases kept as keys under backend.LeasePrefix (see acquireLeases).
 func (b *Backend) Optimizations() backend.Optimizations {
-	return backend.Optimizations{DeletePrefix: b.deletePrefix, AcquireLeases: b.acquireLeases}
+	return backend.Optimizations{DeletePrefix: b.deletePrefix, AcquireLeases: b.acquireLeases, Watch: b.watch}
 }
 
 // deletePrefix is Optimizations.DeletePrefix: every string key under prefix

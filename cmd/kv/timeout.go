@@ -91,6 +91,7 @@ func (t timeoutBackend) Optimizations() backend.Optimizations {
 			return f(ctx, prefix, cursor, pageSize)
 		}
 	}
+	out.Watch = o.Watch // runs until stopped: no per-call deadline applies
 	if f := o.AcquireLeases; f != nil {
 		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			ctx, cancel := t.ctx(ctx)

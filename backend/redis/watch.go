@@ -1,0 +1,348 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/kvmap/kv/backend"
+)
+
+// The timing of a watch: a tracking connection that answers nothing for
+// two heartbeats is given up; a topology is checked once per topologyEvery
+// on a cluster; a connection that could not be made is tried again after
+// a wait that doubles from retryMin up to retryMax.
+const (
+	heartbeat     = 500 * time.Millisecond
+	topologyEvery = time.Second
+	retryMin      = 10 * time.Millisecond
+	retryMax      = time.Second
+)
+
+// invalidateChannel is where Redis sends the invalidations of a tracking
+// connection redirected to itself (RESP2).
+const invalidateChannel = "__redis__:invalidate"
+
+// watch is Optimizations.Watch, with Redis's server-assisted invalidation:
+// on each master (the server, or every master of a cluster, followed as the
+// cluster changes) a connection of the watch's own runs CLIENT TRACKING ON
+// REDIRECT <its own id> BCAST PREFIX <prefix> and SUBSCRIBE
+// __redis__:invalidate, so that a write, delete, expiry or eviction of a key
+// under the prefix by any client sends the key. A connection that breaks or
+// stops answering its PINGs (two heartbeats of 500 ms), and a change of the
+// cluster's masters, report ChangeLost until every master's connection is
+// back; FLUSHDB and FLUSHALL report ChangeAll.
+func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
+	if err := b.check(ctx); err != nil {
+		return nil, err
+	}
+	wire, err := b.wirePrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	w := &watcher{b: b, prefix: prefix, wire: wire, report: report, events: make(chan nodeEvent)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// wirePrefix returns the stored form of a key prefix, for BCAST PREFIX. In
+// hash-tag mode the namespace is in braces; a prefix that does not end its
+// namespace cannot be tracked by prefix, and tracks every key.
+func (b *Backend) wirePrefix(prefix string) (string, error) {
+	if !b.hashTag {
+		return prefix, nil
+	}
+	if _, _, ok := strings.Cut(prefix, ":"); !ok {
+		return "", nil
+	}
+	return b.wireKey(prefix)
+}
+
+// watcher is one watch: a goroutine per master and the goroutine that
+// joins their events into reports.
+type watcher struct {
+	b      *Backend
+	prefix string // backend prefix
+	wire   string // stored prefix
+	report func(backend.Change)
+	events chan nodeEvent
+}
+
+// nodeEvent is what one master's connection tells the watcher.
+type nodeEvent struct {
+	addr string
+	kind backend.ChangeKind
+	keys []string // stored keys, for ChangeKeys
+}
+
+// node is the watch of one master.
+type node struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	live   bool
+}
+
+func (w *watcher) run(ctx context.Context) {
+	nodes := map[string]*node{}
+	defer func() {
+		for _, n := range nodes {
+			n.cancel()
+		}
+		for _, n := range nodes {
+			// Drain events while the node goroutines end.
+			for ended := false; !ended; {
+				select {
+				case <-n.done:
+					ended = true
+				case <-w.events:
+				}
+			}
+		}
+	}()
+	live := false
+	setLive := func(now bool) {
+		if now == live {
+			return
+		}
+		live = now
+		if now {
+			w.report(backend.Change{Kind: backend.ChangeLive})
+		} else {
+			w.report(backend.Change{Kind: backend.ChangeLost})
+		}
+	}
+	reconcile := func() {
+		opts, err := w.masters(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				setLive(false)
+			}
+			return
+		}
+		changed := false
+		for addr, n := range nodes {
+			if _, ok := opts[addr]; !ok {
+				n.cancel()
+				<-n.done
+				delete(nodes, addr)
+				changed = true
+			}
+		}
+		for addr, opt := range opts {
+			if _, ok := nodes[addr]; !ok {
+				nctx, cancel := context.WithCancel(ctx)
+				n := &node{cancel: cancel, done: make(chan struct{})}
+				nodes[addr] = n
+				go func() {
+					defer close(n.done)
+					w.node(nctx, addr, opt)
+				}()
+				changed = true
+			}
+		}
+		if changed {
+			setLive(false)
+		}
+	}
+	reconcile()
+	var tick <-chan time.Time
+	if w.b.cluster != nil {
+		t := time.NewTicker(topologyEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	if len(nodes) == 0 {
+		w.report(backend.Change{Kind: backend.ChangeLost})
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			reconcile()
+		case ev := <-w.events:
+			n := nodes[ev.addr]
+			if n == nil {
+				continue // a node given up since
+			}
+			switch ev.kind {
+			case backend.ChangeLive:
+				n.live = true
+				all := true
+				for _, n := range nodes {
+					all = all && n.live
+				}
+				setLive(all)
+			case backend.ChangeLost:
+				n.live = false
+				setLive(false)
+				if w.b.cluster != nil {
+					reconcile() // a failover shows as a lost master
+				}
+			case backend.ChangeAll:
+				if live {
+					w.report(backend.Change{Kind: backend.ChangeAll})
+				}
+			case backend.ChangeKeys:
+				if !live {
+					continue
+				}
+				keys := ev.keys[:0]
+				for _, k := range ev.keys {
+					if k = w.b.backendKey(k); strings.HasPrefix(k, w.prefix) {
+						keys = append(keys, k)
+					}
+				}
+				if len(keys) > 0 {
+					w.report(backend.Change{Kind: backend.ChangeKeys, Keys: keys})
+				}
+			}
+		}
+	}
+}
+
+// masters returns the options of the masters to watch, by address.
+func (w *watcher) masters(ctx context.Context) (map[string]*goredis.Options, error) {
+	out := map[string]*goredis.Options{}
+	if w.b.cluster == nil {
+		opt := w.b.client.(*goredis.Client).Options()
+		out[opt.Addr] = opt
+		return out, nil
+	}
+	ms, err := w.b.masters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range ms {
+		out[c.Options().Addr] = c.Options()
+	}
+	return out, nil
+}
+
+// send gives an event to the watcher, unless ctx ends first.
+func (w *watcher) send(ctx context.Context, ev nodeEvent) bool {
+	select {
+	case w.events <- ev:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// node keeps a tracking connection to one master until ctx ends.
+func (w *watcher) node(ctx context.Context, addr string, base *goredis.Options) {
+	opt := *base
+	opt.Protocol = 2 // invalidations as pub/sub messages
+	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
+	opt.ContextTimeoutEnabled = true
+	opt.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
+		if base.OnConnect != nil {
+			if err := base.OnConnect(ctx, cn); err != nil {
+				return err
+			}
+		}
+		id, err := cn.ClientID(ctx).Result()
+		if err != nil {
+			return err
+		}
+		args := []any{"CLIENT", "TRACKING", "ON", "REDIRECT", id, "BCAST"}
+		if w.wire != "" {
+			args = append(args, "PREFIX", w.wire)
+		}
+		return cn.Do(ctx, args...).Err()
+	}
+	c := goredis.NewClient(&opt)
+	defer c.Close()
+	wait := retryMin
+	for ctx.Err() == nil {
+		ps := c.Subscribe(ctx, invalidateChannel)
+		// go-redis does not end a blocked read when ctx ends: closing the
+		// connection does.
+		unblock := context.AfterFunc(ctx, func() { ps.Close() })
+		wasLive := w.listen(ctx, addr, ps)
+		unblock()
+		ps.Close()
+		if ctx.Err() != nil || !w.send(ctx, nodeEvent{addr: addr, kind: backend.ChangeLost}) {
+			return
+		}
+		if wasLive {
+			wait = retryMin
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// listen reads the invalidations of one subscribed connection until it
+// fails, and reports whether it was live.
+func (w *watcher) listen(ctx context.Context, addr string, ps *goredis.PubSub) bool {
+	msg, err := ps.ReceiveTimeout(ctx, 2*heartbeat)
+	if err != nil {
+		return false
+	}
+	if _, ok := msg.(*goredis.Subscription); !ok {
+		return false
+	}
+	if !w.send(ctx, nodeEvent{addr: addr, kind: backend.ChangeLive}) {
+		return true
+	}
+	pinged := false
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, heartbeat)
+		if err != nil {
+			var ne net.Error
+			switch {
+			case ctx.Err() != nil:
+				return true
+			case errors.As(err, &ne) && ne.Timeout() && !pinged:
+				if ps.Ping(ctx) != nil {
+					return true
+				}
+				pinged = true
+				continue
+			case strings.Contains(err.Error(), "unsupported pubsub message payload"):
+				// FLUSHDB and FLUSHALL send a null list of keys, which
+				// go-redis reads in full and refuses.
+				if !w.send(ctx, nodeEvent{addr: addr, kind: backend.ChangeAll}) {
+					return true
+				}
+				continue
+			}
+			return true
+		}
+		switch m := msg.(type) {
+		case *goredis.Message:
+			keys := m.PayloadSlice
+			if len(keys) == 0 && m.Payload != "" {
+				keys = []string{m.Payload}
+			}
+			ev := nodeEvent{addr: addr, kind: backend.ChangeKeys, keys: slices.Clone(keys)}
+			if len(keys) == 0 {
+				ev.kind = backend.ChangeAll
+			}
+			if !w.send(ctx, ev) {
+				return true
+			}
+		case *goredis.Pong:
+			pinged = false
+		}
+	}
+}

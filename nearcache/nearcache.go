@@ -1,0 +1,278 @@
+// Package nearcache is a coherent in-process cache of a store's values: a
+// backend.Backend decorator that serves repeated reads of a key from
+// memory, without a round trip, and stays coherent with the store through
+// the store's change reports (backend.Optimizations.Watch: Redis's
+// server-assisted invalidation, CLIENT TRACKING in broadcast mode).
+//
+// Most users turn it on with kv.WithNearCache, which puts it over one
+// Map's namespace; New puts it over any Backend that reports changes.
+//
+// # Coherence
+//
+// A value is cached with its absolute deadline, read in the same round trip
+// (the request's send time plus the PTTL read with the value), and is never
+// served past it. A write by any other client removes the key when its
+// report arrives (on loopback, about a millisecond: docs/performance.md); a
+// fetch that races a report of its key never stores the value it read.
+// Writes through the cache remove the key before and after they reach the
+// store, so a read that follows a write in the same process sees it. While
+// the store cannot report changes (its connection broke, a cluster changed
+// masters), the cache is empty and every read goes to the store, until
+// reports flow again. Options.MaxStaleness bounds the time a value is served
+// without being read again, whatever the reports say.
+//
+// What it does not promise: a write by another client is invisible until
+// its report arrives, so two processes may briefly disagree. Turn the cache
+// on for keys read far more often than written (BaseMap's signal ids read on
+// every tick), not for keys whose readers must see another process's write
+// at once.
+package nearcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/clock"
+)
+
+// Default bounds of a cache.
+const (
+	DefaultMaxEntries = 10_000
+	DefaultMaxBytes   = 64 << 20
+)
+
+// ErrNoWatch is returned by New for a store that does not report changes
+// (no Optimizations.Watch): no cache over it could stay coherent.
+var ErrNoWatch = errors.New("nearcache: the store does not report changes")
+
+// Options bound a cache.
+type Options struct {
+	// MaxEntries bounds the number of cached keys (DefaultMaxEntries when
+	// 0); the least recently used leave first.
+	MaxEntries int
+	// MaxBytes bounds the bytes of cached keys and values
+	// (DefaultMaxBytes when 0). A value larger than a sixteenth of it is
+	// not cached.
+	MaxBytes int64
+	// MaxStaleness, when positive, makes a value read from the store more
+	// than MaxStaleness ago be read again: a bound on staleness that holds
+	// even if a change report were lost.
+	MaxStaleness time.Duration
+	// Clock tells the time of deadlines: when nil, the store's
+	// (backend.Description.Clock), else the system clock.
+	Clock clock.Clock
+}
+
+// Stats are a cache's counters since New.
+type Stats struct {
+	Hits, Misses  int64 // reads of a key served from memory, and not
+	Invalidations int64 // keys removed by a change report
+	Entries       int
+	Bytes         int64
+	Live          bool // changes are reported: the cache is in use
+}
+
+// Backend is a backend.Backend that caches the values it reads from the
+// Backend it wraps. It is safe for concurrent use.
+type Backend struct {
+	next    backend.Backend
+	opt     backend.Optimizations
+	o       Options
+	prefix  string
+	watch   func(context.Context, string, func(backend.Change)) (func(), error)
+	stop    func() // nil until the watch starts
+	started atomic.Bool
+
+	mu      sync.Mutex
+	lru     *simplelru.LRU[string, *entry]
+	bytes   int64
+	live    bool
+	epoch   uint64            // moves on ChangeAll, ChangeLost, ChangeLive, Stop and prefix deletes
+	pending map[string]uint64 // key -> ticket of the fetch that may store it
+	ticket  uint64
+	stats   Stats
+	stopped bool
+}
+
+// entry is one cached value.
+type entry struct {
+	val      []byte
+	deadline int64 // Unix ns; 0: the key does not expire
+	read     int64 // Unix ns: when it was read from the store
+}
+
+func (e *entry) size(key string) int64 { return int64(len(key) + len(e.val) + 64) }
+
+var (
+	_ backend.Backend   = (*Backend)(nil)
+	_ backend.Optimizer = (*Backend)(nil)
+)
+
+// New returns a cache over next that watches the keys under prefix (all
+// keys when empty): reads of other keys pass through uncached. New does no
+// I/O: the watch starts with the first call, under that call's context
+// values but not its cancellation, and runs in the background until Stop or
+// Close; the cache is used from the store's first ChangeLive report on, and
+// every read before it goes to the store.
+func New(next backend.Backend, prefix string, o Options) (*Backend, error) {
+	opt := backend.OptimizationsOf(next)
+	if opt.Watch == nil {
+		return nil, ErrNoWatch
+	}
+	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxStaleness < 0 {
+		return nil, fmt.Errorf("nearcache: negative bound in %+v", o)
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.Clock == nil {
+		o.Clock = next.Describe().Clock
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System()
+	}
+	c := &Backend{next: next, o: o, prefix: prefix, pending: map[string]uint64{}}
+	lru, err := simplelru.NewLRU(o.MaxEntries, func(k string, e *entry) { c.bytes -= e.size(k) })
+	if err != nil {
+		return nil, fmt.Errorf("nearcache: %w", err)
+	}
+	c.lru = lru
+	// The cache's own Optimizations: the store's, writes through them
+	// clearing what they touch; no watch of its own to offer.
+	c.opt = opt
+	c.opt.Watch = nil
+	c.opt.Namespace = nil
+	if f := opt.DeletePrefix; f != nil {
+		c.opt.DeletePrefix = func(ctx context.Context, prefix string, n int) error {
+			c.flush()
+			defer c.flush()
+			return f(ctx, prefix, n)
+		}
+	}
+	c.watch = opt.Watch
+	return c, nil
+}
+
+// start starts the watch, once, unless the cache is stopped. A watch that
+// cannot start leaves the cache unused; the next call tries again.
+func (c *Backend) start(ctx context.Context) {
+	if c.started.Load() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stop != nil || c.stopped {
+		return
+	}
+	// The report callback takes c.mu: a store may report from inside
+	// Watch (memory reports ChangeLive at once), so the lock is released
+	// while the watch starts, and the start claimed first.
+	c.stop = func() {}
+	c.mu.Unlock()
+	stop, err := c.watch(context.WithoutCancel(ctx), c.prefix, c.changed)
+	c.mu.Lock()
+	if err != nil {
+		c.stop = nil
+		return
+	}
+	if c.stopped {
+		c.mu.Unlock()
+		stop()
+		c.mu.Lock()
+		return
+	}
+	c.stop = stop
+	c.started.Store(true)
+}
+
+// changed applies a change report.
+func (c *Backend) changed(ch backend.Change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ch.Kind {
+	case backend.ChangeKeys:
+		for _, k := range ch.Keys {
+			if c.lru.Remove(k) {
+				c.stats.Invalidations++
+			}
+			delete(c.pending, k)
+		}
+	case backend.ChangeAll:
+		c.flushLocked()
+	case backend.ChangeLost:
+		c.live = false
+		c.flushLocked()
+	case backend.ChangeLive:
+		c.live = !c.stopped
+		c.flushLocked()
+	}
+}
+
+// flush empties the cache and voids the fetches under way.
+func (c *Backend) flush() {
+	c.mu.Lock()
+	c.flushLocked()
+	c.mu.Unlock()
+}
+
+func (c *Backend) flushLocked() {
+	c.lru.Purge()
+	c.bytes = 0
+	c.epoch++
+	clear(c.pending)
+}
+
+// forget removes keys and voids the fetches of them under way.
+func (c *Backend) forget(keys ...string) {
+	c.mu.Lock()
+	for _, k := range keys {
+		c.lru.Remove(k)
+		delete(c.pending, k)
+	}
+	c.mu.Unlock()
+}
+
+// Stats returns the cache's counters.
+func (c *Backend) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.stats
+	s.Entries, s.Bytes, s.Live = c.lru.Len(), c.bytes, c.live
+	return s
+}
+
+// Stop ends the watch and empties the cache: every later read goes to the
+// store. It does not close the store. Stopping twice is not an error.
+func (c *Backend) Stop() {
+	c.mu.Lock()
+	c.stopped, c.live = true, false
+	c.flushLocked()
+	stop := c.stop
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Close stops the cache and closes the Backend it wraps.
+func (c *Backend) Close() error {
+	c.Stop()
+	return c.next.Close()
+}
+
+// Describe implements backend.Backend.Describe: the wrapped store's.
+func (c *Backend) Describe() backend.Description { return c.next.Describe() }
+
+// Optimizations implements backend.Optimizer: the wrapped store's, except
+// its watches and namespace views.
+func (c *Backend) Optimizations() backend.Optimizations { return c.opt }
