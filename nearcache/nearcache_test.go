@@ -138,17 +138,25 @@ func TestCacheRules(t *testing.T) {
 		steps []step
 	}{
 		{"a second read is local", nearcache.Options{}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false), read("k", "v", true),
 		}},
 		{"a write by another client is seen", nearcache.Options{}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false), read("k", "v", true),
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "w", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "w", backend.NoTTL)
+			}),
 			read("k", "w", false),
 		}},
 		{"never past the deadline", nearcache.Options{}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", 10*time.Second) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", 10*time.Second)
+			}),
 			read("k", "v", false),
 			act(func(_ *testing.T, _ *store, _ *nearcache.Backend, clk *clock.Manual) { clk.Advance(9 * time.Second) }),
 			read("k", "v", true),
@@ -156,7 +164,9 @@ func TestCacheRules(t *testing.T) {
 			read("k", "<missing>", false),
 		}},
 		{"MaxStaleness bounds an unreported change", nearcache.Options{MaxStaleness: time.Minute}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false),
 			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
 				s.mute = true
@@ -168,7 +178,9 @@ func TestCacheRules(t *testing.T) {
 			read("k", "w", false),
 		}},
 		{"lost reports bypass the cache until live", nearcache.Options{}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false), read("k", "v", true),
 			act(func(_ *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
 				s.send(backend.Change{Kind: backend.ChangeLost})
@@ -180,7 +192,9 @@ func TestCacheRules(t *testing.T) {
 			read("k", "v", false), read("k", "v", true),
 		}},
 		{"a flush empties it", nearcache.Options{}, []step{
-			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) { set(t, s, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
+				set(t, s, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false), read("k", "v", true),
 			act(func(_ *testing.T, s *store, _ *nearcache.Backend, _ *clock.Manual) {
 				s.send(backend.Change{Kind: backend.ChangeAll})
@@ -188,7 +202,9 @@ func TestCacheRules(t *testing.T) {
 			read("k", "v", false),
 		}},
 		{"writes through the cache are read back", nearcache.Options{}, []step{
-			act(func(t *testing.T, _ *store, c *nearcache.Backend, _ *clock.Manual) { set(t, c, "k", "v", backend.NoTTL) }),
+			act(func(t *testing.T, _ *store, c *nearcache.Backend, _ *clock.Manual) {
+				set(t, c, "k", "v", backend.NoTTL)
+			}),
 			read("k", "v", false), read("k", "v", true),
 			act(func(t *testing.T, s *store, c *nearcache.Backend, _ *clock.Manual) {
 				s.mute = true // even with no report of its own write

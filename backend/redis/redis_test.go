@@ -13,8 +13,8 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend/redis"
-	"github.com/kvmap/kv/nearcache"
 	"github.com/kvmap/kv/conformance"
+	"github.com/kvmap/kv/nearcache"
 )
 
 // miniHarness runs the suite on a fresh miniredis per case, its clock moved
