@@ -15,6 +15,7 @@
 //
 //	Map[V]             validation, codec, iteration, batching, GetOrLoad, telemetry
 //	ttl.Backend        a write without a TTL of its own gets the map's default
+//	nearcache.Backend  with WithNearCache only: coherent in-process copies
 //	namespace.Backend  key k is stored as "namespace:k"
 //	backend.Backend    the store: backend/memory, backend/redis, backend/bolt
 //
@@ -70,8 +71,10 @@
 // client for Redis and internal for memory and bbolt, with the attributes
 // db.system.name, db.operation.name (the Map method), server.address and
 // server.port (Redis), and ours: kv.namespace, kv.keys (keys of a batch,
-// entries of a bulk call), kv.hit (lookups). The counter kv.client.lookups,
-// by kv.hit, gives the hit rate. A miss is not an error; an error sets the
+// entries of a bulk call), kv.hit (lookups), and with [WithNearCache]
+// kv.hit.source ("local" for a hit served by the near cache, "remote"
+// otherwise). The counter kv.client.lookups, by kv.hit (and kv.hit.source),
+// gives the hit rate. A miss is not an error; an error sets the
 // span status and error.type to the low-cardinality name [ErrorType] gives
 // it, never to the error's text (which names the key). Iterate, Keys and Values make one span per pass
 // over the whole pass (kv.keys entries yielded, kv.early when the loop left

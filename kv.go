@@ -53,6 +53,7 @@ type Map[V any] struct {
 	leaseTTL time.Duration // WithLoadLease
 	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
 	stale    *staleSet[V]       // nil: nothing served stale
+	known    *deadlines         // WithRefreshAhead: deadlines seen; nil without
 	near     *nearcache.Backend // nil: no near cache
 	bgMu     sync.Mutex         // guards closed, and bg.Add against Close
 	closed   bool
@@ -157,6 +158,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	if o.refresh > 0 && m.ttl != NoTTL {
 		m.refresh = time.Duration(float64(m.ttl) * o.refresh)
+		m.known = newDeadlines()
 	}
 	return m, nil
 }
@@ -206,7 +208,19 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
 	m.stale.forget(key)
-	return m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
+	m.known.forget(key)
+	if err := m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}}); err != nil {
+		return err
+	}
+	if m.known != nil {
+		if ttl == 0 {
+			ttl = m.ttl
+		}
+		if ttl != NoTTL {
+			m.known.set(key, m.clock.Now().Add(ttl))
+		}
+	}
+	return nil
 }
 
 // Get returns the value stored under key. ok is false, with a nil error, when
@@ -272,6 +286,7 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 		err = ErrEmptyKey
 	} else {
 		m.stale.forget(key)
+		m.known.forget(key)
 		err = m.b.Delete(ctx, []string{key})
 	}
 	return m.end(ctx, &c, err)
@@ -291,6 +306,7 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 	default:
 		m.stale.forget(key)
+		m.known.forget(key)
 		ok, err = m.b.Expire(ctx, key, ttl)
 	}
 	c.setHit(ok)
@@ -317,6 +333,7 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
 	m.stale.purge()
+	m.known.purge()
 	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
 	return m.end(ctx, &c, err)
 }
@@ -363,6 +380,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 	}
 	for _, e := range entries {
 		m.stale.forget(e.Key)
+		m.known.forget(e.Key)
 	}
 	return m.b.MSet(ctx, out)
 }
@@ -415,6 +433,7 @@ func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	var err error
 	if len(keys) > 0 {
 		m.stale.forget(keys...)
+		m.known.forget(keys...)
 		err = m.b.Delete(ctx, keys)
 	}
 	return m.end(ctx, &c, err)

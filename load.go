@@ -185,6 +185,10 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if m.refresh == 0 && m.stale == nil {
 		return m.get(ctx, key)
 	}
+	if m.stale == nil && m.known.far(key, m.clock.Now().Add(m.refresh)) {
+		// Known to be far from its deadline: no TTL to read.
+		return m.get(ctx, key)
+	}
 	var zero V
 	if key == "" {
 		return zero, false, ErrEmptyKey
@@ -199,7 +203,9 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	}
 	ttl := vals[0].TTL
 	if ttl != NoTTL {
-		m.stale.remember(key, v, m.clock.Now().Add(ttl))
+		now := m.clock.Now()
+		m.stale.remember(key, v, now.Add(ttl))
+		m.known.set(key, now.Add(ttl))
 		if ttl < m.refresh {
 			m.startLoad(context.WithoutCancel(ctx), key, load, true)
 		}

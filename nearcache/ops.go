@@ -86,6 +86,7 @@ func (c *Backend) end(f fetch, keys []string, vals []backend.Value) {
 			}
 			e.deadline = backend.Deadline(f.sent, ttl-time.Millisecond)
 		}
+		c.lru.Remove(k) // its bytes leave with it
 		c.lru.Add(k, e)
 		c.bytes += e.size(k)
 		for c.bytes > c.o.MaxBytes {
