@@ -21,6 +21,11 @@
 // reports flow again. Options.MaxStaleness bounds the time a value is served
 // without being read again, whatever the reports say.
 //
+// A read that finds nothing cached reads the value and its TTL in one round
+// trip; a key the store does not have costs a second (Get, which tells a
+// missing key from one of another kind). Scans, counts and TTL reads go to
+// the store.
+//
 // What it does not promise: a write by another client is invisible until
 // its report arrives, so two processes may briefly disagree. Turn the cache
 // on for keys read far more often than written (BaseMap's signal ids read on

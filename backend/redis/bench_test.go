@@ -218,35 +218,26 @@ func baseMapIterate(ctx context.Context, c *goredis.Client, ns string) (int, err
 
 // baseMapClear is BaseMap's clear: SCAN COUNT 100, then DEL of the page.
 func baseMapClear(ctx context.Context, c *goredis.Client, ns string) error {
-	cur := uint64(0)
-	for {
-		keys, next, err := c.Scan(ctx, cur, ns+":*", 100).Result()
-		if err != nil {
-			return err
-		}
-		if len(keys) > 0 {
-			if err := c.Del(ctx, keys...).Err(); err != nil {
-				return err
-			}
-		}
-		if next == 0 {
-			return nil
-		}
-		cur = next
-	}
+	return scanThenDelete(ctx, c, ns, 100, c.Del)
 }
 
 // keyvClear is @keyv/redis's clear: SCAN MATCH ns:* COUNT 1000, then UNLINK
 // of the page, awaited, one after the other.
 func keyvClear(ctx context.Context, c *goredis.Client, ns string) error {
+	return scanThenDelete(ctx, c, ns, 1000, c.Unlink)
+}
+
+// scanThenDelete is the clear loop of the JavaScript peers: SCAN a page,
+// delete it with del, awaited, then the next page.
+func scanThenDelete(ctx context.Context, c *goredis.Client, ns string, count int64, del func(context.Context, ...string) *goredis.IntCmd) error {
 	cur := uint64(0)
 	for {
-		keys, next, err := c.Scan(ctx, cur, ns+":*", 1000).Result()
+		keys, next, err := c.Scan(ctx, cur, ns+":*", count).Result()
 		if err != nil {
 			return err
 		}
 		if len(keys) > 0 {
-			if err := c.Unlink(ctx, keys...).Err(); err != nil {
+			if err := del(ctx, keys...).Err(); err != nil {
 				return err
 			}
 		}

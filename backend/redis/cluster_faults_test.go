@@ -292,6 +292,15 @@ func TestClusterFailoverUnderWriteLoad(t *testing.T) {
 	m := mustMap(t, client, "fo")
 	masters := clusterMasters(t, addrs[0])
 	victim := masters[1]
+	// A near cache over the same cluster, its keys spread over every
+	// master: after the failover it must serve another client's writes,
+	// and cache again once it tracks the new master.
+	near := nearMap(t, client, "fo")
+	hot := make([]string, 30)
+	for i := range hot {
+		hot[i] = fmt.Sprintf("hot-%02d", i)
+		servedLocally(t, near, hot[i], "before")
+	}
 
 	type result struct {
 		key string
@@ -399,6 +408,25 @@ func TestClusterFailoverUnderWriteLoad(t *testing.T) {
 	if err := m.Set(ctx, "after", "ok"); err != nil {
 		t.Errorf("Set after the failover: %v", err)
 	}
+	for _, k := range hot {
+		if err := client.Set(ctx, "fo:"+k, "after the failover", 0).Err(); err != nil {
+			t.Fatalf("raw SET after the failover: %v", err)
+		}
+	}
+	for _, k := range hot {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, ok, err := near.Get(ctx, k)
+			if err == nil && ok && v == "after the failover" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("near cache: Get(%s) = %q, %v, %v 10s after another client's write following the failover", k, v, ok, err)
+			}
+			time.Sleep(time.Millisecond) // polling, bounded by the deadline
+		}
+	}
+	servedLocally(t, near, "hot-00", "cached again") // tracking follows the new master
 	if _, err := m.Size(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Size after the failover: %v", err)
 	}

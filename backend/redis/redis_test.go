@@ -129,6 +129,15 @@ func ping(t testing.TB, c goredis.UniversalClient, addr string) {
 	}
 }
 
+// sharedHarness is realHarness on a server that the test binary run again
+// reaches too (KV_REDIS_ADDR, KV_REDIS_CLUSTER_ADDRS), for the fleet cases.
+// A private server is not: a child process would start its own.
+func sharedHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Harness {
+	h := realHarness(c, opts...)
+	h.Shared = true
+	return h
+}
+
 func realHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Harness {
 	return conformance.Harness{
 		New: func(t conformance.T) conformance.Store {
@@ -139,13 +148,12 @@ func realHarness(c goredis.UniversalClient, opts ...redis.Option) conformance.Ha
 			return conformance.Store{Backend: b} // real time
 		},
 		PageHint: true,
-		Shared:   true,
 	}
 }
 
 func TestConformanceStandalone(t *testing.T) {
 	c := standalone(t)
-	h := realHarness(c)
+	h := sharedHarness(c)
 	h.Faults = func(t conformance.T) (conformance.Store, conformance.Faults) {
 		return throughProxy(t, c.Options().Addr, nil)
 	}
@@ -154,13 +162,13 @@ func TestConformanceStandalone(t *testing.T) {
 }
 
 func TestConformanceCluster(t *testing.T) {
-	h := realHarness(cluster(t))
+	h := sharedHarness(cluster(t))
 	conformance.Run(t, h)
 	t.Run("CoreOnly", func(t *testing.T) { conformance.Run(t, conformance.WithoutOptimizations(h)) })
 }
 
 func TestConformanceClusterHashTag(t *testing.T) {
-	conformance.Run(t, realHarness(cluster(t), redis.WithHashTag()))
+	conformance.Run(t, sharedHarness(cluster(t), redis.WithHashTag()))
 }
 
 // TestConformanceMiniredisAutoPipeline runs the suite with single-key calls
@@ -180,7 +188,7 @@ func TestConformanceStandaloneAutoPipeline(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	h := realHarness(c, redis.WithAutoPipeline())
+	h := sharedHarness(c, redis.WithAutoPipeline())
 	h.Faults = func(t conformance.T) (conformance.Store, conformance.Faults) {
 		return throughProxy(t, c.Options().Addr, nil, redis.WithAutoPipeline())
 	}
@@ -199,13 +207,13 @@ func TestConformanceClusterAutoPipeline(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	conformance.Run(t, realHarness(c, redis.WithAutoPipeline()))
+	conformance.Run(t, sharedHarness(c, redis.WithAutoPipeline()))
 }
 
 // TestConformanceStandaloneNearCache runs the suite on the real server with
 // a near cache in front of every Map.
 func TestConformanceStandaloneNearCache(t *testing.T) {
-	h := realHarness(standalone(t))
+	h := sharedHarness(standalone(t))
 	h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
 	conformance.Run(t, h)
 }
@@ -213,7 +221,7 @@ func TestConformanceStandaloneNearCache(t *testing.T) {
 // TestConformanceClusterNearCache runs the suite on the cluster with a near
 // cache in front of every Map: one tracking connection per master.
 func TestConformanceClusterNearCache(t *testing.T) {
-	h := realHarness(cluster(t))
+	h := sharedHarness(cluster(t))
 	h.Options = []kv.Option{kv.WithNearCache(nearcache.Options{})}
 	conformance.Run(t, h)
 }

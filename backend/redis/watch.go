@@ -10,6 +10,7 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/kvmap/kv/backend"
 )
@@ -189,7 +190,10 @@ func (w *watcher) run(ctx context.Context) {
 				n.live = false
 				setLive(false)
 				if w.b.cluster != nil {
-					reconcile() // a failover shows as a lost master
+					// A failover shows as a lost master: have the client
+					// learn the new slot map, and follow it.
+					w.b.cluster.ReloadState(ctx)
+					reconcile()
 				}
 			case backend.ChangeAll:
 				if live {
@@ -245,6 +249,9 @@ func (w *watcher) send(ctx context.Context, ev nodeEvent) bool {
 func (w *watcher) node(ctx context.Context, addr string, base *goredis.Options) {
 	opt := *base
 	opt.Protocol = 2 // invalidations as pub/sub messages
+	// A config of its own: the client's is written by go-redis as its
+	// connections negotiate, and is of no use to a pub/sub connection.
+	opt.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	opt.PoolSize, opt.MinIdleConns, opt.MaxIdleConns = 1, 0, 0
 	opt.ContextTimeoutEnabled = true
 	opt.OnConnect = func(ctx context.Context, cn *goredis.Conn) error {
