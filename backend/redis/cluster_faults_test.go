@@ -498,3 +498,68 @@ func TestSentinelFailover(t *testing.T) {
 		t.Errorf("Get(after) = %q, %v, %v", v, ok, err)
 	}
 }
+
+// TestSentinelSwitchNearCache asks a Sentinel for a failover while both
+// servers run: the old master, now a replica, stays up but sends no more
+// invalidations (a replica sends none for the writes it replicates). A near
+// cache must notice (it asks the tracked server its ROLE every second) and
+// move to the new master: another client's write there is seen, and
+// caching resumes.
+func TestSentinelSwitchNearCache(t *testing.T) {
+	private(t)
+	master := startServer(t, false, nil)
+	replica := startServer(t, false, nil, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
+	sentinel := startServer(t, false, []string{
+		"sentinel monitor kvsw 127.0.0.1 " + strconv.Itoa(master.port) + " 1",
+		"sentinel down-after-milliseconds kvsw 1000",
+		"sentinel failover-timeout kvsw 5000",
+	}, "--sentinel")
+	ctx := t.Context()
+	c := goredis.NewFailoverClient(&goredis.FailoverOptions{
+		MasterName: "kvsw", SentinelAddrs: []string{sentinel.addr()}, ContextTimeoutEnabled: true,
+	})
+	t.Cleanup(func() { c.Close() })
+	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
+	t.Cleanup(func() { rc.Close() })
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sentinel.addr()})
+	t.Cleanup(func() { sc.Close() })
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30s", what)
+			}
+		}
+	}
+	waitFor("master through the sentinel", func() bool { return c.Ping(ctx).Err() == nil })
+	waitFor("replica in sync", func() bool {
+		info, err := rc.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+	waitFor("the sentinel knows the replica", func() bool {
+		rs, err := sc.Replicas(ctx, "kvsw").Result()
+		return err == nil && len(rs) > 0
+	})
+	near := nearMap(t, c, "ssw")
+	servedLocally(t, near, "id", "before")
+	waitFor("SENTINEL FAILOVER accepted", func() bool { return sc.Failover(ctx, "kvsw").Err() == nil })
+	waitFor("the replica promoted", func() bool {
+		role, err := rc.Do(ctx, "ROLE").Slice()
+		return err == nil && len(role) > 0 && role[0] == "master"
+	})
+	if err := rc.Set(ctx, "ssw:id", "after the switch", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the near cache serving the new master's value", func() bool {
+		v, ok, err := near.Get(ctx, "id")
+		return err == nil && ok && v == "after the switch"
+	})
+	servedLocally(t, near, "other", "cached on the new master")
+	if err := rc.Set(ctx, "ssw:other", "changed there", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("an invalidation from the new master", func() bool {
+		v, ok, err := near.Get(ctx, "other")
+		return err == nil && ok && v == "changed there"
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -252,4 +253,66 @@ func TestNearCacheFlushRestartAndLoss(t *testing.T) {
 		}
 		servedLocally(t, m, "id", "v4") // tracking is back
 	})
+}
+
+// TestNearCacheServerDemoted: an operator makes the tracked server a
+// replica of another (REPLICAOF) while the near cache holds its keys. A
+// replica is not relied on for invalidations (one tracked from its start
+// sent none for the writes it replicated, in a check made for this), so the
+// cache must notice the demotion (ROLE, asked every second), stay bypassed
+// and read the replicated writes from the server.
+func TestNearCacheServerDemoted(t *testing.T) {
+	private(t)
+	old := startServer(t, false, nil)
+	newMaster := startServer(t, false, nil)
+	c := goredis.NewClient(&goredis.Options{Addr: old.addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = c.Close() })
+	nc := goredis.NewClient(&goredis.Options{Addr: newMaster.addr(), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = nc.Close() })
+	b, err := redis.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kv.New[string](b, "kvdemote", kv.WithNearCache(nearcache.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ctx := context.Background()
+	servedLocally(t, m, "id", "before")
+	if err := nc.Set(ctx, "kvdemote:id", "on the new master", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "REPLICAOF", "127.0.0.1", strconv.Itoa(newMaster.port)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Once the sync is done the old server holds the new master's data (the
+	// sync itself flushes the cache); a later write there reaches it by
+	// replication only, which no invalidation reports.
+	awaitValue := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			v, ok, err := m.Get(ctx, "id")
+			if err == nil && ok && v == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("Get = %q, %v, %v 10s after the server was demoted; want %q", v, ok, err, want)
+			}
+			time.Sleep(time.Millisecond) // polling, bounded by the deadline
+		}
+	}
+	awaitValue("on the new master")
+	if err := nc.Set(ctx, "kvdemote:id", "replicated later", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	awaitValue("replicated later")
+	if s, _ := m.NearCacheStats(); s.Live {
+		t.Errorf("the near cache is live on a replica: %+v", s)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -18,12 +19,14 @@ import (
 // The timing of a watch: a tracking connection that answers nothing for
 // two heartbeats is given up; a topology is checked once per topologyEvery
 // on a cluster; a connection that could not be made is tried again after
-// a wait that doubles from retryMin up to retryMax.
+// a wait that doubles from retryMin up to retryMax; the tracked server is
+// asked its ROLE once per roleEvery.
 const (
 	heartbeat     = 500 * time.Millisecond
 	topologyEvery = time.Second
 	retryMin      = 10 * time.Millisecond
 	retryMax      = time.Second
+	roleEvery     = time.Second
 )
 
 // invalidateChannel is where Redis sends the invalidations of a tracking
@@ -36,9 +39,11 @@ const invalidateChannel = "__redis__:invalidate"
 // REDIRECT <its own id> BCAST PREFIX <prefix> and SUBSCRIBE
 // __redis__:invalidate, so that a write, delete, expiry or eviction of a key
 // under the prefix by any client sends the key. A connection that breaks or
-// stops answering its PINGs (two heartbeats of 500 ms), and a change of the
-// cluster's masters, report ChangeLost until every master's connection is
-// back; FLUSHDB and FLUSHALL report ChangeAll.
+// stops answering its PINGs (two heartbeats of 500 ms), a tracked server
+// that answers ROLE with anything but "master" (asked every second, on a
+// connection of its own), and a change of the cluster's masters report
+// ChangeLost until every master's connection is back; FLUSHDB and FLUSHALL
+// report ChangeAll.
 func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -270,15 +275,35 @@ func (w *watcher) node(ctx context.Context, addr string, base *goredis.Options) 
 		}
 		return cn.Do(ctx, args...).Err()
 	}
+	// The server the tracking connection reached: the node's address, or,
+	// through a dialer of the client's (Sentinel's failover client, which
+	// asks the sentinels), whatever it dialed.
+	var dialed atomic.Pointer[string]
+	if dial := base.Dialer; dial != nil {
+		opt.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			cn, err := dial(ctx, network, addr)
+			if err == nil {
+				a := cn.RemoteAddr().String()
+				dialed.Store(&a)
+			}
+			return cn, err
+		}
+	}
 	c := goredis.NewClient(&opt)
 	defer c.Close()
+	roles := &roleCheck{base: base}
+	defer roles.close()
 	wait := retryMin
 	for ctx.Err() == nil {
 		ps := c.Subscribe(ctx, invalidateChannel)
 		// go-redis does not end a blocked read when ctx ends: closing the
 		// connection does.
 		unblock := context.AfterFunc(ctx, func() { ps.Close() })
-		wasLive := w.listen(ctx, addr, ps)
+		server := base.Addr
+		if a := dialed.Load(); a != nil {
+			server = *a
+		}
+		wasLive := w.listen(ctx, addr, ps, func() bool { return roles.master(ctx, server) })
 		unblock()
 		ps.Close()
 		if ctx.Err() != nil || !w.send(ctx, nodeEvent{addr: addr, kind: backend.ChangeLost}) {
@@ -299,20 +324,29 @@ func (w *watcher) node(ctx context.Context, addr string, base *goredis.Options) 
 }
 
 // listen reads the invalidations of one subscribed connection until it
-// fails, and reports whether it was live.
-func (w *watcher) listen(ctx context.Context, addr string, ps *goredis.PubSub) bool {
+// fails, or its server stops being a master (a replica is not relied on to
+// send invalidations for the writes it replicates: a demoted master's
+// tracking connection may fall silent), and reports whether it was live.
+func (w *watcher) listen(ctx context.Context, addr string, ps *goredis.PubSub, isMaster func() bool) bool {
 	msg, err := ps.ReceiveTimeout(ctx, 2*heartbeat)
 	if err != nil {
 		return false
 	}
-	if _, ok := msg.(*goredis.Subscription); !ok {
+	if _, ok := msg.(*goredis.Subscription); !ok || !isMaster() {
 		return false
 	}
 	if !w.send(ctx, nodeEvent{addr: addr, kind: backend.ChangeLive}) {
 		return true
 	}
 	pinged := false
+	checked := time.Now()
 	for {
+		if time.Since(checked) >= roleEvery {
+			if !isMaster() {
+				return true
+			}
+			checked = time.Now()
+		}
 		msg, err := ps.ReceiveTimeout(ctx, heartbeat)
 		if err != nil {
 			var ne net.Error
@@ -351,5 +385,44 @@ func (w *watcher) listen(ctx context.Context, addr string, ps *goredis.PubSub) b
 		case *goredis.Pong:
 			pinged = false
 		}
+	}
+}
+
+// roleCheck asks a tracked server whether it is still a master, on a
+// connection of its own (a subscribed RESP2 connection can run no other
+// command).
+type roleCheck struct {
+	base *goredis.Options
+	addr string
+	c    *goredis.Client
+}
+
+// master reports whether the server at addr answers ROLE with "master". An
+// error reports true: the tracking connection's PINGs judge whether the
+// server is reachable.
+func (r *roleCheck) master(ctx context.Context, addr string) bool {
+	if r.c == nil || r.addr != addr {
+		r.close()
+		o := *r.base
+		o.Addr, o.Dialer = addr, nil
+		o.Protocol = 2
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns = 1, 0, 0
+		o.ContextTimeoutEnabled = true
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		r.c, r.addr = goredis.NewClient(&o), addr
+	}
+	ctx, cancel := context.WithTimeout(ctx, heartbeat)
+	defer cancel()
+	role, err := r.c.Do(ctx, "ROLE").Slice()
+	if err != nil || len(role) == 0 {
+		return true
+	}
+	return role[0] == "master"
+}
+
+func (r *roleCheck) close() {
+	if r.c != nil {
+		r.c.Close()
+		r.c = nil
 	}
 }
