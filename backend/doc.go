@@ -54,6 +54,14 @@
 //   - Namespace: a native view of one namespace (a bbolt bucket); fallback:
 //     the namespace decorator's "ns:" prefix.
 //
+// Two more fields are capabilities, which change no call's result either:
+//
+//   - AcquireLeases ([Lease], [LeasePrefix]): leases on keys, so that the
+//     processes sharing a store load a missing key once; fallback: loads
+//     shared within one Map.
+//   - Watch ([Change]): reports of the changes made to keys by any client,
+//     which keep a near cache coherent; fallback: none, no near cache.
+//
 // Callers find them with [OptimizationsOf], a type assertion, and nothing
 // else. A decorator forwards them all in its own Optimizations method, each
 // wrapped in its key mapping, so that stacking a decorator never loses one.

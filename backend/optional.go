@@ -13,14 +13,15 @@ import (
 // and use the helpers below, which fall back to the generic algorithm for a
 // field that is nil.
 //
-// Every field is a pure optimisation: its observable behaviour is the
-// fallback's, written in its doc comment, and the conformance suite checks
-// it by running every case with the optimisations hidden
-// (conformance.WithoutOptimizations). AcquireLeases changes one thing only:
-// how many processes call a load function for the same missing key; what any
-// call reads or writes is the same without it. A decorator forwards them all in its
-// own Optimizations method: each field of the Backend it wraps, wrapped in
-// the decorator's key mapping, and nil where the wrapped one is nil.
+// Every field but the last two is a pure optimisation: its observable
+// behaviour is the fallback's, written in its doc comment, and the
+// conformance suite checks it by running every case with the optimisations
+// hidden (conformance.WithoutOptimizations). The last two are capabilities
+// that change no call's result either: AcquireLeases changes how many
+// processes call a load function for the same missing key, and Watch lets a
+// near cache be put over the store. A decorator forwards them all in its own
+// Optimizations method: each field of the Backend it wraps, wrapped in the
+// decorator's key mapping, and nil where the wrapped one is nil.
 type Optimizer interface {
 	Optimizations() Optimizations
 }
