@@ -30,7 +30,7 @@ for i in $(seq "$n"); do
   for placement in cross same; do
     core=1; [ "$placement" = same ] && core=0
     (cd backend/redis &&
-      taskset -c "$core" "../../$out/redis.test" -test.run '^$' -test.bench '^Benchmark(Get|Set|SetMany100|GetMany100|GetOrLoadHit|GetConcurrent50|GetAutoPipeline|NearCacheGet)$' -test.benchtime 300ms &&
+      taskset -c "$core" "../../$out/redis.test" -test.run '^$' -test.bench '^Benchmark(Get|Set|SetMany100|GetMany100|GetOrLoadHit|GetConcurrent50|GetAutoPipeline|NearCacheGet|FleetMisses)$' -test.benchtime 300ms &&
       taskset -c "$core" "../../$out/redis.test" -test.run '^$' -test.bench '^BenchmarkNearCacheInvalidation$' -test.benchtime 2000x &&
       taskset -c "$core" "../../$out/redis.test" -test.run '^$' -test.bench '^Benchmark(Iterate100k|Clear100k)$' -test.benchtime 3x
     ) >>"$out/$placement.txt"

@@ -1,12 +1,17 @@
 package redis_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -345,39 +350,133 @@ func BenchmarkGetOrLoadHit(b *testing.B) {
 	})
 }
 
+// fleetBenchEnv makes the test binary one of the processes of
+// BenchmarkFleetMisses (TestFleetBenchChild).
+const fleetBenchEnv = "KV_FLEET_BENCH_CHILD"
+
+// fleetMisses runs 16 concurrent GetOrLoad misses of key on m and returns
+// how many loads this process made.
+func fleetMisses(ctx context.Context, m *kv.Map[string], key string) (int64, error) {
+	var loads atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			_, errs[g] = m.GetOrLoad(ctx, key, func(context.Context) (string, error) {
+				loads.Add(1)
+				time.Sleep(time.Millisecond) // a database's answer
+				return "v", nil
+			})
+		})
+	}
+	wg.Wait()
+	return loads.Load(), errors.Join(errs...)
+}
+
+// TestFleetBenchChild is not a test of its own: it is one process of
+// BenchmarkFleetMisses, which runs the test binary with fleetBenchEnv set.
+// It reads keys from stdin, misses each 16 times at once and writes
+// "loads N" for each.
+func TestFleetBenchChild(t *testing.T) {
+	if os.Getenv(fleetBenchEnv) == "" {
+		t.Skip("a process of BenchmarkFleetMisses")
+	}
+	m := fleetMap(t, standalone(t))
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		n, err := fleetMisses(t.Context(), m, in.Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Printf("loads %d\n", n)
+	}
+}
+
+func fleetMap(t testing.TB, c goredis.UniversalClient) *kv.Map[string] {
+	t.Helper()
+	be, err := redis.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := kv.New[string](be, "kvbench_fleet", kv.WithLoadLease(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // BenchmarkFleetMisses makes, per iteration, 64 concurrent misses of a new
-// key across 4 Maps with WithLoadLease (4 processes' worth: Maps share
-// nothing but the store) and reports the loads per iteration (loads/op),
-// which must be 1. conformance's FleetLoadOnce checks the same with real
-// processes.
+// key across 4 processes with WithLoadLease (16 in this one, 16 in each of
+// three copies of the test binary, told the key on their stdin) and reports
+// the loads per iteration (loads/op), which must be 1.
 func BenchmarkFleetMisses(b *testing.B) {
 	c := standalone(b)
 	ctx := context.Background()
-	var maps []*kv.Map[string]
-	for range 4 {
-		maps = append(maps, benchMap(b, c, "kvbench_fleet", kv.WithLoadLease(10*time.Second)))
+	m := fleetMap(b, c)
+	b.Cleanup(func() { _ = m.Clear(context.Background()) })
+	type child struct {
+		in  io.WriteCloser
+		out *bufio.Scanner
+		cmd *exec.Cmd
 	}
-	var loads atomic.Int64
+	var children []child
+	for range 3 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestFleetBenchChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fleetBenchEnv+"=1")
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		children = append(children, child{in, bufio.NewScanner(out), cmd})
+	}
+	b.Cleanup(func() {
+		for _, ch := range children {
+			ch.in.Close() // the child ends at the end of its input
+			if err := ch.cmd.Wait(); err != nil {
+				b.Errorf("fleet process: %v", err)
+			}
+		}
+	})
+	var loads int64
 	i := 0
 	for b.Loop() {
 		key := "k" + strconv.Itoa(i)
 		i++
-		var wg sync.WaitGroup
-		for g := range 64 {
-			m := maps[g%4]
-			wg.Go(func() {
-				if _, err := m.GetOrLoad(ctx, key, func(context.Context) (string, error) {
-					loads.Add(1)
-					time.Sleep(time.Millisecond) // a database's answer
-					return "v", nil
-				}); err != nil {
-					b.Error(err)
-				}
-			})
+		for _, ch := range children {
+			if _, err := io.WriteString(ch.in, key+"\n"); err != nil {
+				b.Fatal(err)
+			}
 		}
-		wg.Wait()
+		n, err := fleetMisses(ctx, m, key)
+		if err != nil {
+			b.Fatal(err)
+		}
+		loads += n
+		for _, ch := range children {
+			for {
+				if !ch.out.Scan() {
+					b.Fatalf("fleet process ended: %v", ch.out.Err())
+				}
+				if rest, ok := strings.CutPrefix(ch.out.Text(), "loads "); ok {
+					k, err := strconv.ParseInt(rest, 10, 64)
+					if err != nil {
+						b.Fatal(err)
+					}
+					loads += k
+					break
+				}
+			}
+		}
 	}
-	b.ReportMetric(float64(loads.Load())/float64(b.N), "loads/op")
+	b.ReportMetric(float64(loads)/float64(b.N), "loads/op")
 }
 
 // inFlight50 makes b.RunParallel run 50 goroutines.
