@@ -12,9 +12,9 @@ import (
 
 // WithAutoPipeline sends single-key reads and writes (Get, and MSet of one
 // entry: kv.Map's Get, Has, Set, SetWithTTL) through go-redis's
-// auto-pipeliner, which gathers the commands of concurrent callers into
-// pipelines: under concurrency calls share round trips, while a lone call
-// still takes one round trip. Each call keeps its own context (a call whose
+// auto-pipeliner when another such call is under way, so that concurrent
+// callers share round trips; a call made while none is under way takes the
+// client's direct path, as without the option. Each call keeps its own context (a call whose
 // context ends returns ctx.Err() at once; its command may still run, as a
 // command whose reply is lost may) and its own error.
 //
@@ -42,6 +42,21 @@ func (b *Backend) startAutoPipeline() error {
 	}
 	b.ap = ap
 	return nil
+}
+
+// busy counts a single-key call in and reports whether another is under
+// way: only then is the call sent through the auto-pipeliner, so that a
+// lone call takes the client's direct path, without the hand-off to the
+// pipeliner's goroutines. A call that took the direct path ends with idle;
+// one that took the pipeliner decrements inflight itself.
+func (b *Backend) busy() bool { return b.inflight.Add(1) > 1 }
+
+// idle ends a call counted by busy that took the direct path. Without
+// WithAutoPipeline nothing is counted.
+func (b *Backend) idle() {
+	if b.ap != nil {
+		b.inflight.Add(-1)
+	}
 }
 
 // run sends cmd through the auto-pipeliner and waits for it, up to ctx.

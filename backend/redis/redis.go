@@ -67,6 +67,7 @@ type Backend struct {
 	owns     bool // Close closes the client
 	autoPipe bool // WithAutoPipeline
 	ap       *goredis.AutoPipeliner
+	inflight atomic.Int64 // single-key calls under way, with WithAutoPipeline
 	closed   atomic.Bool
 }
 
@@ -288,10 +289,12 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, error) {
 	var v []byte
 	var err error
-	if b.ap != nil {
+	if b.ap != nil && b.busy() {
 		v, err = b.getAuto(ctx, wire)
+		b.inflight.Add(-1)
 	} else {
 		v, err = b.client.Get(ctx, wire).Bytes()
+		b.idle()
 	}
 	switch {
 	case errors.Is(err, goredis.Nil):
@@ -324,10 +327,14 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	case 0:
 		return nil
 	case 1:
-		if b.ap != nil {
-			return b.wrap(ctx, "SET", b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL))
+		if b.ap != nil && b.busy() {
+			err := b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL)
+			b.inflight.Add(-1)
+			return b.wrap(ctx, "SET", err)
 		}
-		return b.wrap(ctx, "SET", b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err())
+		err := b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err()
+		b.idle()
+		return b.wrap(ctx, "SET", err)
 	}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(entries))
