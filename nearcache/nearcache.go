@@ -57,6 +57,9 @@ const (
 // (no Optimizations.Watch): no cache over it could stay coherent.
 var ErrNoWatch = errors.New("nearcache: the store does not report changes")
 
+// ErrInvalidOptions is returned by New for a negative bound in Options.
+var ErrInvalidOptions = errors.New("nearcache: invalid options")
+
 // Options bound a cache.
 type Options struct {
 	// MaxEntries bounds the number of cached keys (DefaultMaxEntries when
@@ -132,7 +135,7 @@ func New(next backend.Backend, prefix string, o Options) (*Backend, error) {
 		return nil, ErrNoWatch
 	}
 	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxStaleness < 0 {
-		return nil, fmt.Errorf("nearcache: negative bound in %+v", o)
+		return nil, fmt.Errorf("%w: negative bound in %+v", ErrInvalidOptions, o)
 	}
 	if o.MaxEntries == 0 {
 		o.MaxEntries = DefaultMaxEntries

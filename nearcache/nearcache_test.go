@@ -269,6 +269,16 @@ func TestNoWatch(t *testing.T) {
 	}
 }
 
+// TestInvalidOptions: a negative bound is refused with ErrInvalidOptions.
+func TestInvalidOptions(t *testing.T) {
+	s := newStore(t, clock.NewManual(start))
+	for _, o := range []nearcache.Options{{MaxEntries: -1}, {MaxBytes: -1}, {MaxStaleness: -time.Second}} {
+		if _, err := nearcache.New(s, "", o); !errors.Is(err, nearcache.ErrInvalidOptions) {
+			t.Errorf("New(%+v) = %v; want ErrInvalidOptions", o, err)
+		}
+	}
+}
+
 // TestConcurrentReadersAndWriters: under -race, readers never see a value
 // older than the last write that completed before their read began.
 func TestConcurrentReadersAndWriters(t *testing.T) {
