@@ -7,12 +7,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/backend/memory"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/nearcache"
 )
 
 // A BaseMap cache service: one namespace, composite keys, string ids stored
@@ -195,4 +198,73 @@ func Example_backtestFile() {
 	// simulated 2021-01-01T00:01:00Z
 	// 1
 	// true
+}
+
+// Two services sharing a store (two Maps here; two pods on one Redis in
+// production) miss the same key at once: with WithLoadLease one of them
+// loads it, the other waits for its value.
+func ExampleWithLoadLease() {
+	ctx := context.Background()
+	store := memory.New() // keeps leases, as Redis does
+	defer store.Close()
+
+	var loads atomic.Int32
+	load := func(context.Context) (string, error) {
+		loads.Add(1)
+		time.Sleep(10 * time.Millisecond) // the database
+		return "66f1c0ffee0123456789abcd", nil
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		pod, err := kv.New[string](store, "signal_cache", kv.WithLoadLease(10*time.Second))
+		if err != nil {
+			panic(err)
+		}
+		defer pod.Close()
+		wg.Go(func() {
+			id, err := pod.GetOrLoad(ctx, "binance:my-strategy:BTC/USDT:USDT", load)
+			fmt.Println(id, err)
+		})
+	}
+	wg.Wait()
+	fmt.Println("loads:", loads.Load())
+	// Output:
+	// 66f1c0ffee0123456789abcd <nil>
+	// 66f1c0ffee0123456789abcd <nil>
+	// loads: 1
+}
+
+// A near cache serves repeated reads of a key from memory, and drops the
+// key when any client writes it.
+func ExampleWithNearCache() {
+	ctx := context.Background()
+	store := memory.New() // reports changes, as Redis does through CLIENT TRACKING
+	defer store.Close()
+
+	signals, err := kv.New[string](store, "signal_cache", kv.WithNearCache(nearcache.Options{}))
+	if err != nil {
+		panic(err)
+	}
+	defer signals.Close()
+	other, err := kv.New[string](store, "signal_cache") // another service
+	if err != nil {
+		panic(err)
+	}
+
+	_ = other.Set(ctx, "BTC", "id-1")
+	for range 3 {
+		id, _, _ := signals.Get(ctx, "BTC")
+		fmt.Println(id)
+	}
+	_ = other.Set(ctx, "BTC", "id-2")
+	id, _, _ := signals.Get(ctx, "BTC")
+	fmt.Println(id)
+	stats, _ := signals.NearCacheStats()
+	fmt.Printf("served from memory: %d of 4\n", stats.Hits)
+	// Output:
+	// id-1
+	// id-1
+	// id-1
+	// id-2
+	// served from memory: 2 of 4
 }
