@@ -432,29 +432,35 @@ func TestClusterFailoverUnderWriteLoad(t *testing.T) {
 	}
 }
 
-// TestSentinelFailover kills the master a Sentinel monitors: the sentinel
-// promotes the replica, and writes through the same failover client and Map
-// resume; every write acknowledged before the kill is read back from the new
-// master.
-func TestSentinelFailover(t *testing.T) {
-	private(t)
-	master := startServer(t, false, nil)
-	replica := startServer(t, false, nil, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
-	sentinel := startServer(t, false, []string{
-		"sentinel monitor kvfo 127.0.0.1 " + strconv.Itoa(master.port) + " 1",
-		"sentinel down-after-milliseconds kvfo 1000",
-		"sentinel failover-timeout kvfo 5000",
+// sentinelPair is a master, its replica and a Sentinel that monitors them,
+// private servers, with go-redis's failover client through the sentinel.
+type sentinelPair struct {
+	master, replica *server
+	sentinel        *server
+	client          *goredis.Client // the failover client
+	replicaClient   *goredis.Client // the replica, directly
+	waitFor         func(what string, cond func() bool)
+}
+
+// startSentinelPair starts a sentinelPair monitored under name and waits,
+// with deadlines, for the client to reach the master and for the replica
+// to be in sync, so that the sentinel can promote it.
+func startSentinelPair(t *testing.T, name string) *sentinelPair {
+	t.Helper()
+	sp := &sentinelPair{master: startServer(t, false, nil)}
+	sp.replica = startServer(t, false, nil, "--replicaof", "127.0.0.1", strconv.Itoa(sp.master.port))
+	sp.sentinel = startServer(t, false, []string{
+		"sentinel monitor " + name + " 127.0.0.1 " + strconv.Itoa(sp.master.port) + " 1",
+		"sentinel down-after-milliseconds " + name + " 1000",
+		"sentinel failover-timeout " + name + " 5000",
 	}, "--sentinel")
-	ctx := t.Context()
-	c := goredis.NewFailoverClient(&goredis.FailoverOptions{
-		MasterName: "kvfo", SentinelAddrs: []string{sentinel.addr()}, ContextTimeoutEnabled: true,
+	sp.client = goredis.NewFailoverClient(&goredis.FailoverOptions{
+		MasterName: name, SentinelAddrs: []string{sp.sentinel.addr()}, ContextTimeoutEnabled: true,
 	})
-	t.Cleanup(func() { c.Close() })
-	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
-	t.Cleanup(func() { rc.Close() })
-	// Wait, with deadlines, for the client to reach the master and for the
-	// replica to be in sync, so that the sentinel can promote it.
-	waitFor := func(what string, cond func() bool) {
+	t.Cleanup(func() { sp.client.Close() })
+	sp.replicaClient = goredis.NewClient(&goredis.Options{Addr: sp.replica.addr()})
+	t.Cleanup(func() { sp.replicaClient.Close() })
+	sp.waitFor = func(what string, cond func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
 			if time.Now().After(deadline) {
@@ -462,11 +468,23 @@ func TestSentinelFailover(t *testing.T) {
 			}
 		}
 	}
-	waitFor("master through the sentinel", func() bool { return c.Ping(ctx).Err() == nil })
-	waitFor("replica in sync", func() bool {
-		info, err := rc.Info(ctx, "replication").Result()
+	ctx := t.Context()
+	sp.waitFor("master through the sentinel", func() bool { return sp.client.Ping(ctx).Err() == nil })
+	sp.waitFor("replica in sync", func() bool {
+		info, err := sp.replicaClient.Info(ctx, "replication").Result()
 		return err == nil && strings.Contains(info, "master_link_status:up")
 	})
+	return sp
+}
+
+// TestSentinelFailover kills the master a Sentinel monitors: the sentinel
+// promotes the replica, and writes through the same failover client and Map
+// resume; every write acknowledged before the kill is read back from the new
+// master.
+func TestSentinelFailover(t *testing.T) {
+	private(t)
+	sp := startSentinelPair(t, "kvfo")
+	ctx, c, rc, master, waitFor := t.Context(), sp.client, sp.replicaClient, sp.master, sp.waitFor
 	m := mustMap(t, c, "sfo")
 	var acked []string
 	for i := range 500 {
@@ -507,35 +525,10 @@ func TestSentinelFailover(t *testing.T) {
 // caching resumes.
 func TestSentinelSwitchNearCache(t *testing.T) {
 	private(t)
-	master := startServer(t, false, nil)
-	replica := startServer(t, false, nil, "--replicaof", "127.0.0.1", strconv.Itoa(master.port))
-	sentinel := startServer(t, false, []string{
-		"sentinel monitor kvsw 127.0.0.1 " + strconv.Itoa(master.port) + " 1",
-		"sentinel down-after-milliseconds kvsw 1000",
-		"sentinel failover-timeout kvsw 5000",
-	}, "--sentinel")
-	ctx := t.Context()
-	c := goredis.NewFailoverClient(&goredis.FailoverOptions{
-		MasterName: "kvsw", SentinelAddrs: []string{sentinel.addr()}, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { c.Close() })
-	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
-	t.Cleanup(func() { rc.Close() })
-	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sentinel.addr()})
+	sp := startSentinelPair(t, "kvsw")
+	ctx, c, rc, waitFor := t.Context(), sp.client, sp.replicaClient, sp.waitFor
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sp.sentinel.addr()})
 	t.Cleanup(func() { sc.Close() })
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 30s", what)
-			}
-		}
-	}
-	waitFor("master through the sentinel", func() bool { return c.Ping(ctx).Err() == nil })
-	waitFor("replica in sync", func() bool {
-		info, err := rc.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
 	waitFor("the sentinel knows the replica", func() bool {
 		rs, err := sc.Replicas(ctx, "kvsw").Result()
 		return err == nil && len(rs) > 0
