@@ -52,8 +52,7 @@ type Map[V any] struct {
 	syncRef  bool          // refresh inside the call
 	leaseTTL time.Duration // WithLoadLease
 	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
-	stale    *staleSet[V]       // nil: nothing served stale
-	known    *deadlines         // WithRefreshAhead: deadlines seen; nil without
+	seen     *seen[V]           // WithRefreshAhead, WithStaleWhileRevalidate; nil without
 	near     *nearcache.Backend // nil: no near cache
 	bgMu     sync.Mutex         // guards closed, and bg.Add against Close
 	closed   bool
@@ -148,17 +147,20 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if o.leaseTTL > 0 {
 		m.leaseTTL, m.acquire = o.leaseTTL, backend.OptimizationsOf(tb).AcquireLeases
 	}
-	if o.staleGrace > 0 && m.ttl != NoTTL {
-		if m.stale, err = newStaleSet[V](o.staleGrace, o.staleSize); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-	}
 	if o.jitter > 0 && m.ttl != NoTTL {
 		m.jitter = newJitter(o.jitter, o.seed)
 	}
 	if o.refresh > 0 && m.ttl != NoTTL {
 		m.refresh = time.Duration(float64(m.ttl) * o.refresh)
-		m.known = newDeadlines()
+	}
+	if m.ttl != NoTTL && (m.refresh > 0 || o.staleGrace > 0) {
+		grace, size := o.staleGrace, o.staleSize
+		if grace == 0 {
+			size = seenCap
+		}
+		if m.seen, err = newSeen[V](grace, size); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
 	}
 	return m, nil
 }
@@ -207,18 +209,15 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
-	m.stale.forget(key)
-	m.known.forget(key)
+	m.seen.forget(key)
 	if err := m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}}); err != nil {
 		return err
 	}
-	if m.known != nil {
-		if ttl == 0 {
-			ttl = m.ttl
-		}
-		if ttl != NoTTL {
-			m.known.set(key, m.clock.Now().Add(ttl))
-		}
+	if ttl == 0 {
+		ttl = m.ttl
+	}
+	if ttl != NoTTL {
+		m.seen.wrote(key, m.clock.Now().Add(ttl))
 	}
 	return nil
 }
@@ -285,8 +284,7 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		err = ErrEmptyKey
 	} else {
-		m.stale.forget(key)
-		m.known.forget(key)
+		m.seen.forget(key)
 		err = m.b.Delete(ctx, []string{key})
 	}
 	return m.end(ctx, &c, err)
@@ -305,8 +303,7 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 	case ttl == 0:
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 	default:
-		m.stale.forget(key)
-		m.known.forget(key)
+		m.seen.forget(key)
 		ok, err = m.b.Expire(ctx, key, ttl)
 	}
 	c.setHit(ok)
@@ -332,8 +329,7 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
-	m.stale.purge()
-	m.known.purge()
+	m.seen.purge()
 	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
 	return m.end(ctx, &c, err)
 }
@@ -379,8 +375,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
 	}
 	for _, e := range entries {
-		m.stale.forget(e.Key)
-		m.known.forget(e.Key)
+		m.seen.forget(e.Key)
 	}
 	return m.b.MSet(ctx, out)
 }
@@ -432,8 +427,7 @@ func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error
 	if len(keys) > 0 {
-		m.stale.forget(keys...)
-		m.known.forget(keys...)
+		m.seen.forget(keys...)
 		err = m.b.Delete(ctx, keys)
 	}
 	return m.end(ctx, &c, err)

@@ -152,7 +152,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if err != nil || ok {
 		return v, ok, err
 	}
-	if v, ok := m.stale.serve(key, m.clock.Now()); ok {
+	if v, ok := m.seen.serve(key, m.clock.Now()); ok {
 		m.recordLoad(ctx, loadStale, 1)
 		m.startLoad(context.WithoutCancel(ctx), key, load, false)
 		return v, false, nil
@@ -178,16 +178,20 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 }
 
 // hit reads key for GetOrLoad. With WithRefreshAhead or
-// WithStaleWhileRevalidate it reads the remaining TTL in the same round trip:
-// it remembers the value until its deadline for stale serving and, when the
-// key is in the last part of its TTL, starts one refresh of it.
+// WithStaleWhileRevalidate it remembers the key's deadline and the value it
+// read, for stale serving; a key known to be far from its deadline is read
+// with a plain Get, any other with its remaining TTL in the same round trip,
+// and when it is in the last part of its TTL one refresh of it starts.
 func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
-	if m.refresh == 0 && m.stale == nil {
+	if m.seen == nil {
 		return m.get(ctx, key)
 	}
-	if m.stale == nil && m.known.far(key, m.clock.Now().Add(m.refresh)) {
-		// Known to be far from its deadline: no TTL to read.
-		return m.get(ctx, key)
+	if deadline, ok := m.seen.far(key, m.clock.Now().Add(m.refresh)); ok {
+		v, ok, err := m.get(ctx, key)
+		if ok {
+			m.seen.read(key, v, deadline)
+		}
+		return v, ok, err
 	}
 	var zero V
 	if key == "" {
@@ -201,11 +205,8 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if err != nil {
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	ttl := vals[0].TTL
-	if ttl != NoTTL {
-		now := m.clock.Now()
-		m.stale.remember(key, v, now.Add(ttl))
-		m.known.set(key, now.Add(ttl))
+	if ttl := vals[0].TTL; ttl != NoTTL {
+		m.seen.read(key, v, m.clock.Now().Add(ttl))
 		if ttl < m.refresh {
 			m.startLoad(context.WithoutCancel(ctx), key, load, true)
 		}
@@ -301,18 +302,12 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 	}
 	m.misses.forget(key)
 	f.v, f.found = v, true
-	ttl := m.writeTTL()
-	if err := m.set(ctx, key, v, ttl); err != nil {
+	if err := m.set(ctx, key, v, m.writeTTL()); err != nil {
 		m.recordLoad(ctx, loadError, 1)
 		f.err = fmt.Errorf("store loaded value: %w", err)
 		return
 	}
-	if ttl == 0 {
-		ttl = m.ttl
-	}
-	if ttl != NoTTL {
-		m.stale.remember(key, v, m.clock.Now().Add(ttl))
-	}
+	m.seen.loaded(key, v)
 	if refresh {
 		m.recordLoad(ctx, loadRefreshed, 1)
 	} else {

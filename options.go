@@ -104,9 +104,9 @@ func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
 // is reloaded before it expires instead of missing in every process at once.
 // One refresh per key runs at a time, in the background (Map.Close waits for
 // it) unless WithSynchronousRefresh. The Map remembers the deadlines it has
-// seen (of keys it wrote, or read with their TTL; up to 10,000, least
-// recently used out): a hit on a key known to be far from its deadline is a
-// plain Get, and any other hit reads the key's remaining TTL in the same
+// seen (of keys it wrote, or read with their TTL; up to 10,000 keys, or
+// WithStaleWhileRevalidate's size, least recently used out): a hit on a key
+// known to be far from its deadline is a plain Get, and any other hit reads the key's remaining TTL in the same
 // round trip (MGet with TTLs). A deadline moved by another process is
 // learnt at the next read with the TTL; one shortened by another process
 // may go unseen, and the key is then loaded when it misses. f is in [0, 1);
