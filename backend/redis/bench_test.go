@@ -45,6 +45,17 @@ func benchMap(b *testing.B, c goredis.UniversalClient, ns string, opts ...kv.Opt
 	return m
 }
 
+// benchGet is a sub-benchmark of m.Get(key), which must be found.
+func benchGet(ctx context.Context, m *kv.Map[string], key string) func(*testing.B) {
+	return func(b *testing.B) {
+		for b.Loop() {
+			if _, ok, err := m.Get(ctx, key); err != nil || !ok {
+				b.Fatal(ok, err)
+			}
+		}
+	}
+}
+
 func BenchmarkGet(b *testing.B) {
 	c := standalone(b)
 	ctx := context.Background()
@@ -59,23 +70,11 @@ func BenchmarkGet(b *testing.B) {
 			}
 		}
 	})
-	b.Run("impl=kv", func(b *testing.B) {
-		for b.Loop() {
-			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
-				b.Fatal(ok, err)
-			}
-		}
-	})
+	b.Run("impl=kv", benchGet(ctx, m, "binance:s:BTC/USDT:USDT"))
 	// The same Map without instrumentation: the cost of telemetry with no
 	// OpenTelemetry SDK installed is impl=kv against impl=kvnootel.
 	plain := benchMap(b, c, "kvbench_get", kv.WithoutTelemetry())
-	b.Run("impl=kvnootel", func(b *testing.B) {
-		for b.Loop() {
-			if _, ok, err := plain.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
-				b.Fatal(ok, err)
-			}
-		}
-	})
+	b.Run("impl=kvnootel", benchGet(ctx, plain, "binance:s:BTC/USDT:USDT"))
 }
 
 func BenchmarkSet(b *testing.B) {
@@ -334,13 +333,7 @@ func BenchmarkGetOrLoadHit(b *testing.B) {
 		b.Fatal(err)
 	}
 	load := func(context.Context) (string, error) { return "", fmt.Errorf("load called on a hit") }
-	b.Run("impl=get", func(b *testing.B) {
-		for b.Loop() {
-			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
-				b.Fatal(ok, err)
-			}
-		}
-	})
+	b.Run("impl=get", benchGet(ctx, m, "binance:s:BTC/USDT:USDT"))
 	b.Run("impl=refreshahead", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := m.GetOrLoad(ctx, "binance:s:BTC/USDT:USDT", load); err != nil {
@@ -489,13 +482,7 @@ func inFlight50(b *testing.B) {
 // go-redis with its default pool, the Map on its default backend, and the
 // Map on a backend WithAutoPipeline (#13's target: 2x raw).
 func BenchmarkGetConcurrent50(b *testing.B) {
-	standalone(b)
-	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
-	b.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			b.Error(err)
-		}
-	})
+	c := ownClient(b)
 	ctx := context.Background()
 	m := benchMap(b, c, "kvbench_getc")
 	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
@@ -539,13 +526,7 @@ func BenchmarkGetConcurrent50(b *testing.B) {
 // WithAutoPipeline with raw go-redis: the cost of the auto-pipeliner for a
 // lone caller.
 func BenchmarkGetAutoPipeline(b *testing.B) {
-	standalone(b)
-	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
-	b.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			b.Error(err)
-		}
-	})
+	c := ownClient(b)
 	ctx := context.Background()
 	be, err := redis.New(c, redis.WithAutoPipeline())
 	if err != nil {
@@ -566,13 +547,7 @@ func BenchmarkGetAutoPipeline(b *testing.B) {
 			}
 		}
 	})
-	b.Run("impl=kvautopipe", func(b *testing.B) {
-		for b.Loop() {
-			if _, ok, err := m.Get(ctx, "binance:s:BTC/USDT:USDT"); err != nil || !ok {
-				b.Fatal(ok, err)
-			}
-		}
-	})
+	b.Run("impl=kvautopipe", benchGet(ctx, m, "binance:s:BTC/USDT:USDT"))
 }
 
 // BenchmarkNearCacheGet reads one hot key: raw go-redis GET, the Map with a
@@ -629,13 +604,7 @@ func BenchmarkNearCacheGet(b *testing.B) {
 		}
 	})
 	for name, m := range map[string]*kv.Map[string]{"kvnear": near, "memory": mm} {
-		b.Run("impl="+name, func(b *testing.B) {
-			for b.Loop() {
-				if _, ok, err := m.Get(ctx, key); err != nil || !ok {
-					b.Fatal(ok, err)
-				}
-			}
-		})
+		b.Run("impl="+name, benchGet(ctx, m, key))
 	}
 }
 

@@ -94,16 +94,7 @@ func awaitServed(t *testing.T, m *kv.Map[string], key, want string, found bool, 
 // stops being served within coherenceBound, on the server and on the
 // cluster (one tracking connection per master).
 func TestNearCacheExternalChanges(t *testing.T) {
-	clients := map[string]goredis.UniversalClient{}
-	if c := standaloneClient(t); c != nil {
-		clients["standalone"] = c
-	}
-	if c := clusterClient(t); c != nil {
-		clients["cluster"] = c
-	}
-	if len(clients) == 0 {
-		t.Skip("neither KV_REDIS_ADDR nor KV_REDIS_CLUSTER_ADDRS is set")
-	}
+	clients := realClients(t)
 	cases := []struct {
 		name   string
 		change func(ctx context.Context, c goredis.UniversalClient, key string) error

@@ -32,16 +32,7 @@ func fillRaw(t testing.TB, c goredis.UniversalClient, ns string, n int) {
 // namespace are iterated, counted and cleared exactly, at BaseMap's page size
 // and at the default one.
 func TestPagingAmongOtherKeys(t *testing.T) {
-	clients := map[string]goredis.UniversalClient{}
-	if c := standaloneClient(t); c != nil {
-		clients["standalone"] = c
-	}
-	if c := clusterClient(t); c != nil {
-		clients["cluster"] = c
-	}
-	if len(clients) == 0 {
-		t.Skip("neither KV_REDIS_ADDR nor KV_REDIS_CLUSTER_ADDRS is set")
-	}
+	clients := realClients(t)
 	ctx := context.Background()
 	for name, c := range clients {
 		t.Run(name, func(t *testing.T) {

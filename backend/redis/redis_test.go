@@ -120,6 +120,38 @@ func clusterClient(t testing.TB) *goredis.ClusterClient {
 	return client
 }
 
+// ownClient returns a client of the server at KV_REDIS_ADDR for this test
+// alone (the auto-pipeliner of WithAutoPipeline ends with its client),
+// closed when the test ends, or skips the test when the variable is not set.
+func ownClient(t testing.TB) *goredis.Client {
+	t.Helper()
+	standalone(t)
+	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return c
+}
+
+// realClients returns the clients of the real servers whose variables are
+// set, by name ("standalone", "cluster"), or skips the test when none is.
+func realClients(t testing.TB) map[string]goredis.UniversalClient {
+	t.Helper()
+	clients := map[string]goredis.UniversalClient{}
+	if c := standaloneClient(t); c != nil {
+		clients["standalone"] = c
+	}
+	if c := clusterClient(t); c != nil {
+		clients["cluster"] = c
+	}
+	if len(clients) == 0 {
+		t.Skip("neither KV_REDIS_ADDR nor KV_REDIS_CLUSTER_ADDRS is set")
+	}
+	return clients
+}
+
 func ping(t testing.TB, c goredis.UniversalClient, addr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -181,13 +213,7 @@ func TestConformanceMiniredisAutoPipeline(t *testing.T) {
 // with single-key calls auto-pipelined, on a client of its own (the
 // auto-pipeliner ends with its client).
 func TestConformanceStandaloneAutoPipeline(t *testing.T) {
-	standalone(t)
-	c := goredis.NewClient(&goredis.Options{Addr: os.Getenv("KV_REDIS_ADDR"), ContextTimeoutEnabled: true})
-	t.Cleanup(func() {
-		if err := c.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	c := ownClient(t)
 	h := sharedHarness(c, redis.WithAutoPipeline())
 	h.Faults = func(t conformance.T) (conformance.Store, conformance.Faults) {
 		return throughProxy(t, c.Options().Addr, nil, redis.WithAutoPipeline())
