@@ -33,11 +33,21 @@
 // store its injector; a server's tests put a proxy of their own in front of
 // it.
 //
+// # Leases and fleets
+//
+// A store that keeps leases (backend.Optimizations.AcquireLeases) runs the
+// lease cases: one owner at a time, expiry and renewal, leases invisible to
+// every read and Clear, one load across Maps. With [Harness.Shared] set (a
+// server that another process reaches too), the fleet cases run the test
+// binary again as several processes: 64 misses across 4 processes make one
+// load, and a lease holder killed mid-load (SIGKILL) delays the others by at
+// most the lease time. They run under go test only ([Run], not [Test]).
+//
 // # Optimisations
 //
 // [WithoutOptimizations] runs every case with the store's optional
 // optimisations hidden ([CoreOnly]): each is a pure optimisation, so the
-// results must be those of the full store.
+// results must be those of the full store (the lease cases are skipped).
 package conformance
 
 import (

@@ -31,6 +31,15 @@
 // at least 5000 and UNLINK each page on a second connection while the next
 // page is scanned.
 //
+// Load leases (kv.WithLoadLease) are string keys ":kv-lease:<stored key>",
+// set with SET NX PX to a random token, renewed and released by scripts
+// that compare the token (EVAL); no scan or prefix delete shows or removes
+// them. Change reports (kv.WithNearCache) come from a connection per master
+// that runs CLIENT TRACKING ON REDIRECT <its id> BCAST PREFIX <namespace>:
+// and SUBSCRIBE __redis__:invalidate, with a second connection asking the
+// server its ROLE once a second. [WithAutoPipeline] sends a single-key call
+// made while another is under way through go-redis's auto-pipeliner.
+//
 // # Other Redis types
 //
 // Keys of other types (lists, hashes, ...) under a namespace are not values:

@@ -263,7 +263,7 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, count int) er
 
 // clearScanCount is the least COUNT of the SCANs of a prefix delete: a
 // page is not returned to any caller, and with fewer round trips per key a
-// Clear of 100,000 keys among 100,000 others runs 1.3x faster than with
+// Clear of 100,000 keys among 100,000 others runs about 1.2x faster than with
 // COUNT 1000 (docs/performance.md). One such SCAN holds the server for a few
 // milliseconds.
 const clearScanCount = 5000
