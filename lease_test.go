@@ -399,3 +399,30 @@ func TestLoadLeaseReadsAfterTaking(t *testing.T) {
 		}
 	}
 }
+
+// TestPanickingBatchLoadEndsItsLease: a loadMany that panics while holding
+// leases gets them released and stops renewing them.
+func TestPanickingBatchLoadEndsItsLease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &renewCount{Backend: memory.New(memory.WithSweepInterval(0))}
+		defer store.Close()
+		m := mustNew[string](t, store, "ns", kv.WithLoadLease(time.Second))
+		_, err := m.GetManyOrLoad(ctx, []string{"a", "b"}, func(context.Context, []string) (map[string]string, error) {
+			time.Sleep(2 * time.Second) // renewed meanwhile
+			panic("loader bug")
+		})
+		if err == nil {
+			t.Fatal("GetManyOrLoad with a panicking loader returned no error")
+		}
+		synctest.Wait()
+		renewed := store.renews.Load()
+		time.Sleep(10 * time.Second)
+		if after := store.renews.Load(); after != renewed {
+			t.Errorf("%d renewals after the panic; want none", after-renewed)
+		}
+		if r := store.releases.Load(); r != 1 {
+			t.Errorf("%d releases; want 1", r)
+		}
+	})
+}

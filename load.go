@@ -267,7 +267,15 @@ func (m *Map[V]) Close() error {
 // loadOne runs load for key in flight f and finishes f: the load of a miss,
 // or a refresh ahead of expiry.
 func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error), refresh bool) {
-	defer m.loads.finish(key, f)
+	// The flight ends before the lease is released: the callers waiting in
+	// this process get the value without waiting for that round trip.
+	var release func()
+	defer func() {
+		m.loads.finish(key, f)
+		if release != nil {
+			release()
+		}
+	}()
 	// A panic in load would otherwise crash the process from a goroutine no
 	// caller can recover in: every waiter gets it as an error.
 	defer func() {
@@ -287,7 +295,7 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 		return
 	}
 	if l != nil {
-		defer m.keepLease(ctx, l)()
+		release = m.keepLease(ctx, l)
 	}
 	v, err := load(ctx)
 	if err != nil {
@@ -427,17 +435,19 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 			}
 		}
 		if len(mine) > 0 {
-			var release func()
+			release := func() {}
 			if l != nil {
 				release = m.keepLease(ctx, l)
 			}
-			m.loadBatch(ctx, keys, fs, mine, loadMany)
-			if release != nil {
-				release()
-			}
-			for _, i := range mine {
-				finish(i)
-			}
+			func() {
+				// After the flights end, and on a panic in loadMany too:
+				// no renewal outlives the load.
+				defer release()
+				m.loadBatch(ctx, keys, fs, mine, loadMany)
+				for _, i := range mine {
+					finish(i)
+				}
+			}()
 		}
 		if len(others) == 0 {
 			return
