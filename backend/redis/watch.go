@@ -117,12 +117,12 @@ func (w *watcher) run(ctx context.Context) {
 			}
 		}
 	}()
-	live := false
+	live, reported := false, false
 	setLive := func(now bool) {
-		if now == live {
+		if now == live && reported {
 			return
 		}
-		live = now
+		live, reported = now, true
 		if now {
 			w.report(backend.Change{Kind: backend.ChangeLive})
 		} else {
@@ -158,8 +158,8 @@ func (w *watcher) run(ctx context.Context) {
 				changed = true
 			}
 		}
-		if changed {
-			setLive(false)
+		if changed && live {
+			setLive(false) // until every master's connection is live
 		}
 	}
 	reconcile()
@@ -170,7 +170,7 @@ func (w *watcher) run(ctx context.Context) {
 		tick = t.C
 	}
 	if len(nodes) == 0 {
-		w.report(backend.Change{Kind: backend.ChangeLost})
+		setLive(false)
 	}
 	for {
 		select {
@@ -190,7 +190,9 @@ func (w *watcher) run(ctx context.Context) {
 				for _, n := range nodes {
 					all = all && n.live
 				}
-				setLive(all)
+				if all {
+					setLive(true)
+				}
 			case backend.ChangeLost:
 				n.live = false
 				setLive(false)
