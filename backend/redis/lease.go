@@ -13,15 +13,16 @@ import (
 
 // The scripts that act on a lease only while it still holds the owner's
 // token: a lease that expired and was taken by another owner is left alone.
-const (
-	renewScript   = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`
-	releaseScript = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`
+var (
+	renewScript   = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+	releaseScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
 )
 
 // acquireLeases is Optimizations.AcquireLeases: the lease of key k is the
 // string key ":kv-lease:" + the stored key of k, set with SET NX PX to a
 // random token of the owner's, all keys in one pipeline. Renew and Release
-// run a compare-and-PEXPIRE and a compare-and-DEL script, pipelined.
+// run a compare-and-PEXPIRE and a compare-and-DEL script, pipelined, by
+// SHA1 once the server has them.
 func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, nil, err
@@ -84,15 +85,41 @@ func (l *lease) Release(ctx context.Context) error {
 	return l.run(ctx, "release lease", releaseScript)
 }
 
-func (l *lease) run(ctx context.Context, what, script string, args ...any) error {
+// run runs script on every lease key, pipelined: by its SHA1 (EVALSHA),
+// and again with its text (EVAL) for the keys whose server did not have it
+// yet (NOSCRIPT), which loads it there.
+func (l *lease) run(ctx context.Context, what string, script *goredis.Script, args ...any) error {
 	if err := l.b.check(ctx); err != nil {
 		return err
 	}
-	pipe := l.b.client.Pipeline()
-	cmds := make([]*goredis.Cmd, len(l.keys))
-	for i, k := range l.keys {
-		cmds[i] = pipe.Eval(ctx, script, []string{k}, append([]any{l.token}, args...)...)
+	argv := append([]any{l.token}, args...)
+	keys := l.keys
+	for _, eval := range []bool{false, true} {
+		pipe := l.b.client.Pipeline()
+		cmds := make([]*goredis.Cmd, len(keys))
+		for i, k := range keys {
+			if eval {
+				cmds[i] = script.Eval(ctx, pipe, []string{k}, argv...)
+			} else {
+				cmds[i] = script.EvalSha(ctx, pipe, []string{k}, argv...)
+			}
+		}
+		_, err := pipe.Exec(ctx)
+		var missing []string
+		for i, c := range cmds {
+			if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+				missing = append(missing, keys[i])
+			}
+		}
+		if len(missing) == 0 || eval {
+			return l.b.wrap(ctx, what, err)
+		}
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && !goredis.HasErrorPrefix(e, "NOSCRIPT") {
+				return l.b.wrap(ctx, what, e)
+			}
+		}
+		keys = missing
 	}
-	_, err := pipe.Exec(ctx)
-	return l.b.wrap(ctx, what, err)
+	return nil
 }
