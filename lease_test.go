@@ -426,3 +426,32 @@ func TestPanickingBatchLoadEndsItsLease(t *testing.T) {
 		}
 	})
 }
+
+// TestHitsFarFromDeadlineReadNoTTL: with refresh ahead or stale serving, a
+// GetOrLoad hit on a key the Map knows to be far from its deadline is a
+// plain Get; only a key near (or of unknown) deadline is read with its TTL.
+func TestHitsFarFromDeadlineReadNoTTL(t *testing.T) {
+	ctx := context.Background()
+	for name, opt := range map[string]kv.Option{
+		"refresh ahead": kv.WithRefreshAhead(0.2),
+		"stale serving": kv.WithStaleWhileRevalidate(time.Minute, 10),
+	} {
+		t.Run(name, func(t *testing.T) {
+			store := &counting{Backend: newMem(t)}
+			m := mustNew[string](t, store, "ns", kv.WithTTL(time.Hour), opt)
+			load := func(context.Context) (string, error) { return "v", nil }
+			if _, err := m.GetOrLoad(ctx, "k", load); err != nil {
+				t.Fatal(err)
+			}
+			store.mgets.Store(0)
+			for range 3 {
+				if v, err := m.GetOrLoad(ctx, "k", load); err != nil || v != "v" {
+					t.Fatalf("GetOrLoad = %q, %v", v, err)
+				}
+			}
+			if n := store.mgets.Load(); n != 0 {
+				t.Errorf("%d reads with TTL for hits on a key an hour from its deadline; want 0", n)
+			}
+		})
+	}
+}
