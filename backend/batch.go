@@ -8,14 +8,16 @@ import "fmt"
 // sets. A key is in Failed only when the store is sure the command for it
 // was not carried out (the connection could not be set up, or the server
 // refused that command); a command that was sent but whose reply was lost
-// (a connection reset mid-reply, a deadline) is in Unknown, never in Failed.
+// (a connection reset mid-reply, a deadline) is in Unknown, never in Failed,
+// and is not sent again: a BatchError with keys in Unknown matches
+// ErrUnknownOutcome.
 //
 // Stores that write a batch in one transaction (memory, bbolt) fail a batch
 // whole and return the cause itself, not a BatchError: nothing was written.
 // A decorator that renames keys (the namespace layer) returns the keys as
 // its caller named them.
 type BatchError struct {
-	// Op is "write" (MSet) or "delete" (Delete).
+	// Op is "write" (MSet), "delete" (Delete) or "store" (Lease.Store).
 	Op string
 	// Written holds the keys whose command the store acknowledged.
 	Written []string
@@ -36,6 +38,13 @@ func (e *BatchError) Error() string {
 
 // Unwrap returns the first cause.
 func (e *BatchError) Unwrap() error { return e.Err }
+
+// Is reports a batch with keys in Unknown as ErrUnknownOutcome, so that
+// errors.Is(err, ErrUnknownOutcome) tells a batch that may have been applied
+// in part beyond Written, whatever its first cause.
+func (e *BatchError) Is(target error) bool {
+	return target == ErrUnknownOutcome && len(e.Unknown) > 0
+}
 
 // MapKeys returns a copy of e with every key passed through f, as a
 // decorator that renames keys returns it to its caller.

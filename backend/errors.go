@@ -27,4 +27,13 @@ var (
 	// ErrReadOnly is returned by every write to a store opened read-only;
 	// nothing is written.
 	ErrReadOnly = errors.New("kv: store is read-only")
+	// ErrUnknownOutcome is returned, wrapped together with its cause, by a
+	// write whose command reached the store but whose reply was lost (a
+	// connection reset, a deadline after the command was sent): the write
+	// may or may not have been applied, and it is not sent again behind the
+	// caller's back. A write that certainly did not happen (no connection
+	// could be made, the server refused it) does not match it. A batch
+	// reports such keys in BatchError.Unknown instead, and then matches it
+	// too.
+	ErrUnknownOutcome = errors.New("kv: write outcome unknown (sent, reply lost)")
 )

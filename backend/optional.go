@@ -60,11 +60,17 @@ type Optimizations struct {
 	// AcquireLeases takes a lease on each of keys that no owner holds one
 	// on, expiring ttl from now unless renewed, and reports which it took:
 	// held[i] for keys[i]. lease holds every lease taken; it is nil when
-	// none was. A lease is not a key: no other call of the Backend reads,
-	// counts, scans or deletes it (see LeasePrefix), and a key needs not
-	// exist to be leased. Processes that share a store take the lease of a
-	// missing key before loading it, so that one of them loads it (kv's
-	// WithLoadLease). ttl is positive and at most MaxTTL. Fallback: no lease
+	// none was. A lease is not a key: no call of the Backend reads, counts
+	// or scans it (see LeasePrefix), and a key needs not exist to be
+	// leased; but Delete, Expire and DeletePrefix end the leases of the
+	// keys they reach, from any client of the store. Processes that share
+	// a store take the lease of a key before loading it, so that one of
+	// them loads it (kv's WithLoadLease), and store the loaded value with
+	// Lease.Store, which writes it only while the lease holds and the key
+	// is as it was read: a load that raced a Delete, an Expire, a Clear or
+	// a write never stores its older value over it. ttl is positive and at
+	// most MaxTTL. A lost reply is an error matching ErrUnknownOutcome (a
+	// lease may have been taken; it expires by itself). Fallback: no lease
 	// is taken, and a load is shared by the callers of one Map only.
 	AcquireLeases func(ctx context.Context, keys []string, ttl time.Duration) (held []bool, lease Lease, err error)
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/namespace"
+	"github.com/kvmap/kv/ttl"
 )
 
 // leaseCases check Optimizations.AcquireLeases and the loads that use it
@@ -99,7 +101,7 @@ var leaseCases = []testCase{
 	},
 	{
 		name: "LeasesInvisible",
-		rule: "a lease is not a key: no read, scan, count or Clear of a namespace sees or removes it",
+		rule: "a lease is not a key: no read, scan or count sees it, and a Clear of its namespace ends it",
 		run: func(t T, e *env) {
 			acquire := needLeases(t, e)
 			ns := e.ns("lease")
@@ -129,8 +131,345 @@ var leaseCases = []testCase{
 			if err := m.Clear(t.Context()); err != nil {
 				t.Fatalf("Clear: %v", err)
 			}
-			if held, _ := mustAcquire(t, acquire, []string{ns + ":stored", ns + ":absent"}, time.Minute); slices.Contains(held, true) {
-				t.Errorf("AcquireLeases after Clear = %v; want the leases still held", held)
+			// Clear ends the leases of the namespace (they are not keys:
+			// it counted none), so another owner takes them at once.
+			held, l2 := mustAcquire(t, acquire, []string{ns + ":stored", ns + ":absent"}, time.Minute)
+			if !slices.Equal(held, []bool{true, true}) {
+				t.Errorf("AcquireLeases after Clear = %v; want both free (Clear ends them)", held)
+			}
+			if l2 != nil {
+				releaseAtEnd(t, l2)
+			}
+		},
+	},
+	{
+		name: "LeaseStoreWrites",
+		rule: "Lease.Store writes an entry while its lease holds and its key is as read (absent, or holding the value read), ends that lease, and leaves the owner's other leases held",
+		run: func(t T, e *env) {
+			acquire := needLeases(t, e)
+			ctx := t.Context()
+			ns := e.ns("store")
+			newMap[string](t, e, ns) // clears the namespace when the case ends
+			absent, present, kept := ns+":absent", ns+":present", ns+":kept"
+			mustMSet(t, e.b, present, "old", backend.NoTTL)
+			held, l := mustAcquire(t, acquire, []string{absent, present, kept}, time.Minute)
+			if !slices.Equal(held, []bool{true, true, true}) {
+				t.Fatalf("AcquireLeases = %v; want all taken", held)
+			}
+			releaseAtEnd(t, l)
+			stored, err := l.Store(ctx, []backend.GuardedEntry{
+				guarded(absent, "new1", backend.NoTTL, false, ""),
+				guarded(present, "new2", backend.NoTTL, true, "old"),
+			})
+			if err != nil || !slices.Equal(stored, []bool{true, true}) {
+				t.Fatalf("Store = %v, %v; want [true true], nil", stored, err)
+			}
+			wantRaw(t, e.b, absent, "new1")
+			wantRaw(t, e.b, present, "new2")
+			// The stored keys' leases ended; kept's is still the owner's.
+			held2, l2 := mustAcquire(t, acquire, []string{absent, present, kept}, time.Minute)
+			if l2 != nil {
+				releaseAtEnd(t, l2)
+			}
+			if !slices.Equal(held2, []bool{true, true, false}) {
+				t.Errorf("AcquireLeases after Store = %v; want [true true false] (stored leases ended, the other still held)", held2)
+			}
+			// The right to store is used once: the first owner's lease of
+			// absent is gone, whoever holds it now.
+			stored, err = l.Store(ctx, []backend.GuardedEntry{guarded(absent, "again", backend.NoTTL, true, "new1")})
+			if err != nil || !slices.Equal(stored, []bool{false}) {
+				t.Errorf("second Store of a key = %v, %v; want [false], nil", stored, err)
+			}
+			// A key this owner never leased is never stored.
+			stored, err = l.Store(ctx, []backend.GuardedEntry{guarded(ns+":never", "x", backend.NoTTL, false, "")})
+			if err != nil || !slices.Equal(stored, []bool{false}) {
+				t.Errorf("Store of a key not leased = %v, %v; want [false], nil", stored, err)
+			}
+			wantRaw(t, e.b, absent, "new1")
+			wantRawMissing(t, e.b, ns+":never")
+			// kept is still held: it can be stored.
+			stored, err = l.Store(ctx, []backend.GuardedEntry{guarded(kept, "k", backend.NoTTL, false, "")})
+			if err != nil || !slices.Equal(stored, []bool{true}) {
+				t.Errorf("Store of a key still leased = %v, %v; want [true], nil", stored, err)
+			}
+			// After Release nothing is stored.
+			_, l3 := mustAcquire(t, acquire, []string{ns + ":released"}, time.Minute)
+			if err := l3.Release(ctx); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			stored, err = l3.Store(ctx, []backend.GuardedEntry{guarded(ns+":released", "x", backend.NoTTL, false, "")})
+			if err != nil || !slices.Equal(stored, []bool{false}) {
+				t.Errorf("Store after Release = %v, %v; want [false], nil", stored, err)
+			}
+			wantRawMissing(t, e.b, ns+":released")
+		},
+	},
+	{
+		name: "LeaseStoreGuard",
+		rule: "Lease.Store does not write over a key another client wrote after the owner read it (absent or present before), and the lease ends all the same",
+		run: func(t T, e *env) {
+			acquire := needLeases(t, e)
+			ctx := t.Context()
+			ns := e.ns("guard")
+			newMap[string](t, e, ns)
+			other := e.other(t)
+			wasAbsent, wasPresent := ns+":absent", ns+":present"
+			mustMSet(t, e.b, wasPresent, "read", backend.NoTTL)
+			held, l := mustAcquire(t, acquire, []string{wasAbsent, wasPresent}, time.Minute)
+			if !slices.Equal(held, []bool{true, true}) {
+				t.Fatalf("AcquireLeases = %v; want both taken", held)
+			}
+			releaseAtEnd(t, l)
+			// Another client writes both keys while the owner loads.
+			mustMSet(t, other, wasAbsent, "theirs1", backend.NoTTL)
+			mustMSet(t, other, wasPresent, "theirs2", backend.NoTTL)
+			stored, err := l.Store(ctx, []backend.GuardedEntry{
+				guarded(wasAbsent, "stale1", backend.NoTTL, false, ""),
+				guarded(wasPresent, "stale2", backend.NoTTL, true, "read"),
+			})
+			if err != nil || !slices.Equal(stored, []bool{false, false}) {
+				t.Errorf("Store after another client's writes = %v, %v; want [false false], nil", stored, err)
+			}
+			wantRaw(t, e.b, wasAbsent, "theirs1")
+			wantRaw(t, e.b, wasPresent, "theirs2")
+			held, l2 := mustAcquire(t, acquire, []string{wasAbsent, wasPresent}, time.Minute)
+			if !slices.Equal(held, []bool{true, true}) {
+				t.Errorf("AcquireLeases after a Store that found the keys changed = %v; want both free", held)
+			}
+			if l2 != nil {
+				if err := l2.Release(ctx); err != nil {
+					t.Fatalf("Release: %v", err)
+				}
+			}
+			// A key another client wrote again with the bytes the owner
+			// read is as read: Store writes.
+			held, l3 := mustAcquire(t, acquire, []string{wasPresent}, time.Minute)
+			if !held[0] {
+				t.Fatalf("AcquireLeases(present) after Release not taken")
+			}
+			releaseAtEnd(t, l3)
+			mustMSet(t, other, wasPresent, "theirs2", time.Hour)
+			if stored, err := l3.Store(ctx, []backend.GuardedEntry{guarded(wasPresent, "mine", backend.NoTTL, true, "theirs2")}); err != nil || !slices.Equal(stored, []bool{true}) {
+				t.Errorf("Store with a guard equal to the key's value = %v, %v; want [true], nil", stored, err)
+			}
+			wantRaw(t, e.b, wasPresent, "mine")
+		},
+	},
+	{
+		name: "LeaseStoreLost",
+		rule: "a lease ended by a Delete, DeleteMany, Expire or Clear of its key through another Map (another client, on a shared store), or by its expiry, stores nothing",
+		run: func(t T, e *env) {
+			acquire := needLeases(t, e)
+			ctx := t.Context()
+			other := e.other(t)
+			type variant struct {
+				name    string
+				present bool // the key holds "v0" before the lease is taken
+				do      func(m *kv.Map[string]) error
+				want    string // the key's value afterwards; "" for absent
+				wantTTL time.Duration
+			}
+			variants := []variant{
+				{name: "Delete", do: func(m *kv.Map[string]) error { return m.Delete(ctx, "k") }},
+				{name: "DeletePresent", present: true, do: func(m *kv.Map[string]) error { return m.Delete(ctx, "k") }},
+				{name: "DeleteMany", present: true, do: func(m *kv.Map[string]) error { return m.DeleteMany(ctx, []string{"x", "k"}) }},
+				{name: "Expire", present: true, want: "v0", wantTTL: time.Hour, do: func(m *kv.Map[string]) error {
+					_, err := m.Expire(ctx, "k", time.Hour)
+					return err
+				}},
+				{name: "ExpireNoTTL", present: true, want: "v0", wantTTL: backend.NoTTL, do: func(m *kv.Map[string]) error {
+					_, err := m.Expire(ctx, "k", kv.NoTTL)
+					return err
+				}},
+				{name: "Clear", do: func(m *kv.Map[string]) error { return m.Clear(ctx) }},
+				{name: "ClearPresent", present: true, do: func(m *kv.Map[string]) error { return m.Clear(ctx) }},
+			}
+			for _, v := range variants {
+				ns := e.ns("lost")
+				newMap[string](t, e, ns)
+				key := ns + ":k"
+				if v.present {
+					mustMSet(t, e.b, key, "v0", 2*time.Hour)
+				}
+				held, l := mustAcquire(t, acquire, []string{key}, time.Minute)
+				if !held[0] {
+					t.Fatalf("%s: AcquireLeases not taken", v.name)
+				}
+				releaseAtEnd(t, l)
+				m := openMap[string](t, e, other, ns)
+				if err := v.do(m); err != nil {
+					t.Fatalf("%s through another Map: %v", v.name, err)
+				}
+				stored, err := l.Store(ctx, []backend.GuardedEntry{guarded(key, "stale", backend.NoTTL, v.present, "v0")})
+				if err != nil || !slices.Equal(stored, []bool{false}) {
+					t.Errorf("Store after %s by another client = %v, %v; want [false], nil", v.name, stored, err)
+				}
+				if v.want == "" {
+					wantRawMissing(t, e.b, key)
+					continue
+				}
+				wantRaw(t, e.b, key, v.want)
+				ttl, ok, err := e.b.TTL(ctx, key)
+				switch {
+				case err != nil || !ok:
+					t.Errorf("%s: TTL = %v, %v, %v", v.name, ttl, ok, err)
+				case v.wantTTL == backend.NoTTL && ttl != backend.NoTTL:
+					t.Errorf("%s: TTL = %v; want NoTTL (Store must not have undone it)", v.name, ttl)
+				case v.wantTTL != backend.NoTTL && !within(ttl, v.wantTTL, e.ttlSlack()):
+					t.Errorf("%s: TTL = %v; want about %v (Store must not have undone it)", v.name, ttl, v.wantTTL)
+				}
+			}
+
+			// Expiry.
+			ns := e.ns("lost")
+			newMap[string](t, e, ns)
+			key := ns + ":expiring"
+			d := e.shortTTL()
+			held, l := mustAcquire(t, acquire, []string{key}, d)
+			if !held[0] {
+				t.Fatalf("AcquireLeases not taken")
+			}
+			free := func() bool {
+				held, l2 := mustAcquire(t, acquire, []string{key}, time.Minute)
+				if l2 != nil {
+					// Released at once: the first owner's lease stays lost.
+					if err := l2.Release(ctx); err != nil {
+						t.Errorf("Release: %v", err)
+					}
+				}
+				return held[0]
+			}
+			if !e.pass(2*d, free) {
+				t.Fatalf("a lease of %v was still held after %v", d, 2*d)
+			}
+			stored, err := l.Store(ctx, []backend.GuardedEntry{guarded(key, "late", backend.NoTTL, false, "")})
+			if err != nil || !slices.Equal(stored, []bool{false}) {
+				t.Errorf("Store after the lease expired = %v, %v; want [false], nil", stored, err)
+			}
+			wantRawMissing(t, e.b, key)
+		},
+	},
+	{
+		name: "LeaseStoreTTL",
+		rule: "Lease.Store writes the entry's TTL as MSet does (NoTTL clears an old expiry, a positive TTL is kept, 0 becomes the ttl layer's default and is refused below it, writing nothing)",
+		run: func(t T, e *env) {
+			acquire := needLeases(t, e)
+			ctx := t.Context()
+			ns := e.ns("storettl")
+			newMap[string](t, e, ns)
+			forever, hour := ns+":forever", ns+":hour"
+			mustMSet(t, e.b, forever, "old", time.Hour)
+			_, l := mustAcquire(t, acquire, []string{forever, hour, ns + ":zero"}, time.Minute)
+			releaseAtEnd(t, l)
+			// TTL 0 is refused below the ttl layer, and nothing is written.
+			_, err := l.Store(ctx, []backend.GuardedEntry{
+				guarded(hour, "h", time.Hour, false, ""),
+				guarded(ns+":zero", "z", 0, false, ""),
+			})
+			if !errors.Is(err, kv.ErrInvalidTTL) {
+				t.Errorf("Store with TTL 0 = %v; want ErrInvalidTTL", err)
+			}
+			wantRawMissing(t, e.b, hour)
+			if _, err := l.Store(ctx, []backend.GuardedEntry{guarded("", "e", time.Hour, false, "")}); !errors.Is(err, kv.ErrEmptyKey) {
+				t.Errorf("Store with an empty key = %v; want ErrEmptyKey", err)
+			}
+			stored, err := l.Store(ctx, []backend.GuardedEntry{
+				guarded(forever, "f", backend.NoTTL, true, "old"),
+				guarded(hour, "h", time.Hour, false, ""),
+			})
+			if err != nil || !slices.Equal(stored, []bool{true, true}) {
+				t.Fatalf("Store = %v, %v; want [true true], nil", stored, err)
+			}
+			if ttl, ok, err := e.b.TTL(ctx, forever); err != nil || !ok || ttl != backend.NoTTL {
+				t.Errorf("TTL after Store with NoTTL over a key that expired = %v, %v, %v; want NoTTL", ttl, ok, err)
+			}
+			if ttl, ok, err := e.b.TTL(ctx, hour); err != nil || !ok || !within(ttl, time.Hour, e.ttlSlack()) {
+				t.Errorf("TTL after Store with an hour = %v, %v, %v; want about an hour", ttl, ok, err)
+			}
+
+			// Through the namespace and ttl layers, as a Map stacks them:
+			// keys of the namespace, TTL 0 the default.
+			nsb, err := namespace.New(e.b, ns)
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			const def = 30 * time.Minute
+			tb, err := ttl.New(nsb, def)
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			stack := backend.OptimizationsOf(tb).AcquireLeases
+			if stack == nil {
+				t.Fatalf("the namespace and ttl layers hide AcquireLeases")
+			}
+			held, sl, err := stack(ctx, []string{"dflt"}, time.Minute)
+			if err != nil || !slices.Equal(held, []bool{true}) {
+				t.Fatalf("AcquireLeases through the layers = %v, %v", held, err)
+			}
+			releaseAtEnd(t, sl)
+			if held, _ := mustAcquire(t, acquire, []string{ns + ":dflt"}, time.Minute); held[0] {
+				t.Errorf("the layers' lease of dflt is not the store's lease of %s:dflt", ns)
+			}
+			stored, err = sl.Store(ctx, []backend.GuardedEntry{guarded("dflt", "d", 0, false, "")})
+			if err != nil || !slices.Equal(stored, []bool{true}) {
+				t.Fatalf("Store through the layers = %v, %v; want [true], nil", stored, err)
+			}
+			wantRaw(t, e.b, ns+":dflt", "d")
+			if ttl, ok, err := e.b.TTL(ctx, ns+":dflt"); err != nil || !ok || !within(ttl, def, e.ttlSlack()) {
+				t.Errorf("TTL after Store with TTL 0 through the ttl layer = %v, %v, %v; want about %v", ttl, ok, err, def)
+			}
+		},
+	},
+	{
+		name: "LeaseStoreKeysWithBraces",
+		rule: "leases, Lease.Store, and the Delete and Expire that end leases work for keys holding braces (on a cluster a lease and its key share a slot)",
+		run: func(t T, e *env) {
+			acquire := needLeases(t, e)
+			ctx := t.Context()
+			ns := e.ns("braces")
+			m := newMap[string](t, e, ns)
+			names := []string{"a{b}c", "{x}y", "}{", "{}", "{", "}", "plain", "{" + ns + "}"}
+			keys := make([]string, len(names))
+			entries := make([]backend.GuardedEntry, len(names))
+			for i, n := range names {
+				keys[i] = ns + ":" + n
+				entries[i] = guarded(keys[i], "v"+n, backend.NoTTL, false, "")
+			}
+			held, l := mustAcquire(t, acquire, keys, time.Minute)
+			if slices.Contains(held, false) {
+				t.Fatalf("AcquireLeases = %v; want all taken", held)
+			}
+			releaseAtEnd(t, l)
+			if err := l.Renew(ctx, 2*time.Minute); err != nil {
+				t.Fatalf("Renew: %v", err)
+			}
+			stored, err := l.Store(ctx, entries)
+			if err != nil || slices.Contains(stored, false) {
+				t.Fatalf("Store = %v, %v; want all stored", stored, err)
+			}
+			for i, n := range names {
+				wantRaw(t, e.b, keys[i], "v"+n)
+			}
+			// Leases again, then a Delete and an Expire of each half end them.
+			_, l2 := mustAcquire(t, acquire, keys, time.Minute)
+			releaseAtEnd(t, l2)
+			if err := m.DeleteMany(ctx, names[:4]); err != nil {
+				t.Fatalf("DeleteMany: %v", err)
+			}
+			for _, n := range names[4:] {
+				if _, err := m.Expire(ctx, n, time.Hour); err != nil {
+					t.Fatalf("Expire(%q): %v", n, err)
+				}
+			}
+			for i := range entries {
+				entries[i].PrevFound, entries[i].Prev = true, []byte("v"+names[i])
+			}
+			stored, err = l2.Store(ctx, entries)
+			if err != nil || slices.Contains(stored, true) {
+				t.Errorf("Store after Delete and Expire = %v, %v; want none stored", stored, err)
+			}
+			if err := l2.Release(ctx); err != nil {
+				t.Errorf("Release: %v", err)
 			}
 		},
 	},
@@ -250,16 +589,21 @@ func mustAcquire(t T, acquire func(context.Context, []string, time.Duration) ([]
 }
 
 // leaseWatch is a store whose refused leases close refused: a sign that a
-// Map found a key's lease taken and is waiting for another's load.
+// Map found a key's lease taken and is waiting for another's load. Its
+// namespace views (a bbolt bucket) are watched too.
 type leaseWatch struct {
 	backend.Backend
 	opt     backend.Optimizations
-	once    sync.Once
+	once    *sync.Once
 	refused chan struct{}
 }
 
 func watchLeases(b backend.Backend) *leaseWatch {
-	w := &leaseWatch{Backend: b, refused: make(chan struct{}), opt: backend.OptimizationsOf(b)}
+	return watchLeasesOf(b, &sync.Once{}, make(chan struct{}))
+}
+
+func watchLeasesOf(b backend.Backend, once *sync.Once, refused chan struct{}) *leaseWatch {
+	w := &leaseWatch{Backend: b, once: once, refused: refused, opt: backend.OptimizationsOf(b)}
 	if a := w.opt.AcquireLeases; a != nil {
 		w.opt.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
 			held, l, err := a(ctx, keys, d)
@@ -269,8 +613,70 @@ func watchLeases(b backend.Backend) *leaseWatch {
 			return held, l, err
 		}
 	}
+	if ns := w.opt.Namespace; ns != nil {
+		w.opt.Namespace = func(name string) (backend.Backend, error) {
+			v, err := ns(name)
+			if err != nil {
+				return nil, err
+			}
+			return watchLeasesOf(v, once, refused), nil
+		}
+	}
 	return w
 }
 
 // Optimizations implements backend.Optimizer: the store's, leases watched.
 func (w *leaseWatch) Optimizations() backend.Optimizations { return w.opt }
+
+// guarded returns the GuardedEntry of key with value and ttl, read before
+// loading as prev when found.
+func guarded(key, value string, ttl time.Duration, found bool, prev string) backend.GuardedEntry {
+	g := backend.GuardedEntry{Entry: backend.Entry{Key: key, Value: []byte(value), TTL: ttl}, PrevFound: found}
+	if found {
+		g.Prev = []byte(prev)
+	}
+	return g
+}
+
+// mustMSet writes one backend key.
+func mustMSet(t T, b backend.Backend, key, value string, ttl time.Duration) {
+	t.Helper()
+	if err := b.MSet(t.Context(), []backend.Entry{{Key: key, Value: []byte(value), TTL: ttl}}); err != nil {
+		t.Fatalf("MSet(%q): %v", key, err)
+	}
+}
+
+// wantRaw checks that backend key holds want.
+func wantRaw(t T, b backend.Backend, key, want string) {
+	t.Helper()
+	v, err := b.Get(t.Context(), key)
+	if err != nil || !v.Found || string(v.Bytes) != want {
+		t.Errorf("Get(%q) = %q, %v, %v; want %q", key, v.Bytes, v.Found, err, want)
+	}
+}
+
+// wantRawMissing checks that backend key is absent.
+func wantRawMissing(t T, b backend.Backend, key string) {
+	t.Helper()
+	v, err := b.Get(t.Context(), key)
+	if err != nil || v.Found {
+		t.Errorf("Get(%q) = %q, %v, %v; want absent", key, v.Bytes, v.Found, err)
+	}
+}
+
+// other returns another handle on the case's store, closed when the case
+// ends: a second client of a shared store (Harness.Shared), else the case's
+// own Backend, which the other Maps of a case share.
+func (e *env) other(t T) backend.Backend {
+	t.Helper()
+	if !e.h.Shared {
+		return e.b
+	}
+	s := e.h.New(t)
+	t.Cleanup(func() {
+		if err := s.Backend.Close(); err != nil && !errors.Is(err, backend.ErrClosed) {
+			t.Errorf("cleanup: Close: %v", err)
+		}
+	})
+	return s.Backend
+}

@@ -14,7 +14,7 @@ import (
 var watchCases = []testCase{
 	{
 		name: "WatchReportsChanges",
-		rule: "once live, a watch reports every write, delete and expiry change of a key under its prefix, no key outside it, and nothing after stop",
+		rule: "once live, a watch reports every write, delete and expiry change of a key under its prefix, no key outside it, and nothing after stop; a store whose reports are asynchronous (ChangeLive.At set) reports each change before a ChangeSynced whose At follows it",
 		run: func(t T, e *env) {
 			watch := backend.OptimizationsOf(e.b).Watch
 			if watch == nil {
@@ -69,6 +69,9 @@ var watchCases = []testCase{
 			if first != backend.ChangeLive {
 				t.Skipf("the watch's first report is %v, not ChangeLive: the store cannot report changes now", first)
 			}
+			mu.Lock()
+			async := !got[0].At.IsZero()
+			mu.Unlock()
 			ctx := t.Context()
 			reports := func(key string) func(backend.Change) bool {
 				return func(c backend.Change) bool {
@@ -90,6 +93,24 @@ var watchCases = []testCase{
 				from, _ := seen(0, func(backend.Change) bool { return false })
 				if err := s.do(); err != nil {
 					t.Fatalf("%s: %v", s.what, err)
+				}
+				done := time.Now()
+				if async {
+					// A store whose reports are asynchronous proves, with a
+					// ChangeSynced whose At is after the change returned,
+					// that its report has come before.
+					await("a ChangeSynced after "+s.what, from, func(c backend.Change) bool {
+						return c.Kind == backend.ChangeSynced && c.At.After(done)
+					})
+					mu.Lock()
+					i := slices.IndexFunc(got[from:], func(c backend.Change) bool {
+						return c.Kind == backend.ChangeSynced && c.At.After(done)
+					})
+					ok := slices.ContainsFunc(got[from:from+i], reports(s.key))
+					mu.Unlock()
+					if !ok {
+						t.Errorf("%s of %s was not reported before a ChangeSynced whose At is after it returned", s.what, s.key)
+					}
 				}
 				await(s.what+" of "+s.key, from, reports(s.key))
 			}

@@ -252,10 +252,36 @@ func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
 			for i, k := range keys {
 				full[i] = b.prefix + k
 			}
-			return f(ctx, full, ttl)
+			held, l, err := f(ctx, full, ttl)
+			if l != nil && b.prefix != "" {
+				l = &lease{Lease: l, b: b}
+			}
+			return held, l, err
 		}
 	}
 	return out
+}
+
+// lease is a backend.Lease of the wrapped Backend, whose Store takes keys of
+// the namespace.
+type lease struct {
+	backend.Lease
+	b *Backend
+}
+
+// Store implements backend.Lease.Store: the entries' keys go down under the
+// namespace, and the keys of a *backend.BatchError come back without it.
+func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bool, error) {
+	stored := make([]backend.GuardedEntry, len(entries))
+	for i, e := range entries {
+		if e.Key == "" {
+			return nil, fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
+		}
+		e.Key = l.b.prefix + e.Key
+		stored[i] = e
+	}
+	ok, err := l.Lease.Store(ctx, stored)
+	return ok, l.b.unprefix(err)
 }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.

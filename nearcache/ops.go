@@ -9,11 +9,18 @@ import (
 )
 
 // lookup returns a copy of the cached value of key and its remaining TTL,
-// if the cache is live and holds an unexpired, fresh enough value.
+// if the cache is live, the store's reports are proved up to date within
+// MaxLag, and the cache holds an unexpired, fresh enough value.
 func (c *Backend) lookup(key string, now int64) ([]byte, time.Duration, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.live {
+		return nil, 0, false
+	}
+	if c.async && time.Since(c.synced) >= c.o.MaxLag {
+		// A report of this key may be on its way: the store has not
+		// proved within δ that none is. The entry stays, for when it has.
+		c.stats.Unsynced++
 		return nil, 0, false
 	}
 	e, ok := c.lru.Get(key)

@@ -109,11 +109,20 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 func (b *Backend) Describe() backend.Description { return b.next.Describe() }
 
 // Optimizations implements backend.Optimizer: those of the wrapped Backend,
-// which take the same keys, and its namespace views given the same default
-// TTL.
+// which take the same keys, its leases storing with the default TTL, and
+// its namespace views given the same default TTL.
 func (b *Backend) Optimizations() backend.Optimizations { return b.opt }
 
 func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
+	if f := o.AcquireLeases; f != nil {
+		o.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+			held, l, err := f(ctx, keys, ttl)
+			if l != nil {
+				l = &lease{Lease: l, b: b}
+			}
+			return held, l, err
+		}
+	}
 	if ns := o.Namespace; ns != nil {
 		o.Namespace = func(name string) (backend.Backend, error) {
 			view, err := ns(name)
@@ -124,6 +133,31 @@ func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
 		}
 	}
 	return o
+}
+
+// lease is a backend.Lease of the wrapped Backend whose Store gives the
+// default TTL as MSet does.
+type lease struct {
+	backend.Lease
+	b *Backend
+}
+
+// Store implements backend.Lease.Store: an entry with TTL 0 gets the
+// default, and every TTL is checked before anything is written.
+func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bool, error) {
+	out := make([]backend.GuardedEntry, len(entries))
+	for i, e := range entries {
+		if e.TTL == 0 {
+			e.TTL = l.b.def
+		}
+		ttl, err := backend.CheckTTL(e.TTL)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d (key %s): %w", i, backend.QuoteKey(e.Key), err)
+		}
+		e.TTL = ttl
+		out[i] = e
+	}
+	return l.Lease.Store(ctx, out)
 }
 
 // Close implements backend.Backend.Close by closing the wrapped Backend.

@@ -35,7 +35,20 @@
 //     clock, is refused with [ErrClockMismatch] unless [WithClockOverride] is
 //     given (and then nothing is swept);
 //   - a file written before clocks were recorded is never swept;
-//   - [WithFileTime] reads a file as of the latest time its clock showed.
+//   - [WithFileTime] reads a file as of the latest time its clock showed (the
+//     time is recorded by the write that creates the file, too, so a
+//     backtest that never moved its clock still records it); a file that
+//     records no time fails with [ErrNoFileTime].
+//
+// A clock may read any time from year 1 to year 9999 ([TimeRange]), and a
+// deadline is kept for every TTL up to kv.MaxTTL from it: to the nanosecond
+// from 1970 to 2262, the range of the Unix nanoseconds files have always
+// held, and to the microsecond (rounded up, never early) outside it. A call
+// made while the clock reads outside that range fails with an error wrapping
+// [ErrTimeRange], as does a TTL asked for so long before its deadline
+// (reading at a time centuries before the write) that a time.Duration cannot
+// hold it. Files written by versions before this range was kept hold no
+// deadline outside 1970 to 2262 (they clamped such deadlines to its ends).
 //
 // # Read-only
 //
@@ -47,14 +60,20 @@
 //
 // # Damaged files
 //
-// Before bbolt maps a file, Open checks what can be checked cheaply (a valid
-// meta page, a file as long as that page says, root and freelist page headers
-// and the freelist's page ids within it) and fails with [ErrCorrupt]
+// Open refuses at once, with [ErrNotRegularFile], a path that is not a
+// regular file (a directory, a device, a named pipe, whose open would wait
+// for a writer for ever). Before bbolt maps a file, Open checks what can be
+// checked cheaply (a valid meta page, a file as long as that page says, root
+// and freelist page headers and the freelist's page ids within it; a
+// read-only open, that the file is not empty) and fails with [ErrCorrupt]
 // otherwise, releasing the file. Every call turns a bbolt panic, or a memory
 // fault on the mapped file, into an error wrapping ErrCorrupt instead of
-// crashing the process. bbolt keeps no checksum of data pages: a flipped byte
-// inside a key or value is returned as data. [Backend.Check] runs bbolt's full
-// consistency check (its cost grows with the file's size).
+// crashing the process; its message names what is damaged (a page, its
+// element, the file's length), found by walking the file with reads of its
+// own, never Go's runtime text. bbolt keeps no checksum of data pages: a
+// flipped byte inside a key or value is returned as data. [Backend.Check]
+// checks the whole file, as bbolt's Tx.Check does but with reads of its own
+// in the calling goroutine (its cost grows with the file's size).
 //
 // # Durability
 //
@@ -81,6 +100,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -88,6 +108,7 @@ import (
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/internal/leases"
 )
 
 // Defaults of the options.
@@ -112,10 +133,11 @@ type Backend struct {
 	ownsDB   bool
 	clock    clock.Clock
 	readOnly bool
-	file     FileClock // the file's clock, as read at open
-	sweeps   bool      // the opener's clock is the file's kind: expired keys may be deleted, and times recorded
-	recorded atomic.Int64
+	file     FileClock     // the file's clock, as read at open
+	sweeps   bool          // the opener's clock is the file's kind: expired keys may be deleted, and times recorded
+	recorded atomic.Uint64 // 1 + the ord of the latest time on disk (timecode.go); 0 for none
 	closed   atomic.Bool
+	leases   leases.Table // load leases, in memory (lease.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -151,9 +173,12 @@ func WithSimulatedClock(c clock.Clock) Option {
 }
 
 // WithFileTime makes the clock stand still at the latest time the file's own
-// clock showed (FileClock.Latest): a file is read as it was when its last
-// write was made. It is meant for read-only inspection (WithReadOnly), as
-// the kv command's --at file does; the clock's kind is the file's.
+// clock showed (FileClock.Latest): expiry is judged as it was when the last
+// write was made (the file holds its latest state only: keys deleted before
+// are not brought back). It is meant for read-only inspection
+// (WithReadOnly), as the kv command's --at file does; the clock's kind is
+// the file's. Opened for writing, writes are made at that time and sweep
+// nothing. Open fails with ErrNoFileTime for a file that records no time.
 func WithFileTime() Option { return func(o *config) { o.fileTime = true } }
 
 // WithClockOverride allows opening for writing a file written under a
@@ -209,15 +234,24 @@ func configure(opts []Option) config {
 // clock. Close closes the file.
 func Open(path string, opts ...Option) (*Backend, error) {
 	cfg := configure(opts)
+	// Something other than a regular file is refused before it is opened: a
+	// named pipe would block the open until a writer came, for ever.
+	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("bolt: open %s: %w", path, notRegular(path, st.Mode()))
+	}
 	var file *os.File // the file bbolt opened, to release it if bbolt panics
 	bopts := &bbolt.Options{
 		Timeout: cfg.lockTimeout, NoSync: cfg.noSync, FreelistType: bbolt.FreelistMapType, ReadOnly: cfg.readOnly,
 		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
-			f, err := os.OpenFile(name, flag, mode)
+			// O_NONBLOCK: a named pipe put in the file's place since the
+			// Stat above opens at once, and checkFile refuses it. It means
+			// nothing for a regular file (bbolt's Fd call makes the
+			// descriptor blocking again).
+			f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, mode)
 			if err != nil {
 				return nil, err
 			}
-			if err := checkFile(f); err != nil {
+			if err := checkFile(f, cfg.readOnly); err != nil {
 				return nil, errors.Join(err, f.Close())
 			}
 			file = f
@@ -229,7 +263,7 @@ func Open(path string, opts ...Option) (*Backend, error) {
 		mode = 0o400
 	}
 	var db *bbolt.DB
-	err := guard(func() error {
+	err := guard(path, func() error {
 		var err error
 		db, err = bbolt.Open(path, mode, bopts)
 		return err
@@ -243,6 +277,10 @@ func Open(path string, opts ...Option) (*Backend, error) {
 		return nil, fmt.Errorf("%w: %s (waited %v; a writer holds it, and a read-only open must wait for the writer to close it): %w", ErrLocked, path, cfg.lockTimeout, err)
 	case errors.Is(err, bberrors.ErrTimeout):
 		return nil, fmt.Errorf("%w: %s (waited %v): %w", ErrLocked, path, cfg.lockTimeout, err)
+	case errors.Is(err, bberrors.ErrInvalid) || errors.Is(err, bberrors.ErrVersionMismatch) ||
+		errors.Is(err, bberrors.ErrChecksum) || errors.Is(err, bberrors.ErrInvalidMapping):
+		// What checkFile did not catch, bbolt did: the file is damaged.
+		return nil, fmt.Errorf("bolt: open %s: %w: %w", path, ErrCorrupt, err)
 	case err != nil:
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -270,27 +308,38 @@ func start(db *bbolt.DB, owns bool, cfg config) (*Backend, error) {
 		return fail(err)
 	}
 	b.file = fc
+	if !fc.Latest.IsZero() {
+		if in, err := instantOf(fc.Latest); err == nil {
+			b.recorded.Store(in.ord + 1)
+		}
+	}
 	if cfg.fileTime {
+		if fc.Latest.IsZero() {
+			return fail(fmt.Errorf("%w (its clock's kind: %q)", ErrNoFileTime, fc.Kind))
+		}
 		b.clock = fixedClock(fc.Latest)
 		cfg.kind = fc.Kind
 	}
-	b.recorded.Store(fc.Latest.UnixNano())
 	if b.readOnly {
 		return b, nil // nothing is written or swept
 	}
+	stamp := false
 	switch {
 	case fc.Kind == "" && !hasData: // a new file: it takes the opener's clock
-		if err := b.stampClock(cfg.kind); err != nil {
-			return fail(err)
-		}
-		b.file.Kind = cfg.kind
+		b.file.Kind, stamp = cfg.kind, true
 	case fc.Kind == SimulatedClock && cfg.kind == WallClock && !cfg.override:
-		return fail(fmt.Errorf("%w: the file was written under a simulated clock (latest %s); open it with WithSimulatedClock, read-only, or WithClockOverride",
-			ErrClockMismatch, fc.Latest.UTC().Format(time.RFC3339Nano)))
+		return fail(&ClockMismatchError{File: fc})
 	}
 	// Keys are deleted only by the clock they were written under; a file
 	// written before clocks were recorded is never swept.
 	b.sweeps = b.file.Kind != "" && b.file.Kind == cfg.kind
+	if stamp {
+		// After b.sweeps is set: the stamp records the clock's time too, so
+		// that a file closed without any other write knows when it was made.
+		if err := b.stampClock(b.file.Kind); err != nil {
+			return fail(err)
+		}
+	}
 	if !b.sweeps {
 		return b, nil
 	}
@@ -326,6 +375,7 @@ func (b *Backend) Describe() backend.Description {
 func (b *Backend) Optimizations() backend.Optimizations {
 	return backend.Optimizations{
 		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries, Namespace: b.namespace,
+		AcquireLeases: b.acquireLeases, // in memory: the Maps of this process (lease.go)
 	}
 }
 
@@ -353,10 +403,13 @@ func (b *Backend) Close() error {
 		<-b.done
 	}
 	var err error
-	if b.sweeps && !b.readOnly && b.now() > b.recorded.Load() {
+	if b.sweeps && !b.readOnly {
 		// The clock's time at Close is the file's latest: where a backtest
 		// stopped, for kv --at file.
-		err = b.update(b.now(), func(*bbolt.Tx) error { return nil })
+		var now instant
+		if now, err = b.now(); err == nil && now.ord+1 > b.recorded.Load() {
+			err = b.update(now, func(*bbolt.Tx) error { return nil })
+		}
 	}
 	if b.ownsDB {
 		err = errors.Join(err, b.db.Close())
@@ -386,28 +439,33 @@ func (b *Backend) checkWrite(ctx context.Context) error {
 // guard, without its closure: this is the path of every read).
 func (b *Backend) view(fn func(tx *bbolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer corruptOnPanic(&err)
+	defer corruptOnPanic(&err, b.db.Path())
 	return b.db.View(fn)
 }
 
 // update runs fn in a write transaction, guarded against a damaged file,
 // and records in the file the time of the clock the write was made at.
-func (b *Backend) update(now int64, fn func(tx *bbolt.Tx) error) error {
-	err := guard(func() error {
+func (b *Backend) update(now instant, fn func(tx *bbolt.Tx) error) error {
+	recorded := false
+	err := guard(b.db.Path(), func() error {
 		return b.db.Update(func(tx *bbolt.Tx) error {
 			if err := fn(tx); err != nil {
 				return err
 			}
-			return b.recordTime(tx, now)
+			var err error
+			recorded, err = b.recordTime(tx, now)
+			return err
 		})
 	})
-	if err == nil {
+	if err == nil && recorded {
 		b.committed(now)
 	}
 	return err
 }
 
-func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
+// now returns the clock's time, or an error wrapping ErrTimeRange when it
+// reads outside TimeRange.
+func (b *Backend) now() (instant, error) { return instantOf(b.clock.Now()) }
 
 func (b *Backend) sweepLoop(every time.Duration) {
 	defer close(b.done)
@@ -434,8 +492,11 @@ func (b *Backend) sweep() (int, error) {
 	total := 0
 	for {
 		n := 0
-		now := b.now()
-		err := b.update(now, func(tx *bbolt.Tx) error {
+		now, err := b.now()
+		if err != nil {
+			return total, fmt.Errorf("bolt: sweep: %w", err)
+		}
+		err = b.update(now, func(tx *bbolt.Tx) error {
 			return tx.ForEach(func(name []byte, idx *bbolt.Bucket) error {
 				var data *bbolt.Bucket
 				switch {
@@ -447,11 +508,8 @@ func (b *Backend) sweep() (int, error) {
 					return nil
 				}
 				c := idx.Cursor()
-				for k, _ := c.First(); k != nil && n < sweepBatch; k, _ = c.First() {
+				for k := firstExpired(c, now); k != nil && n < sweepBatch; k = firstExpired(c, now) {
 					d := deadlineOf(k)
-					if !expired(d, now) {
-						break
-					}
 					key := k[headerLength:]
 					if data != nil {
 						// Delete the value only if it still has this deadline:

@@ -22,8 +22,10 @@ const (
 
 // FileClock is the clock a file remembers in its own metadata: the kind of
 // clock its data was written under, and the latest time that clock showed
-// at a write. A file written before clocks were recorded has an empty Kind
-// and a zero Latest, and is never swept.
+// at a write or at Close. A file written before clocks were recorded has an
+// empty Kind and a zero Latest, and is never swept; a zero Latest with a
+// Kind is a file that records no time (a backtest closed without moving its
+// clock, by a version before the write that creates a file recorded it).
 type FileClock struct {
 	Kind   ClockKind
 	Latest time.Time
@@ -37,9 +39,7 @@ func (b *Backend) readFileClock() (FileClock, bool, error) {
 	err := b.view(func(tx *bbolt.Tx) error {
 		if mb := tx.Bucket(metaBucket); mb != nil {
 			fc.Kind = ClockKind(mb.Get([]byte("clock")))
-			if v := mb.Get([]byte("latest")); len(v) == 8 {
-				fc.Latest = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-			}
+			fc.Latest = decodeLatest(mb.Get([]byte("latest")))
 		}
 		c := tx.Cursor()
 		for name, _ := c.Seek([]byte("kv.")); name != nil && bytes.HasPrefix(name, []byte("kv.")); name, _ = c.Next() {
@@ -61,9 +61,37 @@ func (b *Backend) readFileClock() (FileClock, bool, error) {
 	return fc, hasData, nil
 }
 
-// stampClock records the kind of the file's clock.
+// decodeLatest reads the "latest" record: 8 bytes of Unix nanoseconds, or
+// 12 bytes of Unix seconds and nanoseconds for a time outside 1678 to 2262.
+// It returns the zero time for none (or a record of another length).
+func decodeLatest(v []byte) time.Time {
+	switch len(v) {
+	case 8:
+		return time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
+	case 12:
+		return time.Unix(int64(binary.BigEndian.Uint64(v)), int64(binary.BigEndian.Uint32(v[8:]))).UTC()
+	}
+	return time.Time{}
+}
+
+// encodeLatest returns the "latest" record of t: the 8 bytes every version
+// reads when Unix nanoseconds hold t, else 12.
+func encodeLatest(t time.Time) []byte {
+	if ns := t.UnixNano(); time.Unix(0, ns).Equal(t) {
+		return binary.BigEndian.AppendUint64(nil, uint64(ns))
+	}
+	v := binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))
+	return binary.BigEndian.AppendUint32(v, uint32(t.Nanosecond()))
+}
+
+// stampClock records the kind of the file's clock (and, through update, the
+// clock's time).
 func (b *Backend) stampClock(kind ClockKind) error {
-	return b.update(b.now(), func(tx *bbolt.Tx) error {
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
+	return b.update(now, func(tx *bbolt.Tx) error {
 		mb, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
 			return err
@@ -73,26 +101,25 @@ func (b *Backend) stampClock(kind ClockKind) error {
 }
 
 // recordTime records now as the latest time of the file's clock, when it is
-// later than the one recorded; it runs in every write transaction.
-func (b *Backend) recordTime(tx *bbolt.Tx, now int64) error {
-	if !b.sweeps || now <= b.recorded.Load() {
-		return nil
+// later than the one recorded, and reports whether it did; it runs in every
+// write transaction.
+func (b *Backend) recordTime(tx *bbolt.Tx, now instant) (bool, error) {
+	if !b.sweeps || now.ord+1 <= b.recorded.Load() {
+		return false, nil
 	}
 	mb, err := tx.CreateBucketIfNotExists(metaBucket)
 	if err != nil {
-		return err
+		return false, err
 	}
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], uint64(now))
-	return mb.Put([]byte("latest"), v[:])
+	return true, mb.Put([]byte("latest"), encodeLatest(now.t))
 }
 
 // committed notes that now is on disk as the latest time, after the
 // transaction that wrote it committed.
-func (b *Backend) committed(now int64) {
+func (b *Backend) committed(now instant) {
 	for {
 		old := b.recorded.Load()
-		if now <= old || b.recorded.CompareAndSwap(old, now) {
+		if now.ord+1 <= old || b.recorded.CompareAndSwap(old, now.ord+1) {
 			return
 		}
 	}

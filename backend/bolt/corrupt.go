@@ -1,13 +1,16 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
+	"io/fs"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 
@@ -29,22 +32,71 @@ func corruptf(format string, args ...any) error {
 
 // guard runs fn and turns a panic in it, or a memory fault on the mapped
 // file (which debug.SetPanicOnFault makes a panic of this goroutine instead
-// of a fatal error), into an error wrapping ErrCorrupt. bbolt checks little
-// of what it reads: a damaged page makes it index out of range, fault, or
-// panic on an assertion. bbolt rolls the transaction back on the way out, so
-// the file stays usable for the calls that do not touch the damage.
-func guard(fn func() error) (err error) {
+// of a fatal error), into an error wrapping ErrCorrupt that names what is
+// damaged in the file at path. bbolt checks little of what it reads: a
+// damaged page makes it index out of range, fault, or panic on an
+// assertion. bbolt rolls the transaction back on the way out, so the file
+// stays usable for the calls that do not touch the damage.
+func guard(path string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer corruptOnPanic(&err)
+	defer corruptOnPanic(&err, path)
 	return fn()
 }
 
 // corruptOnPanic, deferred, turns a panic into an error wrapping ErrCorrupt
-// in *err.
-func corruptOnPanic(err *error) {
+// in *err, naming the damage of the file at path.
+func corruptOnPanic(err *error, path string) {
 	if r := recover(); r != nil {
-		*err = corruptf("%v", r)
+		*err = damageError(path, r)
 	}
+}
+
+// damageError returns the error of a panic r on the file at path: an error
+// wrapping ErrCorrupt that names what is damaged, found by walking the
+// file's structure with reads of its own. Go's runtime text ("invalid memory
+// address", "index out of range") says nothing of the file, and is left out.
+func damageError(path string, r any) error {
+	problems, more := diagnose(path)
+	if len(problems) > 0 {
+		msg := strings.Join(problems, "; ")
+		if more > 0 {
+			msg += fmt.Sprintf("; and %d more", more)
+		}
+		return corruptf("%s", msg)
+	}
+	if _, isRuntime := r.(runtime.Error); isRuntime {
+		return corruptf("a damaged page of the file (its page structure checks out: the damage is inside a key, a value or a bucket record)")
+	}
+	return corruptf("a damaged page of the file (bbolt: %v)", r)
+}
+
+// diagnoseProblems is how many problems a damage error names.
+const diagnoseProblems = 3
+
+// diagnose returns the first problems that walking the file at path finds
+// (the walk stops at diagnoseProblems), and how many more it met on the
+// page where it stopped.
+func diagnose(path string) ([]string, int) {
+	f, err := os.Open(path)
+	if err != nil {
+		return []string{fmt.Sprintf("the file cannot be read again to find the damage: %v", err)}, 0
+	}
+	defer f.Close()
+	if err := checkFile(f, true); err != nil {
+		return []string{bare(err)}, 0
+	}
+	m, err := chooseMeta(f)
+	if err != nil {
+		return []string{bare(err)}, 0
+	}
+	w := newWalker(nil, f, m, diagnoseProblems) // the panicked call's context is gone: the walk is bounded by its problems
+	w.run()
+	return w.problems, w.more
+}
+
+// bare returns the message of an error without the words of ErrCorrupt.
+func bare(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": ")
 }
 
 // The bbolt file format (version 2) as far as checkFile reads it: every page
@@ -107,15 +159,26 @@ func readMeta(f io.ReaderAt, off int64) (meta, error) {
 // one valid meta page (the one bbolt will use: the valid one with the
 // highest transaction id), a file as long as that meta's high-water mark,
 // and the root and freelist pages' headers and contents within it. A file
-// of size 0 is left to bbolt (it initialises it when writable).
-func checkFile(f *os.File) error {
+// that is not a regular file fails with ErrNotRegularFile. An empty file is
+// left to bbolt when writable (it initialises it); read-only, it is an
+// error wrapping ErrCorrupt, which says so.
+func checkFile(f *os.File, readOnly bool) error {
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
+	if !st.Mode().IsRegular() {
+		return notRegular(f.Name(), st.Mode())
+	}
 	size := st.Size()
 	if size == 0 {
+		if readOnly {
+			return corruptf("the file is empty (0 bytes): it holds no bbolt database")
+		}
 		return nil
+	}
+	if size < 2*minPageSize {
+		return corruptf("the file is %d bytes, too short for the two meta pages of a bbolt database (truncated, or not a bbolt file)", size)
 	}
 	m, err := chooseMeta(f)
 	if err != nil {
@@ -167,7 +230,7 @@ func chooseMeta(f io.ReaderAt) (meta, error) {
 func pageHeader(f io.ReaderAt, m meta, id uint64) (flags uint16, count uint16, overflow uint32, err error) {
 	var h [pageHeaderSize]byte
 	if _, err := f.ReadAt(h[:], int64(id)*int64(m.pageSize)); err != nil {
-		return 0, 0, 0, corruptf("read page %d: %v", id, err)
+		return 0, 0, 0, readError(id, err)
 	}
 	le := binary.LittleEndian
 	if got := le.Uint64(h[0:]); got != id {
@@ -175,6 +238,19 @@ func pageHeader(f io.ReaderAt, m meta, id uint64) (flags uint16, count uint16, o
 	}
 	return le.Uint16(h[8:]), le.Uint16(h[10:]), le.Uint32(h[12:]), nil
 }
+
+// readError is the error of a failed read of page id: past the end of the
+// file, it says the file is truncated (it was long enough when opened or
+// checked at first: it shrank since).
+func readError(id uint64, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: page %d is past the end of the file: %w", ErrCorrupt, id, errTruncated)
+	}
+	return corruptf("read page %d: %v", id, err)
+}
+
+// errTruncated ends a walk that reads past the end of the file.
+var errTruncated = errors.New("the file is shorter than its meta page says (truncated, perhaps while it was read)")
 
 // checkPageHeader checks that page id has one of the flags and ends inside
 // the high-water mark.
@@ -225,53 +301,114 @@ func checkFreelist(f io.ReaderAt, m meta) error {
 	return nil
 }
 
+// notRegular returns the error of a path that is not a regular file.
+func notRegular(path string, mode fs.FileMode) error {
+	what := "not a regular file"
+	switch {
+	case mode.IsDir():
+		what = "a directory"
+	case mode&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case mode&fs.ModeSocket != 0:
+		what = "a socket"
+	case mode&fs.ModeCharDevice != 0:
+		what = "a character device"
+	case mode&fs.ModeDevice != 0:
+		what = "a device"
+	}
+	return fmt.Errorf("%w: %s is %s; a bbolt database is a regular file", ErrNotRegularFile, path, what)
+}
+
 // maxProblems is how many problems Check reports at most.
 const maxProblems = 100
 
-// Check checks the whole file (its cost grows with the file's size) and
-// returns nil, or an error wrapping ErrCorrupt that lists up to 100
-// problems, one per line. It first walks the file's B+tree with reads of its
-// own, never bbolt's mapping: every page reachable once, inside the file,
-// every element inside its page. Only a file whose structure holds goes on
-// to bbolt's consistency check (Tx.Check, which also finds pages neither
-// reachable nor free, and keys out of order): that check runs in a goroutine
-// of bbolt's, where a memory fault on a damaged page could not be turned
-// into an error.
+// checkTries is how many read transactions Check takes at most to find the
+// meta page of its own transaction on disk (a writer of this process may
+// overwrite it twice meanwhile).
+const checkTries = 3
+
+// Check checks the whole file and returns nil, or an error wrapping
+// ErrCorrupt that lists up to 100 problems, one per line. Its cost grows
+// with the file's size; ctx ends it early.
+//
+// It checks what bbolt's Tx.Check does (every page reachable once, inside
+// the file, of the right type, and not free; every page either reachable or
+// free; no page freed twice; keys in order in every page and within the
+// range their parent gives them) and that every element lies inside its
+// page, all with reads of its own through a descriptor of its own, in the
+// calling goroutine: never through bbolt's memory mapping, where a file
+// shrunk by another process meanwhile would kill the process with SIGBUS
+// (Tx.Check runs in a goroutine of its own, where that fault cannot be
+// turned into an error). A read transaction stays open meanwhile, so that
+// the pages it reads are not reused by this process's writers.
 func (b *Backend) Check(ctx context.Context) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
-	if problems, err := b.walk(); err != nil || len(problems) > 0 {
+	var problems []string
+	more := 0
+	for try := 0; ; try++ {
+		found := false
+		err := b.view(func(tx *bbolt.Tx) error {
+			f, err := os.Open(b.db.Path())
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := checkFile(f, true); err != nil {
+				return err
+			}
+			m, ok, err := metaOfTx(f, uint64(tx.ID()))
+			if err != nil || !ok {
+				return err
+			}
+			found = true
+			w := newWalker(ctx.Err, f, m, maxProblems)
+			w.run()
+			problems, more = w.problems, w.more
+			return w.err
+		})
 		if err != nil {
 			return err
 		}
-		return corruptf("%d problems in the file's structure:\n%s", len(problems), strings.Join(problems, "\n"))
-	}
-	var problems []string
-	more := 0
-	err := b.view(func(tx *bbolt.Tx) error {
-		for err := range tx.Check() { // drained to the end: the check's goroutine ends with it
-			if len(problems) < maxProblems {
-				problems = append(problems, err.Error())
-			} else {
-				more++
-			}
+		if found {
+			break
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+		if try == checkTries-1 {
+			return errors.New("bolt: check: the file changed under every read transaction (writes of this process); check it again when they pause")
+		}
 	}
 	if len(problems) == 0 {
 		return nil
 	}
+	total := len(problems) + more
 	if more > 0 {
 		problems = append(problems, fmt.Sprintf("... and %d more", more))
 	}
-	return corruptf("%d problems:\n%s", len(problems)+more, strings.Join(problems, "\n"))
+	return corruptf("%d problems:\n%s", total, strings.Join(problems, "\n"))
 }
 
-// Page elements, as walkFile reads them: after the page header, count
+// metaOfTx returns the meta page of the transaction txid, read from disk
+// (the valid one with that id), and whether there is one.
+func metaOfTx(f io.ReaderAt, txid uint64) (meta, bool, error) {
+	m0, err0 := readMeta(f, 0)
+	ps := int64(os.Getpagesize())
+	if err0 == nil {
+		ps = int64(m0.pageSize)
+	}
+	m1, err1 := readMeta(f, ps)
+	switch {
+	case err0 == nil && m0.txid == txid:
+		return m0, true, nil
+	case err1 == nil && m1.txid == txid:
+		return m1, true, nil
+	case err0 != nil && err1 != nil:
+		return meta{}, false, corruptf("no valid meta page (%v; %v)", err0, err1)
+	}
+	return meta{}, false, nil
+}
+
+// Page elements, as the walker reads them: after the page header, count
 // elements of 16 bytes each. A branch element is pos, ksize (uint32) and the
 // child's page id (uint64); a leaf element is flags, pos, ksize, vsize
 // (uint32). pos counts from the element itself. A leaf element with
@@ -282,135 +419,252 @@ const (
 	bucketLeafFlag = 0x01
 	bucketHeader   = 16
 	maxDepth       = 64
-	walkProblems   = 100
 )
 
 // walker checks the structure of a file with reads of its own (never the
-// mapping bbolt faults on): every page reachable from the root, once each,
-// inside the file, with a sane header, and every element inside its page.
+// mapping bbolt faults on).
 type walker struct {
+	stop     func() error // nil, or the error that ends the walk early (a context's Err)
 	f        io.ReaderAt
 	m        meta
-	seen     map[uint64]bool
+	limit    int
+	seen     map[uint64]bool // pages in use: metas, freelist, reachable
+	freed    map[uint64]bool // pages the freelist names
 	problems []string
+	more     int   // problems beyond limit
+	err      error // stop's error, when it ended the walk
+	short    bool  // the file ended before a page: the walk stopped
+}
+
+func newWalker(stop func() error, f io.ReaderAt, m meta, limit int) *walker {
+	return &walker{stop: stop, f: f, m: m, limit: limit, seen: map[uint64]bool{0: true, 1: true}, freed: map[uint64]bool{}}
 }
 
 func (w *walker) problem(format string, args ...any) {
-	if len(w.problems) < walkProblems {
+	if len(w.problems) < w.limit {
 		w.problems = append(w.problems, fmt.Sprintf(format, args...))
+	} else {
+		w.more++
 	}
 }
 
-// walkFile returns the structural problems of the file f whose meta is m.
-func walkFile(f io.ReaderAt, m meta) []string {
-	w := &walker{f: f, m: m, seen: map[uint64]bool{}}
-	w.page(m.root, 0)
-	return w.problems
+// readFailed notes a failed read of page id.
+func (w *walker) readFailed(id uint64, err error) {
+	if err := readError(id, err); errors.Is(err, errTruncated) {
+		w.truncated(id)
+	} else {
+		w.problem("%s", bare(err))
+	}
 }
 
-// page checks page id and what it reaches.
-func (w *walker) page(id uint64, depth int) {
-	switch {
-	case len(w.problems) >= walkProblems:
+// truncated notes that the file ends before page id, and ends the walk:
+// every page after it would be a problem of its own.
+func (w *walker) truncated(id uint64) {
+	w.problem("the file ends before page %d: %v", id, errTruncated)
+	w.short = true
+}
+
+// full reports whether the walk should stop: enough problems for a
+// diagnosis, or ctx done.
+func (w *walker) full() bool {
+	if w.err != nil || w.short {
+		return true
+	}
+	if w.stop != nil {
+		if w.err = w.stop(); w.err != nil {
+			return true
+		}
+	}
+	return w.limit < maxProblems && len(w.problems) >= w.limit
+}
+
+// run walks the freelist, then the tree from the root, then the pages
+// neither reached nor free.
+func (w *walker) run() {
+	if w.m.freelist != noFreelist {
+		w.freelist()
+	}
+	w.page(w.m.root, nil, nil, 0)
+	if w.m.freelist == noFreelist || w.full() {
+		return // without a freelist on disk, bbolt counts the pages not reached as free
+	}
+	for id := uint64(2); id < w.m.pgid; id++ {
+		if !w.seen[id] && !w.freed[id] {
+			w.problem("page %d is neither in use nor free (lost)", id)
+		}
+	}
+}
+
+// freelist reads the freelist (checkFile checked its page and ids).
+func (w *walker) freelist() {
+	id := w.m.freelist
+	_, count16, overflow, err := pageHeader(w.f, w.m, id)
+	if err != nil {
+		w.problem("freelist: %s", bare(err))
 		return
+	}
+	for o := uint64(0); o <= uint64(overflow); o++ {
+		w.seen[id+o] = true
+	}
+	buf := make([]byte, (int64(overflow)+1)*int64(w.m.pageSize)-pageHeaderSize)
+	if _, err := w.f.ReadAt(buf, int64(id)*int64(w.m.pageSize)+pageHeaderSize); err != nil {
+		w.readFailed(id, err)
+		return
+	}
+	le := binary.LittleEndian
+	count, ids := uint64(count16), buf
+	if count16 == 0xFFFF {
+		count, ids = le.Uint64(buf), buf[8:]
+	}
+	count = min(count, uint64(len(ids)/8))
+	for i := range count {
+		p := le.Uint64(ids[i*8:])
+		if w.freed[p] {
+			w.problem("page %d is listed twice in the freelist", p)
+		}
+		w.freed[p] = true
+	}
+}
+
+// page checks page id and what it reaches, with every key of its subtree at
+// or after lo and before hi (nil: no bound). It returns the largest key of
+// the subtree.
+func (w *walker) page(id uint64, lo, hi []byte, depth int) []byte {
+	switch {
+	case w.full():
+		return nil
 	case depth > maxDepth:
 		w.problem("page %d: the tree is deeper than %d levels (a cycle?)", id, maxDepth)
-		return
+		return nil
 	case id < 2 || id >= w.m.pgid:
 		w.problem("page id %d outside the file's %d pages", id, w.m.pgid)
-		return
+		return nil
 	case w.seen[id]:
 		w.problem("page %d reached twice (a cycle, or a page used twice)", id)
-		return
+		return nil
 	}
-	w.seen[id] = true
 	ps := int64(w.m.pageSize)
 	_, _, of, err := pageHeader(w.f, w.m, id)
 	if err != nil {
-		w.problem("%s", strings.TrimPrefix(err.Error(), ErrCorrupt.Error()+": "))
-		return
+		w.seen[id] = true
+		if errors.Is(err, errTruncated) {
+			w.truncated(id)
+		} else {
+			w.problem("%s", bare(err))
+		}
+		return nil
 	}
 	overflow := uint64(of)
 	if id+overflow >= w.m.pgid {
+		w.seen[id] = true
 		w.problem("page %d runs past the file's %d pages", id, w.m.pgid)
-		return
+		return nil
 	}
-	for o := uint64(1); o <= overflow; o++ {
+	for o := uint64(0); o <= overflow; o++ {
+		switch {
+		case o > 0 && w.seen[id+o]:
+			w.problem("page %d (part of page %d) reached twice", id+o, id)
+		case w.freed[id+o]:
+			w.problem("page %d is in use and also listed as free", id+o)
+		}
 		w.seen[id+o] = true
 	}
 	buf := make([]byte, int64(overflow+1)*ps)
 	if _, err := w.f.ReadAt(buf, int64(id)*ps); err != nil {
-		w.problem("page %d: %v", id, err)
-		return
+		w.readFailed(id, err)
+		return nil
 	}
-	w.elements(buf, fmt.Sprintf("page %d", id), depth)
+	return w.elements(buf, fmt.Sprintf("page %d", id), lo, hi, depth)
 }
 
 // elements checks the elements of the page in buf (a page of the file, or
-// an inline bucket's page) and walks what they point to.
-func (w *walker) elements(buf []byte, where string, depth int) {
+// an inline bucket's page): inside the page, keys in order and within lo
+// and hi, and walks what they point to. It returns the largest key.
+func (w *walker) elements(buf []byte, where string, lo, hi []byte, depth int) []byte {
 	le := binary.LittleEndian
 	if len(buf) < pageHeaderSize {
 		w.problem("%s: shorter than a page header", where)
-		return
+		return nil
 	}
 	flags, count := le.Uint16(buf[8:]), int(le.Uint16(buf[10:]))
 	if flags != branchPageFlag && flags != leafPageFlag {
 		w.problem("%s: flags %#x (want a branch or a leaf)", where, flags)
-		return
+		return nil
 	}
 	if pageHeaderSize+count*elementSize > len(buf) {
 		w.problem("%s: %d elements do not fit in %d bytes", where, count, len(buf))
-		return
+		return nil
 	}
-	for i := range count {
+	branch := flags == branchPageFlag
+	keyAt := func(i int) []byte { // nil when out of the page
 		off := pageHeaderSize + i*elementSize
 		e := buf[off : off+elementSize]
-		if flags == branchPageFlag {
-			pos, ksize := int(le.Uint32(e[0:])), int(le.Uint32(e[4:]))
-			if off+pos+ksize > len(buf) || pos < 0 || ksize < 0 {
-				w.problem("%s: element %d's key runs past the page", where, i)
-				continue
-			}
-			w.page(le.Uint64(e[8:]), depth+1)
+		pos, ksize := uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:]))
+		if branch {
+			pos, ksize = uint64(le.Uint32(e[0:])), uint64(le.Uint32(e[4:]))
+		}
+		if uint64(off)+pos+ksize > uint64(len(buf)) {
+			return nil
+		}
+		return buf[uint64(off)+pos : uint64(off)+pos+ksize]
+	}
+	prev := lo // the key every key from here on must follow (the first may equal lo)
+	var last []byte
+	for i := range count {
+		if w.full() {
+			return last
+		}
+		off := pageHeaderSize + i*elementSize
+		e := buf[off : off+elementSize]
+		key := keyAt(i)
+		if key == nil {
+			w.problem("%s: element %d's key runs past the page", where, i)
 			continue
 		}
-		eflags, pos, ksize, vsize := le.Uint32(e[0:]), int(le.Uint32(e[4:])), int(le.Uint32(e[8:])), int(le.Uint32(e[12:]))
-		end := off + pos + ksize + vsize
-		if pos < 0 || ksize < 0 || vsize < 0 || end > len(buf) || end < off {
-			w.problem("%s: element %d's key or value runs past the page", where, i)
+		switch c := bytes.Compare(key, prev); {
+		case prev == nil:
+		case i == 0 && c < 0:
+			w.problem("%s: its first key %.40q sorts before the key %.40q its parent gives it", where, key, prev)
+		case i > 0 && c <= 0:
+			w.problem("%s: key %d (%.40q) does not sort after the key before it (%.40q)", where, i, key, prev)
+		}
+		if hi != nil && bytes.Compare(key, hi) >= 0 {
+			w.problem("%s: key %d (%.40q) does not sort before the next key of its parent (%.40q)", where, i, key, hi)
+		}
+		if branch {
+			next := hi
+			if i+1 < count {
+				if k := keyAt(i + 1); k != nil {
+					next = k
+				}
+			}
+			top := w.page(le.Uint64(e[8:]), key, next, depth+1)
+			if top == nil {
+				top = key
+			}
+			prev, last = top, top
+			continue
+		}
+		prev, last = key, key
+		eflags, pos, ksize, vsize := le.Uint32(e[0:]), uint64(le.Uint32(e[4:])), uint64(le.Uint32(e[8:])), uint64(le.Uint32(e[12:]))
+		end := uint64(off) + pos + ksize + vsize
+		if end > uint64(len(buf)) {
+			w.problem("%s: element %d's value runs past the page", where, i)
 			continue
 		}
 		if eflags&bucketLeafFlag == 0 {
 			continue
 		}
-		v := buf[off+pos+ksize : end]
+		v := buf[uint64(off)+pos+ksize : end]
 		if len(v) < bucketHeader {
 			w.problem("%s: element %d: a bucket header of %d bytes", where, i, len(v))
 			continue
 		}
 		if root := le.Uint64(v); root != 0 {
-			w.page(root, 0)
+			w.page(root, nil, nil, 0)
 		} else {
-			w.elements(v[bucketHeader:], fmt.Sprintf("%s, inline bucket of element %d", where, i), depth+1)
+			w.elements(v[bucketHeader:], fmt.Sprintf("%s, inline bucket of element %d", where, i), nil, nil, depth+1)
 		}
 	}
-}
-
-// walk runs walkFile over the file of b, read through a descriptor of its
-// own, with the meta page bbolt uses.
-func (b *Backend) walk() ([]string, error) {
-	f, err := os.Open(b.db.Path())
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if err := checkFile(f); err != nil {
-		return nil, err
-	}
-	m, err := chooseMeta(f)
-	if err != nil {
-		return nil, err
-	}
-	return walkFile(f, m), nil
+	return last
 }

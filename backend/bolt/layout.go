@@ -2,8 +2,14 @@ package bolt
 
 import (
 	"encoding/binary"
+	"fmt"
+	"math"
 	"strings"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/kvmap/kv/backend"
 )
 
 // The file layout. Every bucket of the backend is a top-level bucket whose
@@ -15,12 +21,14 @@ import (
 //	kv.x:NS      the expiry index of namespace NS: deadline||k -> empty
 //	kv.meta      the file's clock: "clock" -> "wall" or "simulated",
 //	             "latest" -> the latest time that clock showed at a write
-//	             (8-byte big-endian Unix nanoseconds)
+//	             (8-byte big-endian Unix nanoseconds from 1678 to 2262; else
+//	             12 bytes: big-endian Unix seconds and nanoseconds)
 //
-// A stored value is an 8-byte big-endian deadline (Unix nanoseconds, 0 for
-// none) followed by the value. An index key is the same 8-byte deadline
-// followed by the key in its data bucket, so a cursor walks a namespace's
-// keys in the order they expire.
+// A stored value is an 8-byte big-endian deadline code (Unix nanoseconds
+// from 1970 to 2262, 0 for none; see timecode.go for the times outside)
+// followed by the value. An index key is the same 8-byte code followed by
+// the key in its data bucket, so a cursor walks a namespace's keys in the
+// order they expire, range by range of codes.
 var (
 	rootBucket      = []byte("kv.r")
 	rootIndexBucket = []byte("kv.x")
@@ -63,39 +71,87 @@ func (l loc) indexName() []byte {
 	return append(append([]byte(nil), indexPrefix...), l.ns...)
 }
 
-// encode returns the stored form of value with its deadline.
-func encode(deadline int64, value []byte) []byte {
+// encode returns the stored form of value with its deadline's code.
+func encode(deadline uint64, value []byte) []byte {
 	out := make([]byte, headerLength+len(value))
-	binary.BigEndian.PutUint64(out, uint64(deadline))
+	binary.BigEndian.PutUint64(out, deadline)
 	copy(out[headerLength:], value)
 	return out
 }
 
-// deadlineOf reads the deadline of a stored value.
-func deadlineOf(stored []byte) int64 {
+// deadlineOf reads the deadline code of a stored value or an index key (0,
+// no deadline, for one too short to hold it).
+func deadlineOf(stored []byte) uint64 {
 	if len(stored) < headerLength {
 		return 0
 	}
-	return int64(binary.BigEndian.Uint64(stored))
+	return binary.BigEndian.Uint64(stored)
 }
 
-func expired(deadline, now int64) bool { return deadline != 0 && deadline <= now }
+// expired reports whether the deadline of code has passed at now.
+func expired(code uint64, now instant) bool { return code != 0 && codeOrd(code) <= now.ord }
 
-// indexKey returns the expiry-index key of key with deadline.
-func indexKey(deadline int64, key string) []byte {
+// indexKey returns the expiry-index key of key with the deadline code.
+func indexKey(deadline uint64, key string) []byte {
 	return appendIndexKey(make([]byte, 0, headerLength+len(key)), deadline, key)
 }
 
-// appendIndexKey appends the expiry-index key of key with deadline to dst.
-func appendIndexKey(dst []byte, deadline int64, key string) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, uint64(deadline))
+// appendIndexKey appends the expiry-index key of key with the deadline code
+// to dst.
+func appendIndexKey(dst []byte, deadline uint64, key string) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, deadline)
 	return append(dst, key...)
 }
 
-// remaining returns the TTL left before deadline.
-func remaining(deadline, now int64) time.Duration {
-	if deadline == 0 {
-		return -1 // backend.NoTTL
+// remaining returns the TTL left at now before the deadline of code (not
+// expired at now), or an error wrapping ErrTimeRange when it is longer than
+// a time.Duration holds (about 292 years: the clock reads long before the
+// key was written).
+func remaining(code uint64, now instant) (time.Duration, error) {
+	if code == 0 {
+		return backend.NoTTL, nil
 	}
-	return time.Duration(deadline - now)
+	if !validCode(code) {
+		return 0, corruptf("a key's deadline is %#016x, which no write stores (its bytes are damaged)", code)
+	}
+	at := timeOf(codeOrd(code))
+	d := at.Sub(now.t)
+	if d == math.MaxInt64 && !now.t.Add(d).Equal(at) {
+		return 0, fmt.Errorf("%w: the key's deadline %s is more than 292 years after %s, too far for a Go duration (the clock reads long before the key was written, or the deadline's bytes are damaged)",
+			ErrTimeRange, formatTime(at), formatTime(now.t))
+	}
+	return max(d, 1), nil
+}
+
+// firstExpired positions c, a cursor over an expiry index, on the entry with
+// the earliest deadline and returns its key, when that deadline has passed
+// at now; nil otherwise.
+func firstExpired(c *bbolt.Cursor, now instant) []byte {
+	for _, r := range codeRanges {
+		k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, r.from))
+		if k == nil || len(k) < headerLength || deadlineOf(k) > r.to {
+			continue // none in this range
+		}
+		if expired(deadlineOf(k), now) {
+			return k
+		}
+		return nil // the earliest deadline is still ahead: so is every later one
+	}
+	return nil
+}
+
+// countExpired returns how many entries of an expiry index have a deadline
+// that has passed at now.
+func countExpired(idx *bbolt.Bucket, now instant) int {
+	n := 0
+	c := idx.Cursor()
+	for _, r := range codeRanges {
+		for k, _ := c.Seek(binary.BigEndian.AppendUint64(nil, r.from)); k != nil && len(k) >= headerLength && deadlineOf(k) <= r.to; k, _ = c.Next() {
+			if !expired(deadlineOf(k), now) {
+				return n
+			}
+			n++
+		}
+	}
+	return n
 }

@@ -50,8 +50,11 @@ func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func
 		return nil, err
 	}
 	out := make([]backend.Value, len(keys))
-	now := b.now()
-	err := b.view(func(tx *bbolt.Tx) error {
+	now, err := b.now()
+	if err != nil {
+		return nil, err
+	}
+	err = b.view(func(tx *bbolt.Tx) error {
 		var (
 			buf      [128]byte // bucket names up to this size cost no allocation
 			lastNS   string
@@ -76,7 +79,11 @@ func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func
 			}
 			out[i] = backend.Value{Bytes: append(make([]byte, 0, len(v)-headerLength), v[headerLength:]...), Found: true}
 			if withTTL {
-				out[i].TTL = remaining(d, now)
+				ttl, err := remaining(d, now)
+				if err != nil {
+					return err
+				}
+				out[i].TTL = ttl
 			}
 		}
 		return nil
@@ -100,8 +107,12 @@ func (b *Backend) get(ctx context.Context, key string, at func(string) loc) (bac
 		return backend.Value{}, err
 	}
 	l := at(key)
+	now, err := b.now()
+	if err != nil {
+		return backend.Value{}, err
+	}
 	var out backend.Value
-	err := b.view(func(tx *bbolt.Tx) error {
+	err = b.view(func(tx *bbolt.Tx) error {
 		var buf [128]byte
 		bk := tx.Bucket(l.appendDataName(buf[:0]))
 		if bk == nil {
@@ -111,7 +122,7 @@ func (b *Backend) get(ctx context.Context, key string, at func(string) loc) (bac
 		if v == nil {
 			return nil
 		}
-		if d := deadlineOf(v); d != 0 && expired(d, b.now()) {
+		if expired(deadlineOf(v), now) {
 			return nil
 		}
 		out = backend.Value{Bytes: append(make([]byte, 0, len(v)-headerLength), v[headerLength:]...), Found: true}
@@ -156,7 +167,10 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 		return block[start : start+n : start+n]
 	}
 	var scratch []byte // index keys to delete: bbolt does not keep them
-	now := b.now()
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
 	return b.update(now, func(tx *bbolt.Tx) error {
 		var (
 			data, idx *bbolt.Bucket
@@ -185,15 +199,14 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 					}
 				}
 			}
-			var d int64
-			if e.TTL != backend.NoTTL {
-				d = backend.Deadline(now, e.TTL)
+			d := deadlineCode(now, e.TTL)
+			if d != 0 {
 				if err := idx.Put(appendIndexKey(carve(headerLength + len(l.key))[:0], d, l.key), nil); err != nil {
 					return err
 				}
 			}
 			value := carve(headerLength + len(e.Value))
-			binary.BigEndian.PutUint64(value, uint64(d))
+			binary.BigEndian.PutUint64(value, d)
 			copy(value[headerLength:], e.Value)
 			if err := data.Put(key, value); err != nil {
 				return err
@@ -218,7 +231,12 @@ func (b *Backend) del(ctx context.Context, keys []string, at func(string) loc) e
 	if len(keys) == 0 {
 		return nil
 	}
-	return b.update(b.now(), func(tx *bbolt.Tx) error {
+	b.endLeases(keys, at) // lease.go
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
+	return b.update(now, func(tx *bbolt.Tx) error {
 		for _, k := range keys {
 			if err := deleteKey(tx, at(k)); err != nil {
 				return err
@@ -265,8 +283,12 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 	if err != nil {
 		return false, err
 	}
+	b.endLeases([]string{key}, at) // lease.go
 	l := at(key)
-	now := b.now()
+	now, err := b.now()
+	if err != nil {
+		return false, err
+	}
 	found := false
 	err = b.update(now, func(tx *bbolt.Tx) error {
 		data := tx.Bucket(l.dataName())
@@ -290,9 +312,8 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 				return err
 			}
 		}
-		var d int64
-		if ttl != backend.NoTTL {
-			d = backend.Deadline(now, ttl)
+		d := deadlineCode(now, ttl)
+		if d != 0 {
 			if err := idx.Put(indexKey(d, l.key), nil); err != nil {
 				return err
 			}
@@ -315,10 +336,13 @@ func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (tim
 		return 0, false, err
 	}
 	l := at(key)
-	now := b.now()
-	var d int64
+	now, err := b.now()
+	if err != nil {
+		return 0, false, err
+	}
+	var d uint64
 	found := false
-	err := b.view(func(tx *bbolt.Tx) error {
+	err = b.view(func(tx *bbolt.Tx) error {
 		v := get(tx, l)
 		if v == nil {
 			return nil
@@ -330,5 +354,9 @@ func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (tim
 	if err != nil || !found {
 		return 0, false, err
 	}
-	return remaining(d, now), true, nil
+	left, err := remaining(d, now)
+	if err != nil {
+		return 0, false, err
+	}
+	return left, true, nil
 }

@@ -136,7 +136,10 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	if count <= 0 {
 		count = 1
 	}
-	now := b.now()
+	now, err := b.now()
+	if err != nil {
+		return backend.EntryPage{}, err
+	}
 	page := backend.EntryPage{Keys: make([]string, 0, min(count, 1024))}
 	if values {
 		page.Values = make([][]byte, 0, min(count, 1024))
@@ -179,8 +182,13 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error 
 	if err := b.checkWrite(ctx); err != nil {
 		return err
 	}
+	b.leases.EndPrefix(prefix) // lease.go
 	ns, rest, hasNS := strings.Cut(prefix, ":")
-	return b.update(b.now(), func(tx *bbolt.Tx) error {
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
+	return b.update(now, func(tx *bbolt.Tx) error {
 		deleteBuckets := func(ns string) error {
 			for _, name := range [][]byte{loc{ns: ns}.dataName(), loc{ns: ns}.indexName()} {
 				if err := tx.DeleteBucket(name); err != nil && tx.Bucket(name) != nil {
@@ -231,10 +239,13 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	now := b.now()
+	now, err := b.now()
+	if err != nil {
+		return 0, err
+	}
 	ns, rest, hasNS := strings.Cut(prefix, ":")
 	n := 0
-	err := b.view(func(tx *bbolt.Tx) error {
+	err = b.view(func(tx *bbolt.Tx) error {
 		if hasNS && rest == "" {
 			l := loc{ns: ns}
 			data := tx.Bucket(l.dataName())
@@ -243,10 +254,7 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 			}
 			n = data.Stats().KeyN
 			if idx := tx.Bucket(l.indexName()); idx != nil {
-				c := idx.Cursor()
-				for k, _ := c.First(); k != nil && expired(deadlineOf(k), now); k, _ = c.Next() {
-					n--
-				}
+				n -= countExpired(idx, now)
 			}
 			return nil
 		}

@@ -93,6 +93,7 @@ func (v *view) Optimizations() backend.Optimizations {
 			page.Keys = v.strip(page.Keys)
 			return page, err
 		},
+		AcquireLeases: v.acquireLeases, // the Backend's leases of "ns:k" (lease.go)
 	}
 }
 

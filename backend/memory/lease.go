@@ -2,103 +2,61 @@ package memory
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/kvmap/kv/backend"
 )
 
-// leases are the leases of a Backend, apart from its keys: no other call
-// sees them. A lease expires by the Backend's clock.
-type leases struct {
-	mu    sync.Mutex
-	m     map[string]leaseHold // key -> holder
-	owner uint64               // the last owner number given out
-}
-
-// leaseHold is one lease: its owner and when it expires.
-type leaseHold struct {
-	owner    uint64
-	deadline int64 // Unix nanoseconds
-}
-
-// acquireLeases is Optimizations.AcquireLeases.
+// acquireLeases is Optimizations.AcquireLeases: leases held apart from the
+// keys (internal/leases), expiring by the Backend's clock. Delete, Expire
+// and deletePrefix end the leases of the keys they reach; Lease.Store checks
+// the lease and the key and writes under the Backend's lock.
 func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+	return b.leases.AcquireLeases(ctx, leaseHost{b}, "", keys, ttl)
+}
+
+// leaseHost is the Backend as internal/leases sees it.
+type leaseHost struct{ b *Backend }
+
+// Check implements leases.Host.
+func (h leaseHost) Check(ctx context.Context) error {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	return h.b.check(ctx)
+}
+
+// Now implements leases.Host: the Backend's clock.
+func (h leaseHost) Now() time.Time { return h.b.clock.Now() }
+
+// StoreLeased implements leases.Host: each entry whose lease owner still
+// holds is written if its key is as the guard says, all under the Backend's
+// lock, so that no write, delete or expiry change comes in between.
+func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []backend.GuardedEntry) ([]bool, error) {
+	b := h.b
 	b.mu.Lock()
-	err := b.check(ctx)
-	b.mu.Unlock()
-	if err != nil {
-		return nil, nil, err
+	defer b.unlock()
+	if err := b.check(ctx); err != nil {
+		return nil, err
 	}
-	if ttl, err = backend.CheckLeaseTTL(ttl); err != nil {
-		return nil, nil, err
-	}
-	if err := backend.CheckKeys(keys); err != nil {
-		return nil, nil, err
-	}
-	ls := &b.leases
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	if ls.m == nil {
-		ls.m = map[string]leaseHold{}
-	}
-	ls.owner++
-	l := &lease{b: b, owner: ls.owner}
 	now := b.now()
-	held := make([]bool, len(keys))
-	for i, k := range keys {
-		if h, ok := ls.m[k]; ok && h.deadline > now {
+	leaseNow := h.Now()
+	stored := make([]bool, len(entries))
+	for i, e := range entries {
+		if !b.leases.Take(owner, e.Key, leaseNow) {
 			continue
 		}
-		ls.m[k] = leaseHold{owner: l.owner, deadline: backend.Deadline(now, ttl)}
-		held[i] = true
-		l.keys = append(l.keys, k)
-	}
-	if len(l.keys) == 0 {
-		return held, nil, nil
-	}
-	return held, l, nil
-}
-
-// lease is the backend.Lease of one acquireLeases call.
-type lease struct {
-	b     *Backend
-	owner uint64
-	keys  []string
-}
-
-// Renew implements backend.Lease.Renew.
-func (l *lease) Renew(ctx context.Context, ttl time.Duration) error {
-	ttl, err := backend.CheckLeaseTTL(ttl)
-	if err != nil {
-		return err
-	}
-	return l.each(ctx, func(m map[string]leaseHold, k string, now int64) {
-		m[k] = leaseHold{owner: l.owner, deadline: backend.Deadline(now, ttl)}
-	})
-}
-
-// Release implements backend.Lease.Release.
-func (l *lease) Release(ctx context.Context) error {
-	return l.each(ctx, func(m map[string]leaseHold, k string, _ int64) { delete(m, k) })
-}
-
-// each calls f for every key whose lease this owner still holds.
-func (l *lease) each(ctx context.Context, f func(m map[string]leaseHold, k string, now int64)) error {
-	l.b.mu.Lock()
-	err := l.b.check(ctx)
-	l.b.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	ls := &l.b.leases
-	ls.mu.Lock()
-	defer ls.mu.Unlock()
-	now := l.b.now()
-	for _, k := range l.keys {
-		if h, ok := ls.m[k]; ok && h.owner == l.owner && h.deadline > now {
-			f(ls.m, k, now)
+		it, found := b.lookup(e.Key, now, false)
+		var cur []byte
+		if found {
+			cur = it.val
 		}
+		if !e.Matches(found, cur) {
+			continue
+		}
+		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: backend.Deadline(now, e.TTL)})
+		b.index.ReplaceOrInsert(e.Key)
+		b.changedKey(e.Key)
+		stored[i] = true
 	}
-	return nil
+	return stored, nil
 }

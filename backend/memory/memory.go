@@ -24,6 +24,7 @@ import (
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/internal/leases"
 )
 
 // DefaultSweepInterval is how often the background sweep looks for expired
@@ -48,7 +49,7 @@ type Backend struct {
 	index  *btree.BTreeG[string] // the keys of lru, in order
 	closed bool
 
-	leases leases
+	leases leases.Table // the load leases; see acquireLeases
 
 	changed  []string // keys changed under mu, reported by unlock
 	watching int      // watches running, under mu
@@ -225,7 +226,8 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	return nil
 }
 
-// Delete implements backend.Backend.Delete.
+// Delete implements backend.Backend.Delete. It ends the load leases of keys
+// (see acquireLeases).
 func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	if err := backend.CheckKeys(keys); err != nil {
 		return err
@@ -235,13 +237,15 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	if err := b.check(ctx); err != nil {
 		return err
 	}
+	b.leases.End(keys...)
 	for _, k := range keys {
 		b.lru.Remove(k)
 	}
 	return nil
 }
 
-// Expire implements backend.Backend.Expire.
+// Expire implements backend.Backend.Expire. It ends the load lease of key,
+// whether or not the key exists.
 func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := backend.CheckKey(key); err != nil {
 		return false, err
@@ -255,6 +259,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if err := b.check(ctx); err != nil {
 		return false, err
 	}
+	b.leases.End(key)
 	now := b.now()
 	it, ok := b.lookup(key, now, false)
 	if !ok {
@@ -367,13 +372,15 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 }
 
 // deletePrefix is Optimizations.DeletePrefix, atomic: no reader sees
-// part of the prefix deleted.
+// part of the prefix deleted. It ends the load leases of every key under
+// prefix.
 func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
 	b.mu.Lock()
 	defer b.unlock()
 	if err := b.check(ctx); err != nil {
 		return err
 	}
+	b.leases.EndPrefix(prefix)
 	var keys []string
 	b.ascend(prefix, "", func(k string) bool {
 		keys = append(keys, k)

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-
-	"github.com/kvmap/kv/backend"
 )
 
 // WithAutoPipeline sends single-key reads and writes (Get, and MSet of one
@@ -73,11 +71,9 @@ func (b *Backend) getAuto(ctx context.Context, wire string) ([]byte, error) {
 	return cmd.Bytes()
 }
 
-// setAuto is the SET of one entry through the auto-pipeliner.
+// setAuto is the SET of one entry through the auto-pipeliner, never re-sent
+// (setCmd): the auto-pipeliner honours NoRetry, dispatching it in a
+// pipeline of its own retry policy.
 func (b *Backend) setAuto(ctx context.Context, wire string, value []byte, ttl time.Duration) error {
-	args := []any{"set", wire, value}
-	if ttl != backend.NoTTL {
-		args = append(args, "px", ttl.Milliseconds())
-	}
-	return b.run(ctx, goredis.NewStatusCmd(ctx, args...))
+	return b.run(ctx, setCmd(ctx, wire, value, ttl))
 }

@@ -35,6 +35,47 @@ func (b *Backend) wrap(ctx context.Context, cmd string, err error) error {
 	return fmt.Errorf("redis %s: %w", cmd, err)
 }
 
+// wrapWrite is wrap for a single write command, sent never to be re-sent
+// (see noretry.go): an error that is neither a reply of the server nor a
+// failure before sending (notSent) means the command may have been carried
+// out, and wraps backend.ErrUnknownOutcome.
+func (b *Backend) wrapWrite(ctx context.Context, cmd string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !isReply(err) && !notSent(err) {
+		err = fmt.Errorf("%w: %w", backend.ErrUnknownOutcome, err)
+	}
+	return b.wrap(ctx, cmd, err)
+}
+
+// pipeErr returns the error of a pipeline of writes that is not reported key
+// by key (a lease call, an Expire): nil when every command was acknowledged,
+// else the first command's error (a MULTI's NOPERM rather than EXEC's
+// EXECABORT), or Exec's when no command has one, wrapping
+// backend.ErrUnknownOutcome when a command's outcome is unknown (see
+// outcomes).
+func (b *Backend) pipeErr(ctx context.Context, cmd string, cmds []goredis.Cmder, execErr error) error {
+	var first error
+	for _, c := range cmds {
+		if first == nil {
+			first = c.Err()
+		}
+	}
+	if first == nil {
+		first = execErr
+	}
+	if first == nil {
+		return nil
+	}
+	for _, o := range outcomes(cmds, execErr) {
+		if o == unknown {
+			return b.wrap(ctx, cmd, fmt.Errorf("%w: %w", backend.ErrUnknownOutcome, first))
+		}
+	}
+	return b.wrap(ctx, cmd, first)
+}
+
 // ctxErr returns the context error that caused err, if any. go-redis sets
 // the connection's deadline to the context's, so an i/o timeout can fire a
 // moment before the context's own timer marks it done: a network timeout at

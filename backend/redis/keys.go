@@ -1,8 +1,13 @@
 package redis
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/kvmap/kv/backend"
 )
@@ -88,4 +93,59 @@ func (b *Backend) matchPattern(prefix string) (string, bool, error) {
 		return "", false, fmt.Errorf("%w: %q holds a brace, which the hash-tag mode reserves", backend.ErrInvalidNamespace, ns)
 	}
 	return "{" + globEscape(ns) + "}:" + globEscape(rest) + "*", false, nil
+}
+
+// tryAgain reports a TRYAGAIN reply on a cluster: a multi-key command met a
+// slot being migrated with its keys split between the two masters, which
+// go-redis retries only briefly.
+func tryAgain(b *Backend, err error) bool {
+	return err != nil && b.cluster != nil && goredis.IsTryAgainError(err)
+}
+
+// getEach reads the keys at idx of wire one by one (GET, and PTTL when
+// withTTL), in one pipeline on the cluster client, into out: a single-key
+// command is served where the key is, following an ASK redirection during
+// a migration, and never meets TRYAGAIN.
+func (b *Backend) getEach(ctx context.Context, wire []string, idx []int, out []backend.Value, withTTL bool) error {
+	pipe := b.client.Pipeline()
+	gets := make([]*goredis.StringCmd, len(idx))
+	ttls := make([]*goredis.DurationCmd, len(idx))
+	for j, i := range idx {
+		gets[j] = pipe.Get(ctx, wire[i])
+		if withTTL {
+			ttls[j] = pipe.PTTL(ctx, wire[i])
+		}
+	}
+	_, err := pipe.Exec(ctx)
+	if err := b.execErr(ctx, "GET", err); err != nil {
+		return err
+	}
+	for j, i := range idx {
+		v, err := gets[j].Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil), isWrongType(err): // absent
+			continue
+		case err != nil:
+			return b.wrap(ctx, "GET", err)
+		}
+		out[i] = backend.Value{Bytes: v, Found: true}
+		if !withTTL {
+			continue
+		}
+		d, err := ttls[j].Result()
+		if err != nil {
+			return b.wrap(ctx, "PTTL", err)
+		}
+		switch {
+		case d == -2: // expired between the read and PTTL
+			out[i] = backend.Value{}
+		case d == -1:
+			out[i].TTL = backend.NoTTL
+		case d < time.Millisecond:
+			out[i].TTL = time.Millisecond
+		default:
+			out[i].TTL = d
+		}
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -11,18 +13,83 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
+// script is a Lua script, run by SHA1 (EVALSHA), and by text (EVAL) where
+// the server does not have it yet.
+type script struct{ src, hash string }
+
+func newScript(src string) script {
+	h := sha1.Sum([]byte(src))
+	return script{src: src, hash: hex.EncodeToString(h[:])}
+}
+
 // The scripts that act on a lease only while it still holds the owner's
-// token: a lease that expired and was taken by another owner is left alone.
+// token: a lease that expired, or was ended by a Delete, Expire or Clear,
+// and perhaps taken by another owner since, is left alone.
 var (
-	renewScript   = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
-	releaseScript = goredis.NewScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+	renewScript   = newScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`)
+	releaseScript = newScript(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`)
+	// storeScript is Lease.Store for one key. KEYS: the lease, the data
+	// key (one slot). ARGV: the token; "1" when the owner read a value,
+	// "0" when the key was absent; the value read; the value to write; its
+	// TTL in milliseconds, "0" for none. It returns 1 when it wrote, 0
+	// when it ended the lease without writing (the key changed, or holds
+	// another Redis type), -1 when the owner no longer held the lease.
+	storeScript = newScript(`if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+local cur = redis.pcall('GET', KEYS[2])
+if type(cur) == 'table' then
+  if string.find(tostring(cur.err), 'WRONGTYPE', 1, true) then return 0 end
+  return redis.error_reply(tostring(cur.err))
+end
+if ARGV[2] == '1' then
+  if cur ~= ARGV[3] then return 0 end
+elseif cur then
+  return 0
+end
+if ARGV[5] == '0' then
+  redis.call('SET', KEYS[2], ARGV[4])
+else
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+end
+return 1`)
 )
 
+// leaseKey returns the stored lease of the stored key w:
+// ":kv-lease:{T}:w", T being the slot tag of w's hash slot, so that the
+// lease and the key share a cluster slot whatever w holds (braces included,
+// hash-tag mode included): the first "{" of the lease key is the one before
+// T, which holds none.
+func leaseKey(w string) string {
+	return backend.LeasePrefix + "{" + SlotTag(Slot(w)) + "}:" + w
+}
+
+// dataKeyOfLease returns the stored key whose lease is lk, and false when
+// lk is not a lease key.
+func dataKeyOfLease(lk string) (string, bool) {
+	rest, ok := cutPrefix(lk, backend.LeasePrefix+"{")
+	if !ok {
+		return "", false
+	}
+	i := indexByte(rest, '}')
+	if i < 0 || i+1 >= len(rest) || rest[i+1] != ':' {
+		return "", false
+	}
+	return rest[i+2:], true
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
+		return s, false
+	}
+	return s[len(prefix):], true
+}
+
 // acquireLeases is Optimizations.AcquireLeases: the lease of key k is the
-// string key ":kv-lease:" + the stored key of k, set with SET NX PX to a
-// random token of the owner's, all keys in one pipeline. Renew and Release
-// run a compare-and-PEXPIRE and a compare-and-DEL script, pipelined, by
-// SHA1 once the server has them.
+// string key leaseKey(stored key of k), set with SET NX PX to a random token
+// of the owner's, all keys in one pipeline, never re-sent by the client.
+// Renew, Release and Store run scripts that compare the token, pipelined, by
+// SHA1 once the server has them. Delete, Expire and deletePrefix remove the
+// lease keys of the keys they reach, in the same command or transaction.
 func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, nil, err
@@ -37,26 +104,28 @@ func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Dur
 	}
 	l := &lease{b: b, token: rand.Text()}
 	pipe := b.client.Pipeline()
-	cmds := make([]*goredis.BoolCmd, len(keys))
+	cmds := make([]goredis.Cmder, len(keys))
+	sets := make([]boolNR, len(keys))
 	for i, w := range wire {
-		cmds[i] = pipe.SetNX(ctx, backend.LeasePrefix+w, l.token, ttl)
+		sets[i] = setNXCmd(ctx, leaseKey(w), l.token, ttl)
+		cmds[i] = sets[i]
+		_ = pipe.Process(ctx, sets[i]) // queues it; Exec reports its error
 	}
 	_, err = pipe.Exec(ctx)
 	held := make([]bool, len(keys))
-	for i, c := range cmds {
+	for i, c := range sets {
 		if c.Err() == nil && c.Val() {
 			held[i] = true
-			l.keys = append(l.keys, backend.LeasePrefix+wire[i])
+			l.keys = append(l.keys, leaseKey(wire[i]))
 		}
 	}
-	if err != nil {
+	if err := b.pipeErr(ctx, "SET NX", cmds, err); err != nil {
 		// Leases that were taken expire by themselves; release them now
 		// if the server can still be reached.
 		if len(l.keys) > 0 {
-			err = fmt.Errorf("%w (releasing the leases taken: %w)", b.wrap(ctx, "SET NX", err), l.Release(ctx))
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%w (releasing the leases taken: %w)", err, l.Release(ctx))
 		}
-		return nil, nil, b.wrap(ctx, "SET NX", err)
+		return nil, nil, err
 	}
 	if len(l.keys) == 0 {
 		return held, nil, nil
@@ -77,49 +146,123 @@ func (l *lease) Renew(ctx context.Context, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return l.run(ctx, "renew lease", renewScript, ttl.Milliseconds())
+	if err := l.b.check(ctx); err != nil {
+		return err
+	}
+	keys := make([][]string, len(l.keys))
+	for i, k := range l.keys {
+		keys[i] = []string{k}
+	}
+	cmds, execErr := l.b.runScript(ctx, renewScript, keys, func(int) []any { return []any{l.token, ttl.Milliseconds()} })
+	return l.b.pipeErr(ctx, "renew lease", cmds, execErr)
 }
 
 // Release implements backend.Lease.Release.
 func (l *lease) Release(ctx context.Context) error {
-	return l.run(ctx, "release lease", releaseScript)
-}
-
-// run runs script on every lease key, pipelined: by its SHA1 (EVALSHA),
-// and again with its text (EVAL) for the keys whose server did not have it
-// yet (NOSCRIPT), which loads it there.
-func (l *lease) run(ctx context.Context, what string, script *goredis.Script, args ...any) error {
 	if err := l.b.check(ctx); err != nil {
 		return err
 	}
-	argv := append([]any{l.token}, args...)
-	keys := l.keys
-	for _, eval := range []bool{false, true} {
-		pipe := l.b.client.Pipeline()
-		cmds := make([]*goredis.Cmd, len(keys))
-		for i, k := range keys {
-			if eval {
-				cmds[i] = script.Eval(ctx, pipe, []string{k}, argv...)
-			} else {
-				cmds[i] = script.EvalSha(ctx, pipe, []string{k}, argv...)
-			}
-		}
-		_, err := pipe.Exec(ctx)
-		var missing []string
-		for i, c := range cmds {
-			if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-				missing = append(missing, keys[i])
-			}
-		}
-		if len(missing) == 0 || eval {
-			return l.b.wrap(ctx, what, err)
-		}
-		for _, c := range cmds {
-			if e := c.Err(); e != nil && !goredis.HasErrorPrefix(e, "NOSCRIPT") {
-				return l.b.wrap(ctx, what, e)
-			}
-		}
-		keys = missing
+	keys := make([][]string, len(l.keys))
+	for i, k := range l.keys {
+		keys[i] = []string{k}
 	}
-	return nil
+	cmds, execErr := l.b.runScript(ctx, releaseScript, keys, func(int) []any { return []any{l.token} })
+	return l.b.pipeErr(ctx, "release lease", cmds, execErr)
+}
+
+// Store implements backend.Lease.Store: storeScript once per entry, in
+// one pipeline. A failure part-way is a *backend.BatchError (Op "store")
+// for several entries, with stored marking those known written.
+func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bool, error) {
+	if err := l.b.check(ctx); err != nil {
+		return nil, err
+	}
+	entries, err := backend.CheckGuardedEntries(entries)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([][]string, len(entries))
+	for i, e := range entries {
+		w, err := l.b.wireKey(e.Key)
+		if err != nil {
+			return nil, err
+		}
+		keys[i] = []string{leaseKey(w), w}
+	}
+	stored := make([]bool, len(entries))
+	if len(entries) == 0 {
+		return stored, nil
+	}
+	args := func(i int) []any {
+		e := entries[i]
+		found, prev := "0", []byte{}
+		if e.PrevFound {
+			found, prev = "1", e.Prev
+		}
+		px := int64(0)
+		if e.TTL != backend.NoTTL {
+			px = e.TTL.Milliseconds()
+		}
+		value := e.Value
+		if value == nil {
+			value = []byte{}
+		}
+		return []any{l.token, found, prev, value, px}
+	}
+	cmds, execErr := l.b.runScript(ctx, storeScript, keys, args)
+	for i, c := range cmds {
+		if c.Err() == nil {
+			n, _ := c.(cmdNR).Int64()
+			stored[i] = n == 1
+		}
+	}
+	if len(entries) == 1 {
+		return stored, l.b.pipeErr(ctx, "store leased", cmds, execErr)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Key
+	}
+	return stored, l.b.batchError(ctx, "store", "store leased", names, cmds, execErr)
+}
+
+// runScript runs s once per element of keys (its KEYS), with args(i) as
+// ARGV, pipelined and never re-sent by the client: by SHA1 (EVALSHA), and
+// again by text (EVAL) for the calls whose server did not have it yet
+// (NOSCRIPT), which loads it there. It returns each call's final command and
+// the last Exec's error, for pipeErr or batchError.
+func (b *Backend) runScript(ctx context.Context, s script, keys [][]string, args func(int) []any) ([]goredis.Cmder, error) {
+	final := make([]cmdNR, len(keys))
+	all := make([]goredis.Cmder, len(keys))
+	if len(keys) == 0 {
+		return all, nil
+	}
+	todo := make([]int, len(keys))
+	for i := range todo {
+		todo[i] = i
+	}
+	var lastErr error
+	for _, byText := range []bool{false, true} {
+		pipe := b.client.Pipeline()
+		for _, i := range todo {
+			final[i] = evalCmd(ctx, s, byText, keys[i], args(i)...)
+			_ = pipe.Process(ctx, final[i]) // queues it; Exec reports its error
+		}
+		_, lastErr = pipe.Exec(ctx)
+		var missing []int
+		for _, i := range todo {
+			if goredis.HasErrorPrefix(final[i].Err(), "NOSCRIPT") {
+				missing = append(missing, i)
+			}
+		}
+		if len(missing) == 0 || byText {
+			break
+		}
+		todo = missing
+		lastErr = nil
+	}
+	for i := range final {
+		all[i] = final[i]
+	}
+	return all, lastErr
 }

@@ -129,9 +129,10 @@ func TestClusterScanRestartsOnTopologyChange(t *testing.T) {
 		}
 		cursor = page.Cursor
 		if !restarted && pages == 2 {
-			// The topology token of this cursor no longer matches.
-			_, rest, _ := strings.Cut(cursor, "/")
-			cursor = "stale/" + rest
+			// The slot owners this cursor holds no longer match: a
+			// master it never scanned owned every slot.
+			i := strings.LastIndex(cursor, "|")
+			cursor = cursor[:i+1] + "127.0.0.1:1=0-16383"
 			restarted = true
 		}
 		if pages > 10_000 {

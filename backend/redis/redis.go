@@ -27,17 +27,40 @@
 // CROSSSLOT error can occur; remaining TTLs come in the same round trip
 // (PTTL in the same pipeline). Scans use SCAN MATCH with the prefix
 // glob-escaped, TYPE string, and COUNT set to the page hint; on a cluster every
-// master is scanned in turn. Prefix deletes (kv.Map.Clear) SCAN with COUNT
+// master CLUSTER NODES lists is scanned in turn (one that owns no slot yet
+// too: a reshard's target), and one that receives keys from a master not
+// yet scanned is scanned again. A multi-key read that meets TRYAGAIN (a slot
+// migrating with its keys split between two masters) reads those keys one
+// by one. Prefix deletes (kv.Map.Clear) SCAN with COUNT
 // at least 5000 and UNLINK each page on a second connection while the next
 // page is scanned.
 //
-// Load leases (kv.WithLoadLease) are string keys ":kv-lease:<stored key>",
-// set with SET NX PX to a random token, renewed and released by scripts
-// that compare the token (EVAL); no scan or prefix delete shows or removes
-// them. Change reports (kv.WithNearCache) come from a connection per master
+// Load leases (kv.WithLoadLease) are string keys ":kv-lease:{T}:<stored
+// key>", T being the shortest decimal string in the stored key's hash slot
+// ([SlotTag]), so that a lease and its key share a slot; they are set with
+// SET NX PX to a random token, and renewed, released and stored through
+// (Lease.Store: compare the token and the key, then SET) by scripts
+// (EVALSHA, EVAL when the server lacks them). No scan shows them; Delete
+// and prefix deletes UNLINK them with their keys, Expire DELs the key's
+// lease in the same MULTI, which ends a load's right to store the key.
+//
+// # Writes are sent once
+//
+// Every write (SET, UNLINK, PEXPIRE, PERSIST, the lease commands and
+// scripts) goes out as a command whose NoRetry is true, on the caller's
+// client and pool, whatever its Options.MaxRetries: go-redis never sends it
+// again, so a write whose reply was lost is never applied later behind the
+// caller's back, after other clients' writes. Such a write fails with an
+// error matching backend.ErrUnknownOutcome (kv.ErrUnknownOutcome), and a
+// batch lists its keys in BatchError.Unknown. Reads keep the client's
+// retries. Change reports (kv.WithNearCache) come from a connection per master
 // that runs CLIENT TRACKING ON REDIRECT <its id> BCAST PREFIX <namespace>:
-// and SUBSCRIBE __redis__:invalidate, with a second connection asking the
-// server its ROLE once a second. [WithAutoPipeline] sends a single-key call
+// and SUBSCRIBE __redis__:invalidate and PINGs every 20 ms (the PONG proves
+// the invalidations before it arrived), with a second connection checking
+// once a second that the server is still the master (HELLO's role, ROLE
+// where HELLO is missing; CLUSTER NODES on a cluster, which also lists the
+// masters to track, those that own no slot yet included; on Sentinel, the
+// master the sentinels name). [WithAutoPipeline] sends a single-key call
 // made while another is under way through go-redis's auto-pipeliner.
 //
 // # Other Redis types
@@ -75,6 +98,7 @@ type Backend struct {
 	hashTag  bool
 	owns     bool // Close closes the client
 	autoPipe bool // WithAutoPipeline
+	noLeases bool // WithoutLeases
 	ap       *goredis.AutoPipeliner
 	inflight atomic.Int64 // single-key calls under way, with WithAutoPipeline
 	closed   atomic.Bool
@@ -82,6 +106,16 @@ type Backend struct {
 
 // Option configures a Backend.
 type Option func(*Backend)
+
+// WithoutLeases makes a Backend that keeps no load leases: it offers no
+// Optimizations.AcquireLeases (kv.WithLoadLease then fails at kv.New), and
+// its Delete, Expire and Clear touch only the keys they name, never a lease
+// key. It is for a Redis ACL user that may not reach the lease keys
+// (":kv-lease:{T}:<key>", see README's ACL section): with it, such a user
+// needs only its namespace's key pattern, as with BaseMap. A load in flight
+// in another process then keeps its right to store the key after a Delete,
+// Expire or Clear through this Backend.
+func WithoutLeases() Option { return func(b *Backend) { b.noLeases = true } }
 
 // WithHashTag stores key "ns:key" as "{ns}:key", so that all the keys of a
 // namespace live in one cluster slot: batches of a namespace go to one node
@@ -159,7 +193,10 @@ func (b *Backend) check(ctx context.Context) error {
 
 // MGet implements backend.Backend.MGet with MGET (per hash slot on a
 // cluster), which reports keys of other Redis types as absent, as the
-// contract says; Get reports them with backend.ErrWrongType.
+// contract says; Get reports them with backend.ErrWrongType. On a cluster,
+// the keys of a slot whose MGET meets TRYAGAIN (the slot is migrating, its
+// keys split between two masters) are read one by one, each GET following
+// its ASK redirection: a migration never fails the read.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -231,9 +268,10 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 	}
 	_, err = pipe.Exec(ctx)
-	if err := b.execErr(ctx, "MGET", err); err != nil {
+	if err := b.execErr(ctx, "MGET", err); err != nil && !tryAgain(b, err) {
 		return nil, err
 	}
+	var again []int // keys of the MGETs that met TRYAGAIN
 	for _, g := range groups {
 		if g.get != nil {
 			i := g.idx[0]
@@ -248,6 +286,10 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			continue
 		}
 		vals, err := g.cmd.Result()
+		if tryAgain(b, err) {
+			again = append(again, g.idx...)
+			continue
+		}
 		if err != nil {
 			return nil, b.wrap(ctx, "MGET", err)
 		}
@@ -257,8 +299,21 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			}
 		}
 	}
+	if len(again) > 0 {
+		// A slot is migrating and its keys are split between two masters:
+		// read them one by one (a single-key read follows the ASK
+		// redirection), with their TTLs.
+		if err := b.getEach(ctx, wire, again, out, withTTL); err != nil {
+			return nil, err
+		}
+		for _, i := range again {
+			if ttls != nil {
+				ttls[i] = nil // read again with the value
+			}
+		}
+	}
 	for i, c := range ttls {
-		if !out[i].Found {
+		if !out[i].Found || c == nil {
 			continue
 		}
 		d, err := c.Result()
@@ -317,7 +372,10 @@ func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, err
 }
 
 // MSet implements backend.Backend.MSet with one SET ... PX per key, in one
-// pipeline for a batch.
+// pipeline for a batch, never re-sent by the client (see noretry.go): a
+// single write whose reply was lost fails with an error matching
+// backend.ErrUnknownOutcome, and a batch lists such keys in
+// BatchError.Unknown.
 func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -339,35 +397,27 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 		if b.ap != nil && b.busy() {
 			err := b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL)
 			b.inflight.Add(-1)
-			return b.wrap(ctx, "SET", err)
+			return b.wrapWrite(ctx, "SET", err)
 		}
-		err := b.client.Set(ctx, wire[0], entries[0].Value, expiration(entries[0].TTL)).Err()
+		err := b.client.Process(ctx, setCmd(ctx, wire[0], entries[0].Value, entries[0].TTL))
 		b.idle()
-		return b.wrap(ctx, "SET", err)
+		return b.wrapWrite(ctx, "SET", err)
 	}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(entries))
 	keys := make([]string, len(entries))
 	for i, e := range entries {
-		cmds[i] = pipe.Set(ctx, wire[i], e.Value, expiration(e.TTL))
+		cmds[i] = setCmd(ctx, wire[i], e.Value, e.TTL)
+		_ = pipe.Process(ctx, cmds[i]) // queues it; Exec reports its error
 		keys[i] = e.Key
 	}
 	_, err = pipe.Exec(ctx)
 	return b.batchError(ctx, "write", "SET", keys, cmds, err)
 }
 
-// expiration returns the go-redis expiration of a checked TTL. NoTTL becomes
-// 0, a plain SET that clears any old expiry; it is never passed as -1, which
-// go-redis reads as KEEPTTL.
-func expiration(ttl time.Duration) time.Duration {
-	if ttl == backend.NoTTL {
-		return 0
-	}
-	return ttl
-}
-
 // Delete implements backend.Backend.Delete with UNLINK (per hash slot on a
-// cluster).
+// cluster) of the keys and their load leases (leaseKey, in the key's slot),
+// never re-sent by the client.
 func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	if err := b.check(ctx); err != nil {
 		return err
@@ -380,14 +430,27 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 		return nil
 	}
 	if b.cluster == nil || len(wire) == 1 {
-		return b.wrap(ctx, "UNLINK", b.client.Unlink(ctx, wire...).Err())
+		return b.wrapWrite(ctx, "UNLINK", b.client.Process(ctx, unlinkCmd(ctx, b.withLeases(wire))))
 	}
 	return b.unlinkBySlot(ctx, keys, wire)
 }
 
-// unlinkBySlot deletes keys (stored as wire) with one UNLINK per hash slot,
-// in one pipeline on the cluster client. A failure part-way is a
-// *backend.BatchError that names keys as given.
+// withLeases returns the stored keys wire each followed by its lease key
+// (wire itself WithoutLeases).
+func (b *Backend) withLeases(wire []string) []string {
+	if b.noLeases {
+		return wire
+	}
+	out := make([]string, 0, 2*len(wire))
+	for _, w := range wire {
+		out = append(out, w, leaseKey(w))
+	}
+	return out
+}
+
+// unlinkBySlot deletes keys (stored as wire) and their leases with one
+// UNLINK per hash slot, in one pipeline on the cluster client. A failure
+// part-way is a *backend.BatchError that names keys as given.
 func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
 	bySlot := map[int][]int{} // slot -> indexes into keys
 	for i, w := range wire {
@@ -402,7 +465,9 @@ func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
 		for j, i := range idx {
 			ws[j] = wire[i]
 		}
-		c := pipe.Unlink(ctx, ws...)
+		c := unlinkCmd(ctx, b.withLeases(ws))
+		_ = pipe.Process(ctx, c) // queues it; Exec reports its error
+
 		for _, i := range idx { // one entry per key: its slot's command
 			cmds = append(cmds, c)
 			order = append(order, keys[i])
@@ -413,8 +478,9 @@ func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
 }
 
 // Expire implements backend.Backend.Expire: PEXPIRE for a TTL, and for NoTTL
-// PERSIST with EXISTS in the same round trip (PERSIST alone answers 0 both
-// for a missing key and for a key without expiry).
+// PERSIST with EXISTS (PERSIST alone answers 0 both for a missing key and
+// for a key without expiry), in one MULTI with the DEL of the key's load
+// lease (leaseKey, in the key's slot), never re-sent by the client.
 func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := b.check(ctx); err != nil {
 		return false, err
@@ -430,21 +496,30 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if err != nil {
 		return false, err
 	}
+	pipe := b.client.TxPipeline()
+	// The first command ends the key's lease (a no-op WithoutLeases).
+	cmds := []goredis.Cmder{intNR{goredis.NewIntCmd(ctx, "del", leaseKey(w))}}
+	if b.noLeases {
+		cmds[0] = intNR{goredis.NewIntCmd(ctx, "exists", w)}
+	}
+	name := "PEXPIRE"
 	if ttl != backend.NoTTL {
-		ok, err := b.client.PExpire(ctx, w, ttl).Result()
-		return ok, b.wrap(ctx, "PEXPIRE", err)
+		cmds = append(cmds, boolNR{goredis.NewBoolCmd(ctx, "pexpire", w, ttl.Milliseconds())})
+	} else {
+		name = "PERSIST"
+		cmds = append(cmds, intNR{goredis.NewIntCmd(ctx, "exists", w)}, boolNR{goredis.NewBoolCmd(ctx, "persist", w)})
 	}
-	pipe := b.client.Pipeline()
-	exists := pipe.Exists(ctx, w)
-	persist := pipe.Persist(ctx, w)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return false, b.wrap(ctx, "PERSIST", err)
+	for _, c := range cmds {
+		_ = pipe.Process(ctx, c) // queues it; Exec reports its error
 	}
-	if err := persist.Err(); err != nil {
-		return false, b.wrap(ctx, "PERSIST", err)
+	_, err = pipe.Exec(ctx)
+	if err := b.pipeErr(ctx, name, cmds, err); err != nil {
+		return false, err
 	}
-	n, err := exists.Result()
-	return n == 1, b.wrap(ctx, "EXISTS", err)
+	if ttl != backend.NoTTL {
+		return cmds[1].(boolNR).Val(), nil
+	}
+	return cmds[1].(intNR).Val() == 1, nil
 }
 
 // TTL implements backend.Backend.TTL with PTTL.

@@ -1,5 +1,10 @@
 package redis
 
+import (
+	"strconv"
+	"sync"
+)
+
 // Slot returns the Redis Cluster hash slot of key: CRC16 (XMODEM) of the key,
 // or of its hash tag (the text between the first "{" and the next "}", when
 // not empty), modulo 16384.
@@ -37,3 +42,24 @@ func crc16(s string) uint16 {
 	}
 	return crc
 }
+
+// slotTags holds, for each hash slot, the smallest non-negative integer
+// whose decimal form hashes to it (at most six digits): the hash tag that
+// puts a key in that slot. It is computed on first use (about 110,000
+// CRC16s of up to six bytes, a few milliseconds).
+var slotTags = sync.OnceValue(func() *[16384]string {
+	var tags [16384]string
+	left := len(tags)
+	for n := 0; left > 0; n++ {
+		s := strconv.Itoa(n)
+		if sl := crc16(s) & 16383; tags[sl] == "" {
+			tags[sl] = s
+			left--
+		}
+	}
+	return &tags
+})
+
+// SlotTag returns the shortest decimal string whose hash slot is slot
+// (0 to 16383): "{" + SlotTag(Slot(k)) + "}" in a key puts it in k's slot.
+func SlotTag(slot int) string { return slotTags()[slot&16383] }
