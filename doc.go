@@ -101,8 +101,11 @@
 // of writes, [WithRefreshAhead] reloads a hot key before it expires, and
 // [WithStaleWhileRevalidate] serves an expired value for a grace period while
 // it is reloaded; they run on the Map's clock ([WithClock], the store's by
-// default), so that a backtest replays identically. [Map.Close] waits for
-// loads running in the background and stops lease renewals.
+// default), so that a backtest replays identically. A lease is also the
+// right to store: a write, delete, expiry change or clear of the key through
+// any Map since the load began leaves the loaded value unstored. Every load
+// ends at [WithLoadTimeout] (its lease released), and [Map.Close] cancels
+// every load and waits for it; after Close a miss returns [ErrClosed].
 //
 // # Concurrency
 //

@@ -35,12 +35,23 @@ var (
 	// ErrReadOnly is returned by every write to a store opened read-only (a
 	// bbolt file opened with bolt.WithReadOnly); nothing is written.
 	ErrReadOnly = backend.ErrReadOnly
+	// ErrUnknownOutcome is returned, wrapped with its cause, by a write whose
+	// command reached the store but whose reply was lost (a connection
+	// killed, a deadline after sending): it may or may not have been applied,
+	// and it is never sent again behind the caller's back. A batch reports
+	// such keys in BatchError.Unknown, and matches it too.
+	ErrUnknownOutcome = backend.ErrUnknownOutcome
 	// ErrNotFound is what a load function of GetOrLoad returns, wrapped, for
 	// a key its source does not have; GetOrLoad returns it (wrapped) and,
 	// with WithMissTTL, remembers the miss for a while.
 	ErrNotFound = errors.New("kv: not found")
 	// ErrInvalidOption is returned by New for an option it cannot apply.
 	ErrInvalidOption = errors.New("kv: invalid option")
+
+	// ErrLoadTimeout is returned by GetOrLoad and GetManyOrLoad when a load
+	// ran past its WithLoadTimeout; the error also matches
+	// context.DeadlineExceeded.
+	ErrLoadTimeout = errors.New("kv: load timed out")
 )
 
 // BatchError reports a SetMany or DeleteMany that a store carried out in

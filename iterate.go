@@ -33,7 +33,7 @@ func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
 			}
 			return true
 		})
-		if err != nil {
+		if err != nil && !c.early {
 			yield(Entry[V]{}, m.end(ctx, &c, err))
 			return
 		}
@@ -59,7 +59,7 @@ func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
 			}
 			return true, nil
 		})
-		if err != nil {
+		if err != nil && !c.early {
 			yield("", m.end(ctx, &c, err))
 			return
 		}
@@ -82,7 +82,7 @@ func (m *Map[V]) Values(ctx context.Context) iter.Seq2[V, error] {
 			}
 			return true
 		})
-		if err != nil {
+		if err != nil && !c.early {
 			var zero V
 			yield(zero, m.end(ctx, &c, err))
 			return

@@ -36,28 +36,36 @@ type Entry[V any] struct {
 // Map is a typed map over one namespace of a backend. It is safe for
 // concurrent use. Build it with New.
 type Map[V any] struct {
-	tel      *telemetry // nil: no spans, no metrics
-	ns       string
-	b        *ttl.Backend // over namespace.Backend over the store
-	entries  bool         // the store returns scan pages with their values
-	ttl      time.Duration
-	pageSize int
-	codec    Codec[V]
-	logger   *slog.Logger
-	loads    flights[V]
-	misses   missSet
-	jitter   *jitter // nil: writes get the default TTL as it is
-	clock    clock.Clock
-	refresh  time.Duration // a hit with less TTL left is refreshed; 0: never
-	syncRef  bool          // refresh inside the call
-	leaseTTL time.Duration // WithLoadLease
-	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
-	seen     *seen[V]           // WithRefreshAhead, WithStaleWhileRevalidate; nil without
-	near     *nearcache.Backend // nil: no near cache
-	bgMu     sync.Mutex         // guards closed, and bg.Add against Close
-	closed   bool
-	quit     chan struct{} // closed by Close
-	bg       sync.WaitGroup
+	tel         *telemetry // nil: no spans, no metrics
+	ns          string
+	b           *ttl.Backend // over namespace.Backend over the store
+	entries     bool         // the store returns scan pages with their values
+	ttl         time.Duration
+	pageSize    int
+	codec       Codec[V]
+	logger      *slog.Logger
+	loads       flights[V]
+	misses      missSet
+	jitter      *jitter // nil: writes get the default TTL as it is
+	clock       clock.Clock
+	refresh     time.Duration // a hit with less TTL left is refreshed; 0: never
+	syncRef     bool          // refresh inside the call
+	leaseTTL    time.Duration // WithLoadLease
+	acquire     func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
+	seen        *seen[V]           // WithRefreshAhead, WithStaleWhileRevalidate; nil without
+	near        *nearcache.Backend // nil: no near cache
+	loadTimeout time.Duration
+	// watch reports the store's changes to stale serving
+	// (WithStaleWhileRevalidate); nil when the store reports none.
+	watch     func(context.Context, string, func(backend.Change)) (func(), error)
+	wakers    wakers
+	watchMu   sync.Mutex
+	watchStop func()     // nil until the watch started
+	bgMu      sync.Mutex // guards closed, runs, and bg.Add against Close
+	closed    bool
+	runs      runs
+	quit      chan struct{} // closed by Close
+	bg        sync.WaitGroup
 }
 
 // New returns the Map of namespace ns over b. The namespace must be non-empty
@@ -85,6 +93,26 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	if o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0) {
 		return nil, fmt.Errorf("%w: stale-while-revalidate grace %v, size %d (want both positive)", ErrInvalidOption, o.staleGrace, o.staleSize)
+	}
+	if o.ttl == NoTTL {
+		// Each of these acts on the Map's TTL, and there is none.
+		for _, c := range []struct {
+			on   bool
+			name string
+		}{{o.refresh > 0, "WithRefreshAhead"}, {o.staleGrace > 0, "WithStaleWhileRevalidate"}, {o.jitter > 0, "WithTTLJitter"}} {
+			if c.on {
+				return nil, fmt.Errorf("%w: %s has no effect with WithTTL(NoTTL): keys never expire", ErrInvalidOption, c.name)
+			}
+		}
+	}
+	if o.syncRefresh && o.refresh == 0 && o.staleGrace == 0 {
+		return nil, fmt.Errorf("%w: WithSynchronousRefresh without WithRefreshAhead or WithStaleWhileRevalidate has nothing to run", ErrInvalidOption)
+	}
+	if o.loadTimeout < 0 {
+		return nil, fmt.Errorf("%w: load timeout %v (want positive)", ErrInvalidOption, o.loadTimeout)
+	}
+	if o.loadTimeout == 0 {
+		o.loadTimeout = DefaultLoadTimeout
 	}
 	if o.pageSize < 1 {
 		return nil, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
@@ -143,9 +171,18 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		quit:     make(chan struct{}),
 		near:     near,
 		syncRef:  o.syncRefresh,
+
+		loadTimeout: o.loadTimeout,
 	}
 	if o.leaseTTL > 0 {
 		m.leaseTTL, m.acquire = o.leaseTTL, backend.OptimizationsOf(tb).AcquireLeases
+		if m.acquire == nil {
+			return nil, fmt.Errorf("%w: WithLoadLease: the store %s, as wrapped, keeps no leases (backend.Optimizations.AcquireLeases; a wrapper must forward its Optimizations)",
+				ErrInvalidOption, tb.Describe().System)
+		}
+		// Lease waits learn of a stored value from the store's change
+		// reports, where it makes them (see pause).
+		m.watch = backend.OptimizationsOf(nsb).Watch
 	}
 	if o.jitter > 0 && m.ttl != NoTTL {
 		m.jitter = newJitter(o.jitter, o.seed)
@@ -160,6 +197,14 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		}
 		if m.seen, err = newSeen[V](grace, size); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+		}
+		if grace > 0 {
+			// Stale serving forgets what other processes change, on a store
+			// that reports changes (the near cache hides the namespace's
+			// watch from above: it is taken below it).
+			if m.watch = backend.OptimizationsOf(nsb).Watch; m.watch != nil {
+				m.seen.watched = true
+			}
 		}
 	}
 	return m, nil
@@ -209,15 +254,21 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
+	m.loads.revoke(key)
 	m.seen.forget(key)
+	t := m.seen.begin(key)
+	m.seen.writing(key)
 	if err := m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}}); err != nil {
+		m.seen.writeFailed(key)
 		return err
 	}
 	if ttl == 0 {
 		ttl = m.ttl
 	}
-	if ttl != NoTTL {
-		m.seen.wrote(key, m.clock.Now().Add(ttl))
+	if ttl == NoTTL {
+		m.seen.end(t, key)
+	} else {
+		m.seen.wrote(t, key, m.clock.Now().Add(ttl))
 	}
 	return nil
 }
@@ -284,8 +335,10 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		err = ErrEmptyKey
 	} else {
+		m.loads.revoke(key)
 		m.seen.forget(key)
 		err = m.b.Delete(ctx, []string{key})
+		m.seen.forget(key)
 	}
 	return m.end(ctx, &c, err)
 }
@@ -303,8 +356,10 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 	case ttl == 0:
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 	default:
+		m.loads.revoke(key)
 		m.seen.forget(key)
 		ok, err = m.b.Expire(ctx, key, ttl)
+		m.seen.forget(key)
 	}
 	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
@@ -329,8 +384,10 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
+	m.loads.revokeAll()
 	m.seen.purge()
 	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
+	m.seen.purge()
 	return m.end(ctx, &c, err)
 }
 
@@ -374,10 +431,15 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
 	}
-	for _, e := range entries {
-		m.seen.forget(e.Key)
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
 	}
-	return m.b.MSet(ctx, out)
+	m.loads.revoke(keys...)
+	m.seen.forget(keys...)
+	err := m.b.MSet(ctx, out)
+	m.seen.forget(keys...)
+	return err
 }
 
 // GetMany returns the values stored under keys; missing keys are absent from
@@ -427,8 +489,10 @@ func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error
 	if len(keys) > 0 {
+		m.loads.revoke(keys...)
 		m.seen.forget(keys...)
 		err = m.b.Delete(ctx, keys)
+		m.seen.forget(keys...)
 	}
 	return m.end(ctx, &c, err)
 }

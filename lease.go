@@ -2,6 +2,9 @@ package kv
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/kvmap/kv/backend"
@@ -31,7 +34,11 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 	for {
 		held, l, err := m.acquire(ctx, []string{key}, m.leaseTTL)
 		if err != nil {
-			m.warn(ctx, "taking a load lease failed; loading without it", err)
+			if ctx.Err() != nil {
+				f.err = fmt.Errorf("load: %w", context.Cause(ctx))
+				return nil, false
+			}
+			m.leaseFailed(ctx, "taking a load lease failed; loading without it", err, 1)
 			return nil, refresh || !m.settle(ctx, key, f)
 		}
 		if held[0] {
@@ -44,8 +51,14 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 		if refresh {
 			return nil, false
 		}
-		if !m.pause(wait) {
-			return nil, true
+		if !m.pause(ctx, wait, key) {
+			f.err = fmt.Errorf("load: %w", context.Cause(ctx))
+			return nil, false
+		}
+		if m.loads.dropUnwanted(key, f) {
+			// No caller waits for the key any more: nobody to load it for.
+			f.err = fmt.Errorf("load: %w", context.Canceled)
+			return nil, false
 		}
 		wait = m.nextWait(wait)
 		if m.settle(ctx, key, f) {
@@ -68,11 +81,23 @@ func (m *Map[V]) settle(ctx context.Context, key string, f *flight[V]) bool {
 	return false
 }
 
-// release releases l, logging a failure: the lease expires by itself.
+// release releases l, logging and counting a failure: the lease expires by
+// itself. It runs on ctx's values but not its cancellation (a load cancelled
+// by its timeout or by Close still releases its lease), for at most
+// releaseTimeout.
 func (m *Map[V]) release(ctx context.Context, l backend.Lease) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	if err := l.Release(ctx); err != nil {
-		m.warn(ctx, "releasing a load lease failed; it expires by itself", err)
+		m.leaseFailed(ctx, "releasing a load lease failed; it expires by itself", err, 1)
 	}
+}
+
+// leaseFailed logs and counts (outcome lease_error of kv.client.loads) a
+// failure of a lease call that the call does not return.
+func (m *Map[V]) leaseFailed(ctx context.Context, msg string, err error, n int) {
+	m.warn(ctx, msg, err)
+	m.recordLoad(ctx, loadLeaseError, n)
 }
 
 // leaseMany takes the leases of keys[i] for i in idx before a batch load.
@@ -89,7 +114,7 @@ func (m *Map[V]) leaseMany(ctx context.Context, keys []string, idx []int, noLeas
 	}
 	held, l, err := m.acquire(ctx, ks, m.leaseTTL)
 	if err != nil {
-		m.warn(ctx, "taking load leases failed; loading without them", err)
+		m.leaseFailed(ctx, "taking load leases failed; loading without them", err, len(ks))
 		return idx, nil, nil
 	}
 	for j, i := range idx {
@@ -102,15 +127,82 @@ func (m *Map[V]) leaseMany(ctx context.Context, keys []string, idx []int, noLeas
 	return mine, others, l
 }
 
-// pause waits d, and reports false instead when the Map is closed first.
-func (m *Map[V]) pause(d time.Duration) bool {
+// pause waits d, or less when the store reports a change of one of keys
+// (a lease holder stored it: the waiter learns of it from the report, as
+// rueidisaside's waiters do, instead of at its next poll), and reports false
+// instead when the run's context ctx ends first (Close).
+func (m *Map[V]) pause(ctx context.Context, d time.Duration, keys ...string) bool {
+	wake := m.wakers.add(keys)
+	defer m.wakers.remove(keys, wake)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-m.quit:
+	case <-wake:
+		return true
+	case <-ctx.Done():
 		return false
+	}
+}
+
+// wakers are the channels of the lease waits under way, by key, closed by
+// a change report of the key.
+type wakers struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+}
+
+// add registers one channel for keys, closed at the first report of any.
+func (w *wakers) add(keys []string) chan struct{} {
+	ch := make(chan struct{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = map[string][]chan struct{}{}
+	}
+	for _, k := range keys {
+		w.m[k] = append(w.m[k], ch)
+	}
+	return ch
+}
+
+// remove unregisters ch from keys.
+func (w *wakers) remove(keys []string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range keys {
+		chs := slices.DeleteFunc(w.m[k], func(c chan struct{}) bool { return c == ch })
+		if len(chs) == 0 {
+			delete(w.m, k)
+		} else {
+			w.m[k] = chs
+		}
+	}
+}
+
+// wake closes the channels waiting for keys (every channel when all).
+func (w *wakers) wake(all bool, keys ...string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	closeAll := func(k string) {
+		for _, ch := range w.m[k] {
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
+		}
+		delete(w.m, k)
+	}
+	if all {
+		for k := range w.m {
+			closeAll(k)
+		}
+		return
+	}
+	for _, k := range keys {
+		closeAll(k)
 	}
 }
 
@@ -137,8 +229,8 @@ func (m *Map[V]) keepLease(ctx context.Context, l backend.Lease) (release func()
 			for {
 				select {
 				case <-t.C:
-					if err := l.Renew(ctx, m.leaseTTL); err != nil {
-						m.warn(ctx, "renewing a load lease failed", err)
+					if err := l.Renew(ctx, m.leaseTTL); err != nil && ctx.Err() == nil {
+						m.leaseFailed(ctx, "renewing a load lease failed", err, 1)
 					}
 				case <-stop:
 					return

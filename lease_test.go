@@ -89,6 +89,7 @@ func TestLoadLeaseRenewedDuringLongLoad(t *testing.T) {
 		if r := store.renews.Load(); r < 10 {
 			t.Errorf("%d renewals in a 5s load with a 1s lease; want one every third of the lease", r)
 		}
+		synctest.Wait() // the release follows the end of the flight
 		if r := store.releases.Load(); r != 1 {
 			t.Errorf("%d releases; want 1", r)
 		}
@@ -159,8 +160,8 @@ func TestCloseStopsLeaseRenewal(t *testing.T) {
 			t.Errorf("%d renewals after Close; want none", after-before)
 		}
 		close(release)
-		if err := <-done; err != nil {
-			t.Errorf("GetOrLoad = %v; want the load to finish after Close", err)
+		if err := <-done; !errors.Is(err, kv.ErrClosed) {
+			t.Errorf("GetOrLoad = %v; want ErrClosed: Close ends the load", err)
 		}
 	})
 }

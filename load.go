@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/kvmap/kv/backend"
 )
 
 // flight is one load under way: GetOrLoad's of one key, or GetManyOrLoad's
@@ -17,6 +20,10 @@ type flight[V any] struct {
 	v     V
 	found bool // the load produced a value for the key
 	err   error
+
+	// Guarded by flights.mu.
+	refs    int  // callers waiting for the flight
+	revoked bool // the Map wrote, deleted or cleared the key since the load began
 }
 
 // flights are the loads under way, by key.
@@ -26,19 +33,75 @@ type flights[V any] struct {
 }
 
 // join returns the flight of key, and whether the caller started it (and so
-// must run the load and finish it).
-func (fs *flights[V]) join(key string) (*flight[V], bool) {
+// must run the load and finish it). A caller (caller true) is counted as
+// waiting for the flight until it calls leave.
+func (fs *flights[V]) join(key string, caller bool) (*flight[V], bool) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	if f, ok := fs.m[key]; ok {
-		return f, false
+	f, ok := fs.m[key]
+	if !ok {
+		if fs.m == nil {
+			fs.m = map[string]*flight[V]{}
+		}
+		f = &flight[V]{done: make(chan struct{})}
+		fs.m[key] = f
 	}
-	if fs.m == nil {
-		fs.m = map[string]*flight[V]{}
+	if caller {
+		f.refs++
 	}
-	f := &flight[V]{done: make(chan struct{})}
-	fs.m[key] = f
-	return f, true
+	return f, !ok
+}
+
+// leave ends a caller's wait for f.
+func (fs *flights[V]) leave(f *flight[V]) {
+	fs.mu.Lock()
+	f.refs--
+	fs.mu.Unlock()
+}
+
+// dropUnwanted removes the flight f of key when no caller waits for it any
+// more, and reports whether it did: a later miss of the key starts a new
+// flight, so the one dropped can end without a result.
+func (fs *flights[V]) dropUnwanted(key string, f *flight[V]) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f.refs > 0 {
+		return false
+	}
+	if fs.m[key] == f {
+		delete(fs.m, key)
+	}
+	return true
+}
+
+// revoke takes from the loads of keys under way the right to store their
+// result: the Map is writing, deleting or changing the expiry of the keys.
+func (fs *flights[V]) revoke(keys ...string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, k := range keys {
+		if f, ok := fs.m[k]; ok {
+			f.revoked = true
+		}
+	}
+}
+
+// revokeAll is revoke for every load under way: the Map cleared its
+// namespace.
+func (fs *flights[V]) revokeAll() {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	for _, f := range fs.m {
+		f.revoked = true
+	}
+}
+
+// mayStore reports whether the load of f still has the right to store its
+// result.
+func (fs *flights[V]) mayStore(f *flight[V]) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return !f.revoked
 }
 
 // finish ends the flight of key: later misses start a new one.
@@ -130,12 +193,18 @@ func (m *Map[V]) writeTTL() time.Duration {
 // Concurrent misses of the same key in one Map share one call of load, and
 // a miss of a key that a GetManyOrLoad is loading waits for that load. load
 // runs with a context that carries the first caller's values but not its
-// cancellation or deadline; each caller stops waiting, with its own
-// ctx.Err(), when its ctx ends. A load error is returned and nothing is
-// stored; a load error wrapping ErrNotFound is remembered for WithMissTTL. If
-// storing the loaded value fails, the value is returned together with the
-// store error. A stored value that does not decode is returned as its
-// *DecodeError; load is not called. A panic in load is returned as an error.
+// cancellation; it ends at the Map's load timeout (WithLoadTimeout, the
+// error then matches ErrLoadTimeout) or at Close. Each caller stops waiting,
+// with its own ctx.Err(), when its ctx ends; the load goes on and stores its
+// value for later calls. A load error is returned and nothing is stored; a
+// load error wrapping ErrNotFound is remembered for WithMissTTL. If storing
+// the loaded value fails, the value is returned together with the store
+// error. A loaded value whose key was written, deleted, given another TTL or
+// cleared through this Map while it loaded (through any Map on the store,
+// with WithLoadLease) is returned but not stored: it may be older than what
+// that write reflects. A stored value that does not decode is returned as
+// its *DecodeError; load is not called. A panic in load is returned as an
+// error. After Close, a miss returns ErrClosed.
 func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
 	v, hit, err := m.getOrLoad(ctx, key, load)
@@ -148,30 +217,49 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if load == nil {
 		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
+	if m.watch != nil {
+		m.startWatch(ctx)
+	}
 	v, ok, err := m.hit(ctx, key, load)
 	if err != nil || ok {
 		return v, ok, err
 	}
+	if m.isClosed() {
+		// A miss would start a load, and stale serving a reload; the watch
+		// that keeps stale values true has stopped too.
+		return zero, false, fmt.Errorf("load: %w", ErrClosed)
+	}
 	if v, ok := m.seen.serve(key, m.clock.Now()); ok {
 		m.recordLoad(ctx, loadStale, 1)
-		m.startLoad(context.WithoutCancel(ctx), key, load, false)
+		m.startLoad(ctx, key, load, false, nil)
 		return v, false, nil
 	}
 	for {
 		if m.misses.has(key, m.clock.Now()) {
 			return zero, false, fmt.Errorf("load (remembered miss): %w", ErrNotFound)
 		}
-		f, leader := m.loads.join(key)
+		f, leader := m.loads.join(key, true)
 		if leader {
-			go m.loadOne(context.WithoutCancel(ctx), key, f, load, false)
+			rctx, done, ok := m.startRun(ctx, true)
+			if !ok {
+				m.loads.leave(f)
+				m.loads.finish(key, f)
+				return zero, false, fmt.Errorf("load: %w", ErrClosed)
+			}
+			go func() {
+				defer done()
+				m.loadOne(rctx, key, f, load, false, nil)
+			}()
 		}
 		select {
 		case <-f.done:
+			m.loads.leave(f)
 			if f.found || f.err != nil {
 				return f.v, false, f.err
 			}
 			// A batch load that did not produce this key: load it here.
 		case <-ctx.Done():
+			m.loads.leave(f)
 			return zero, false, ctx.Err()
 		}
 	}
@@ -186,10 +274,13 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if m.seen == nil {
 		return m.get(ctx, key)
 	}
+	t := m.seen.begin(key)
 	if deadline, ok := m.seen.far(key, m.clock.Now().Add(m.refresh)); ok {
 		v, ok, err := m.get(ctx, key)
 		if ok {
-			m.seen.read(key, v, deadline)
+			m.seen.read(t, key, v, deadline)
+		} else {
+			m.seen.end(t, key)
 		}
 		return v, ok, err
 	}
@@ -199,90 +290,65 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	}
 	vals, err := m.b.MGet(ctx, []string{key}, true)
 	if err != nil || !vals[0].Found {
+		m.seen.end(t, key)
 		return zero, false, err
 	}
 	v, err := m.codec.Decode(vals[0].Bytes)
 	if err != nil {
+		m.seen.end(t, key)
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	if ttl := vals[0].TTL; ttl != NoTTL {
-		m.seen.read(key, v, m.clock.Now().Add(ttl))
-		if ttl < m.refresh {
-			m.startLoad(context.WithoutCancel(ctx), key, load, true)
-		}
+	ttl := vals[0].TTL
+	if ttl == NoTTL {
+		m.seen.end(t, key)
+		return v, true, nil
+	}
+	m.seen.read(t, key, v, m.clock.Now().Add(ttl))
+	if ttl < m.refresh {
+		m.startLoad(ctx, key, load, true, vals[0].Bytes)
 	}
 	return v, true, nil
 }
 
 // startLoad starts one load of key, unless one is under way or the Map is
-// closed: a refresh ahead of expiry, or the reload of a value served stale.
-// It runs inside the call with WithSynchronousRefresh, else in the
-// background, counted for Close.
-func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Context) (V, error), refresh bool) {
-	m.bgMu.Lock()
-	if m.closed {
-		m.bgMu.Unlock()
+// closed: a refresh ahead of expiry of the stored bytes prev (refresh
+// true), or the reload of a value served stale (the key is gone). It runs
+// inside the call with WithSynchronousRefresh, else in the background,
+// counted for Close.
+func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Context) (V, error), refresh bool, prev []byte) {
+	f, leader := m.loads.join(key, false)
+	if !leader {
 		return
 	}
-	f, leader := m.loads.join(key)
-	if !leader {
-		m.bgMu.Unlock()
+	rctx, done, ok := m.startRun(ctx, !m.syncRef)
+	if !ok {
+		m.loads.finish(key, f)
 		return
 	}
 	if m.syncRef {
-		m.bgMu.Unlock()
-		m.loadOne(ctx, key, f, load, refresh)
+		defer done()
+		m.loadOne(rctx, key, f, load, refresh, prev)
 		return
 	}
-	m.bg.Add(1) // under bgMu, so never once Close has begun to wait
-	m.bgMu.Unlock()
 	go func() {
-		defer m.bg.Done()
-		m.loadOne(ctx, key, f, load, refresh)
+		defer done()
+		m.loadOne(rctx, key, f, load, refresh, prev)
 	}()
 }
 
-// Close stops the Map's near cache (WithNearCache), waits for the loads a
-// Map runs in the background (refreshes of
-// WithRefreshAhead, reloads of WithStaleWhileRevalidate) and starts none
-// after it; it stops renewing the leases of WithLoadLease (a load under way
-// finishes, its lease expires by itself) and ends every wait for another
-// process's load (the waiting load goes on without a lease). Every other
-// call keeps working; Close does not close the Backend. Closing twice is not
-// an error.
-func (m *Map[V]) Close() error {
-	m.bgMu.Lock()
-	if !m.closed {
-		m.closed = true
-		close(m.quit)
-	}
-	m.bgMu.Unlock()
-	m.bg.Wait()
-	if m.near != nil {
-		m.near.Stop()
-	}
-	return nil
-}
-
-// loadOne runs load for key in flight f and finishes f: the load of a miss,
-// or a refresh ahead of expiry.
-func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error), refresh bool) {
-	// The flight ends before the lease is released: the callers waiting in
-	// this process get the value without waiting for that round trip.
+// loadOne runs load for key in flight f and finishes f, on the run's
+// context ctx: the load of a miss, or a refresh ahead of expiry of the
+// stored bytes prev (a stale reload is a miss).
+func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error), refresh bool, prev []byte) {
+	// The lease is released before the flight ends, so that a call that
+	// follows in this process never finds its own lease still held (a
+	// stored value's lease was ended by Lease.Store already).
 	var release func()
 	defer func() {
-		m.loads.finish(key, f)
 		if release != nil {
 			release()
 		}
-	}()
-	// A panic in load would otherwise crash the process from a goroutine no
-	// caller can recover in: every waiter gets it as an error.
-	defer func() {
-		if r := recover(); r != nil {
-			f.err = fmt.Errorf("load panicked: %v", r)
-			m.recordLoad(ctx, loadError, 1)
-		}
+		m.loads.finish(key, f)
 	}()
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss (with leases, once
@@ -297,12 +363,15 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 	if l != nil {
 		release = m.keepLease(ctx, l)
 	}
-	v, err := load(ctx)
+	v, err := callLoad(m, ctx, load)
 	if err != nil {
 		outcome := loadError
-		if errors.Is(err, ErrNotFound) {
+		switch {
+		case errors.Is(err, ErrNotFound):
 			m.misses.add(key, m.clock.Now())
 			outcome = loadNotFound
+		case errors.Is(err, ErrLoadTimeout):
+			outcome = loadTimeout
 		}
 		m.recordLoad(ctx, outcome, 1)
 		f.err = fmt.Errorf("load: %w", err)
@@ -310,12 +379,16 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 	}
 	m.misses.forget(key)
 	f.v, f.found = v, true
-	if err := m.set(ctx, key, v, m.writeTTL()); err != nil {
+	stored, err := m.storeLoaded(ctx, l, []*flight[V]{f}, []Entry[V]{{Key: key, Value: v}}, []guard{{refresh, prev}})
+	if err != nil {
 		m.recordLoad(ctx, loadError, 1)
 		f.err = fmt.Errorf("store loaded value: %w", err)
 		return
 	}
-	m.seen.loaded(key, v)
+	if stored == 0 {
+		m.recordLoad(ctx, loadSuperseded, 1)
+		return
+	}
 	if refresh {
 		m.recordLoad(ctx, loadRefreshed, 1)
 	} else {
@@ -349,6 +422,9 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 	if loadMany == nil {
 		return nil, 0, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
+	if m.watch != nil {
+		m.startWatch(ctx)
+	}
 	out, err := m.getMany(ctx, keys)
 	if err != nil {
 		return out, len(out), err
@@ -361,18 +437,34 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 		if _, ok := out[k]; ok || waits[k] != nil || m.misses.has(k, now) {
 			continue
 		}
-		f, leader := m.loads.join(k)
+		f, leader := m.loads.join(k, true)
 		waits[k] = f
 		if leader {
 			mine = append(mine, k)
 		}
 	}
+	defer func() {
+		for _, f := range waits {
+			m.loads.leave(f)
+		}
+	}()
 	if len(mine) > 0 {
 		fs := make([]*flight[V], len(mine))
 		for i, k := range mine {
 			fs[i] = waits[k]
 		}
-		go m.loadMany(context.WithoutCancel(ctx), mine, fs, loadMany)
+		rctx, done, ok := m.startRun(ctx, true)
+		if !ok {
+			for i, k := range mine {
+				fs[i].err = fmt.Errorf("load: %w", ErrClosed)
+				m.loads.finish(k, fs[i])
+			}
+		} else {
+			go func() {
+				defer done()
+				m.loadMany(rctx, mine, fs, loadMany)
+			}()
+		}
 	}
 	var errs []error
 	for k, f := range waits {
@@ -392,10 +484,11 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 }
 
 // loadMany loads keys, whose flights are fs, and finishes each flight as
-// soon as its key is settled. With WithLoadLease it loads, with one call of
-// loadMany, the keys whose leases it takes, and waits for the others to be
-// loaded by the processes that hold them (loading a key itself when its
-// holder's lease expires).
+// soon as its key is settled, on the run's context ctx. With WithLoadLease
+// it loads, with one call of loadMany, the keys whose leases it takes, and
+// waits for the others to be loaded by the processes that hold them
+// (loading a key itself when its holder's lease ends), for as long as a
+// caller waits for the key.
 func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], loadMany func(context.Context, []string) (map[string]V, error)) {
 	finished := make([]bool, len(keys))
 	finish := func(i int) {
@@ -407,16 +500,6 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 	defer func() {
 		for i := range keys {
 			finish(i)
-		}
-	}()
-	defer func() {
-		if r := recover(); r != nil {
-			err := fmt.Errorf("load panicked: %v", r)
-			for i, f := range fs {
-				if !finished[i] {
-					f.v, f.found, f.err = *new(V), false, err
-				}
-			}
 		}
 	}()
 	pending := make([]int, len(keys))
@@ -439,20 +522,35 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 			if l != nil {
 				release = m.keepLease(ctx, l)
 			}
-			func() {
-				// After the flights end, and on a panic in loadMany too:
-				// no renewal outlives the load.
-				defer release()
-				m.loadBatch(ctx, keys, fs, mine, loadMany)
-				for _, i := range mine {
-					finish(i)
-				}
-			}()
+			m.loadBatch(ctx, l, keys, fs, mine, loadMany)
+			release() // before the flights end, as in loadOne
+			for _, i := range mine {
+				finish(i)
+			}
 		}
+		// Keys no caller waits for any more are not waited for.
+		others = slices.DeleteFunc(others, func(i int) bool {
+			if m.loads.dropUnwanted(keys[i], fs[i]) {
+				fs[i].err = fmt.Errorf("load: %w", context.Canceled)
+				finish(i)
+				return true
+			}
+			return false
+		})
 		if len(others) == 0 {
 			return
 		}
-		noLease = !m.pause(wait)
+		waitKeys := make([]string, len(others))
+		for j, i := range others {
+			waitKeys[j] = keys[i]
+		}
+		if !m.pause(ctx, wait, waitKeys...) {
+			for _, i := range others {
+				fs[i].err = fmt.Errorf("load: %w", context.Cause(ctx))
+				finish(i)
+			}
+			return
+		}
 		wait = m.nextWait(wait)
 		n := len(others)
 		pending = m.settleMany(ctx, keys, fs, others, finish)
@@ -489,15 +587,22 @@ func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V],
 }
 
 // loadBatch calls loadMany with keys[i] for i in idx, stores what it
-// returns in one batch, and records the outcome in their flights.
-func (m *Map[V]) loadBatch(ctx context.Context, keys []string, fs []*flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
+// returns in one batch (through the leases l when not nil), and records the
+// outcome in their flights.
+func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, fs []*flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
 	ks := make([]string, len(idx))
 	for j, i := range idx {
 		ks[j] = keys[i]
 	}
-	loaded, err := loadMany(ctx, append([]string(nil), ks...))
+	loaded, err := callLoad(m, ctx, func(ctx context.Context) (map[string]V, error) {
+		return loadMany(ctx, ks)
+	})
 	if err != nil {
-		m.recordLoad(ctx, loadError, len(idx))
+		outcome := loadError
+		if errors.Is(err, ErrLoadTimeout) {
+			outcome = loadTimeout
+		}
+		m.recordLoad(ctx, outcome, len(idx))
 		err = fmt.Errorf("load: %w", err)
 		for _, i := range idx {
 			fs[i].err = err
@@ -505,6 +610,7 @@ func (m *Map[V]) loadBatch(ctx context.Context, keys []string, fs []*flight[V], 
 		return
 	}
 	entries := make([]Entry[V], 0, len(loaded))
+	efs := make([]*flight[V], 0, len(loaded))
 	now := m.clock.Now()
 	for _, i := range idx {
 		v, ok := loaded[keys[i]]
@@ -515,19 +621,23 @@ func (m *Map[V]) loadBatch(ctx context.Context, keys []string, fs []*flight[V], 
 		m.misses.forget(keys[i])
 		fs[i].v, fs[i].found = v, true
 		entries = append(entries, Entry[V]{Key: keys[i], Value: v})
+		efs = append(efs, fs[i])
 	}
 	m.recordLoad(ctx, loadNotFound, len(idx)-len(entries))
-	if err := m.setMany(ctx, entries); err != nil {
+	if len(entries) == 0 {
+		return
+	}
+	stored, err := m.storeLoaded(ctx, l, efs, entries, make([]guard, len(entries)))
+	if err != nil {
 		m.recordLoad(ctx, loadError, len(entries))
 		err = fmt.Errorf("store loaded values: %w", err)
-		for _, i := range idx {
-			if fs[i].found {
-				fs[i].err = err
-			}
+		for _, f := range efs {
+			f.err = err
 		}
 		return
 	}
-	m.recordLoad(ctx, loadLoaded, len(entries))
+	m.recordLoad(ctx, loadSuperseded, len(entries)-stored)
+	m.recordLoad(ctx, loadLoaded, stored)
 }
 
 // dedupErrors leaves one error of each message: a batch's error is shared by
@@ -542,4 +652,92 @@ func dedupErrors(errs []error) []error {
 		}
 	}
 	return out
+}
+
+// guard is what a load found of its key before loading: the stored bytes
+// of a refresh (found), or nothing (a miss).
+type guard struct {
+	found bool
+	prev  []byte
+}
+
+// storeLoaded stores loaded entries, whose flights are fs, with the Map's
+// TTL, and returns how many it stored. Through the leases l (WithLoadLease),
+// each is stored in one step on the store only while its lease holds and
+// its key is as the load found it (gs): a write, delete, expiry change or
+// clear of the key through any Map on the store since the lease was taken
+// cancels it. Without leases, a write, delete, expiry change or clear
+// through this Map since the load began cancels it.
+func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*flight[V], entries []Entry[V], gs []guard) (int, error) {
+	out := make([]backend.GuardedEntry, 0, len(entries))
+	vals := make([]V, 0, len(entries))
+	for i, e := range entries {
+		if !m.loads.mayStore(fs[i]) {
+			continue
+		}
+		data, err := m.codec.Encode(e.Value)
+		if err != nil {
+			return 0, fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
+		}
+		ttl := m.writeTTL()
+		if ttl == 0 {
+			ttl = m.ttl // Lease.Store takes the TTL as it is
+		}
+		out = append(out, backend.GuardedEntry{
+			Entry:     backend.Entry{Key: e.Key, Value: data, TTL: ttl},
+			PrevFound: gs[i].found,
+			Prev:      gs[i].prev,
+		})
+		vals = append(vals, e.Value)
+	}
+	if len(out) == 0 {
+		return 0, nil
+	}
+	keys := make([]string, len(out))
+	tickets := make([]uint64, len(out))
+	for i, e := range out {
+		keys[i] = e.Key
+	}
+	m.seen.forget(keys...)
+	for i, k := range keys {
+		tickets[i] = m.seen.begin(k)
+	}
+	m.seen.writing(keys...)
+	var stored []bool
+	var err error
+	if l != nil {
+		stored, err = l.Store(ctx, out)
+	} else {
+		plain := make([]backend.Entry, len(out))
+		for i, e := range out {
+			plain[i] = e.Entry
+		}
+		if err = m.b.MSet(ctx, plain); err == nil {
+			stored = make([]bool, len(out))
+			for i := range stored {
+				stored[i] = true
+			}
+		}
+	}
+	if err != nil {
+		m.seen.writeFailed(keys...)
+		return 0, err
+	}
+	n := 0
+	now := m.clock.Now()
+	for i, ok := range stored {
+		ttl := out[i].TTL
+		switch {
+		case !ok:
+			m.seen.writeFailed(keys[i]) // not written: no report comes
+		case ttl == NoTTL:
+			m.seen.end(tickets[i], keys[i])
+		default:
+			m.seen.read(tickets[i], keys[i], vals[i], now.Add(ttl))
+		}
+		if ok {
+			n++
+		}
+	}
+	return n, nil
 }

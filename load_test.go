@@ -287,7 +287,8 @@ func TestRefreshAheadBackground(t *testing.T) {
 		}
 		wg.Wait()
 		close(release)
-		if err := m.Close(); err != nil { // waits for the refresh
+		synctest.Wait() // the refresh ends (Close would cancel it)
+		if err := m.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if c := calls.Load(); c != 2 {

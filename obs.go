@@ -174,7 +174,7 @@ const (
 	AttrHitSource = attribute.Key("kv.hit.source")   // with a near cache: a hit served "local"ly or by the "remote" store
 	AttrKey       = attribute.Key("kv.key")          // the key, with WithKeysInTelemetry only
 	AttrEarly     = attribute.Key("kv.early")        // an iteration left before its end
-	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error, stale, waited
+	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error, stale, waited, timeout, abandoned, superseded, lease_error
 )
 
 // Instrument names.
@@ -238,7 +238,7 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 	}
 	t.base = []attribute.KeyValue{semconv.DBSystemNameKey.String(d.System), AttrNamespace.String(ns)}
 	t.loadSets = map[string]attribute.Set{}
-	for _, outcome := range []string{loadLoaded, loadRefreshed, loadNotFound, loadError, loadStale, loadWaited} {
+	for _, outcome := range []string{loadLoaded, loadRefreshed, loadNotFound, loadError, loadStale, loadWaited, loadTimeout, loadAbandoned, loadSuperseded, loadLeaseError} {
 		t.loadSets[outcome] = attribute.NewSet(append(append([]attribute.KeyValue(nil), t.base...), AttrOutcome.String(outcome))...)
 	}
 	if d.ServerAddress != "" {
@@ -444,6 +444,12 @@ const (
 	loadError     = "error"     // the load, or storing its value, failed
 	loadStale     = "stale"     // an expired value was served in its grace period (WithStaleWhileRevalidate)
 	loadWaited    = "waited"    // another process loaded the key while this one waited on its lease (WithLoadLease)
+	loadTimeout   = "timeout"   // the load ran past WithLoadTimeout: cancelled, its result never stored
+	loadAbandoned = "abandoned" // Close stopped waiting for a load function that ignores its context
+	// loadSuperseded: loaded, returned, but not stored: a write, delete,
+	// expiry change or clear of the key since the load began cancelled it.
+	loadSuperseded = "superseded"
+	loadLeaseError = "lease_error" // taking, renewing or releasing a lease failed (WithLoadLease)
 )
 
 // recordLoad counts n keys loaded with outcome, and adds a kv.load event to

@@ -47,6 +47,7 @@ type options struct {
 	staleGrace     time.Duration
 	staleSize      int
 	near           *nearcache.Options
+	loadTimeout    time.Duration
 }
 
 // WithNearCache puts a coherent in-process cache (package nearcache) in
@@ -64,6 +65,19 @@ type options struct {
 // locally apart (kv.hit.source).
 func WithNearCache(o nearcache.Options) Option { return func(opts *options) { opts.near = &o } }
 
+// DefaultLoadTimeout bounds every load of a Map built without
+// WithLoadTimeout.
+const DefaultLoadTimeout = 30 * time.Second
+
+// WithLoadTimeout bounds every load (GetOrLoad, GetManyOrLoad, refreshes and
+// stale reloads) to d. At d the load's context is cancelled, its lease
+// (WithLoadLease) is released and no longer renewed, even if the loader
+// ignores its context, so another process can take the key over within one
+// lease time; the callers get an error wrapping ErrLoadTimeout and
+// context.DeadlineExceeded, and the load's result, if it comes later, is
+// never stored. d must be positive; the default is DefaultLoadTimeout.
+func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadTimeout = d } }
+
 // WithLoadLease makes the loads of GetOrLoad and GetManyOrLoad one per key
 // across every process that shares the store, not only within this Map:
 // before loading a missing key a Map takes the key's lease in the store, for
@@ -73,15 +87,25 @@ func WithNearCache(o nearcache.Options) Option { return func(opts *options) { op
 // lease is released or expires without a value (its holder failed or died:
 // the others are delayed by at most d). A refresh ahead of expiry whose
 // lease is taken is left to its holder. Leases are never keys of a
-// namespace: no read, Size or Clear sees them (backend.LeasePrefix).
+// namespace: no read, scan or Size sees them (backend.LeasePrefix); Clear
+// ends the leases of its namespace.
 //
-// The store must keep leases (Redis and memory do, through
-// backend.Optimizations.AcquireLeases); with any other (bbolt, one process
-// per file) loads are shared by the callers of this Map only, as without the
-// option. A failure to take a lease is logged (WithLogger) and the load
-// runs without it. d must be positive and at most MaxTTL (ErrInvalidOption):
-// longer than a load takes is best, as a lease that lapses lets another
-// process load too.
+// A lease also carries the right to store: the loaded value is stored, in
+// one step on the store, only while the lease holds and the key is as the
+// load found it. A Set, Delete, Expire or Clear of the key through any Map
+// on the store ends that right, so a load that raced an update of the source
+// and its write or delete never stores its older value. Writers that do not
+// go through kv cannot end it (a BaseMap service's SET is seen only as a
+// changed key; its DEL is not seen).
+//
+// The store, as wrapped, must keep leases (Redis, memory and bbolt do,
+// through backend.Optimizations.AcquireLeases): New fails with
+// ErrInvalidOption otherwise, for instance under a wrapper that does not
+// forward its store's Optimizations. A failure to take, renew or release a
+// lease is logged (WithLogger) and counted (outcome "lease_error" of
+// kv.client.loads), and the load runs without it. d must be positive and at
+// most MaxTTL (ErrInvalidOption): longer than a load takes is best, as a
+// lease that lapses lets another process load too.
 func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
 
 // WithStaleWhileRevalidate makes GetOrLoad serve, for up to grace after a
@@ -89,9 +113,15 @@ func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTT
 // while one load of the key runs in the background (inside the call with
 // WithSynchronousRefresh); the call returns no error and counts as a miss,
 // and the outcome "stale" is recorded. Only keys that expired are served
-// stale: a key deleted before its deadline (by any process) is loaded, and
-// writes, deletes, Expire and Clear through this Map forget what it
-// remembered. Up to size values are remembered, least recently used first
+// stale: writes, deletes, Expire and Clear through this Map forget what it
+// remembered, before and after they reach the store, and a read that raced
+// one records nothing. On a store that reports changes (Redis, memory) the
+// Map watches its namespace (one tracking connection per Redis master), so a
+// key another process wrote or deleted before its deadline is never served
+// stale either, and nothing is served while the reports are not live. On a
+// store that reports none (bbolt), a key deleted through another Map before
+// its deadline may still be served, within its grace, once that deadline
+// has passed. Up to size values are remembered, least recently used first
 // out. Nothing is stored: Get, Size, Iterate and every plain read never see
 // an expired key. grace and size must be positive (ErrInvalidOption).
 func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
