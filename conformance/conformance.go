@@ -18,7 +18,9 @@
 // Every case gets a fresh Store from the Harness. "Fresh" means a new handle,
 // possibly over existing data (a shared Redis): every case works in namespaces
 // of its own, made unique per run, never scans outside them, and clears them
-// when it ends. The suite depends only on package testing and this module.
+// when it ends. The suite depends only on package testing, this module and
+// porcupine (github.com/anishathalye/porcupine, which has no dependencies of
+// its own), the checker of the linearizability cases.
 //
 // [Test] runs the same cases without a *testing.T and returns what failed, so
 // that a suite can prove it fails against broken backends.
@@ -42,6 +44,23 @@
 // binary again as several processes: 64 misses across 4 processes make one
 // load, and a lease holder killed mid-load (SIGKILL) delays the others by at
 // most the lease time. They run under go test only ([Run], not [Test]).
+//
+// # Linearizability
+//
+// The Linearizable case runs concurrent clients, each a Map of its own (over
+// a handle of its own when [Store.Open] is set), doing random Set, Get,
+// Delete, SetMany, GetMany, Expire (and SetWithTTL, Has, TTL, DeleteMany) on
+// a few shared keys, and checks the history against a sequential model with
+// porcupine: every single-key operation must appear to take effect at one
+// instant between its call and its return. LinearizableFaults does the same
+// on a store from [Harness.Faults] while connections are killed, replies
+// lost and calls stalled; a write that returned an error may or may not have
+// happened, and the model allows both. Through a near cache
+// (kv.WithNearCache) the check is δ-linearizability: a read may be
+// linearized up to δ before its call ([LinearOptions.Staleness]).
+// [RunLinearizable] runs one such check with options of its own (longer
+// histories, faults, more clients); KV_LINEAR_SECONDS makes every run last
+// that many seconds.
 //
 // # Optimisations
 //
@@ -88,6 +107,16 @@ type Store struct {
 	// time; the suite then waits for expiry, polling with a deadline, and
 	// keeps its TTLs short.
 	Advance func(d time.Duration)
+	// Open, when set, returns another handle on the same data as Backend,
+	// as a second process would open it: for a server, a Backend on a new
+	// client of its own, made with the client library's default options
+	// (go-redis's retries included). The linearizability cases
+	// (Linearizable, LinearizableFaults) call it once per concurrent client,
+	// to give each a handle of its own; the suite closes each handle, and
+	// Open releases what else it made with t.Cleanup. Nil means the clients
+	// share Backend, each through a Map of its own (an in-process store, or
+	// a bbolt file, which one process opens once).
+	Open func(t T) backend.Backend
 }
 
 // Harness describes a backend to the suite.
@@ -305,7 +334,8 @@ type env struct {
 	b       backend.Backend
 	advance func(time.Duration)
 	h       Harness
-	faults  Faults // for the fault cases only
+	faults  Faults                  // for the fault cases only
+	open    func(T) backend.Backend // Store.Open; nil: share b
 }
 
 // newEnv returns the env of a case, on a store from h.New, or from h.Faults
@@ -323,7 +353,7 @@ func newEnv(t T, h Harness, faulty bool) *env {
 	if s.Backend == nil {
 		t.Fatalf("Harness returned a nil Backend")
 	}
-	e := &env{t: t, b: s.Backend, advance: s.Advance, h: h, faults: f}
+	e := &env{t: t, b: s.Backend, advance: s.Advance, h: h, faults: f, open: s.Open}
 	t.Cleanup(func() {
 		if err := s.Backend.Close(); err != nil && !errors.Is(err, backend.ErrClosed) {
 			t.Errorf("Close: %v", err)
