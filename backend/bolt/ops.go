@@ -291,6 +291,12 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 	}
 	found := false
 	err = b.update(now, func(tx *bbolt.Tx) error {
+		// The clock is read again under the write lock: a key that expired
+		// while this call waited for the lock is not revived.
+		now, err := b.now()
+		if err != nil {
+			return err
+		}
 		data := tx.Bucket(l.dataName())
 		if data == nil {
 			return nil
