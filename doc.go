@@ -111,4 +111,14 @@
 //
 // A Map is safe for concurrent use by multiple goroutines, and so is every
 // backend of this module.
+//
+// Single-key calls are linearizable on every store of this module (memory,
+// bbolt, Redis standalone, Sentinel and Cluster), and batch calls key by
+// key; the conformance suite checks it with porcupine histories, under
+// injected faults too. A write whose reply was lost returns an error
+// matching [ErrUnknownOutcome] and is never re-sent behind the caller's
+// back. Through the near cache ([WithNearCache]) reads are δ-linearizable,
+// δ being its MaxLag (100 ms by default). A Redis failover may lose
+// acknowledged writes (replication is asynchronous): that is outside these
+// guarantees.
 package kv

@@ -58,6 +58,7 @@ type Map[V any] struct {
 	// watch reports the store's changes to stale serving
 	// (WithStaleWhileRevalidate); nil when the store reports none.
 	watch     func(context.Context, string, func(backend.Change)) (func(), error)
+	under     backend.Backend // the namespace's store, below the near cache: what the verifier reads
 	wakers    wakers
 	watchMu   sync.Mutex
 	watchStop func()     // nil until the watch started
@@ -173,6 +174,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		syncRef:  o.syncRefresh,
 
 		loadTimeout: o.loadTimeout,
+		under:       nsb,
 	}
 	if o.leaseTTL > 0 {
 		m.leaseTTL, m.acquire = o.leaseTTL, backend.OptimizationsOf(tb).AcquireLeases
@@ -257,9 +259,8 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	m.loads.revoke(key)
 	m.seen.forget(key)
 	t := m.seen.begin(key)
-	m.seen.writing(key)
 	if err := m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}}); err != nil {
-		m.seen.writeFailed(key)
+		m.seen.forget(key)
 		return err
 	}
 	if ttl == 0 {

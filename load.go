@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -200,8 +201,9 @@ func (m *Map[V]) writeTTL() time.Duration {
 // load error wrapping ErrNotFound is remembered for WithMissTTL. If storing
 // the loaded value fails, the value is returned together with the store
 // error. A loaded value whose key was written, deleted, given another TTL or
-// cleared through this Map while it loaded (through any Map on the store,
-// with WithLoadLease) is returned but not stored: it may be older than what
+// cleared through this Map while it loaded, before its write began
+// (through any Map on the store, at any moment, with WithLoadLease) is
+// returned but not stored: it may be older than what
 // that write reflects. A stored value that does not decode is returned as
 // its *DecodeError; load is not called. A panic in load is returned as an
 // error. After Close, a miss returns ErrClosed.
@@ -276,13 +278,21 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	}
 	t := m.seen.begin(key)
 	if deadline, ok := m.seen.far(key, m.clock.Now().Add(m.refresh)); ok {
-		v, ok, err := m.get(ctx, key)
-		if ok {
-			m.seen.read(t, key, v, deadline)
-		} else {
+		var zero V
+		val, err := m.b.Get(ctx, key)
+		if err != nil || !val.Found {
 			m.seen.end(t, key)
+			return zero, false, err
 		}
-		return v, ok, err
+		v, err := m.codec.Decode(val.Bytes)
+		if err != nil {
+			m.seen.end(t, key)
+			return zero, false, &DecodeError{Key: key, Err: err}
+		}
+		if m.seen.read(t, key, v, val.Bytes, deadline) {
+			m.verify(ctx, key)
+		}
+		return v, true, nil
 	}
 	var zero V
 	if key == "" {
@@ -303,7 +313,9 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 		m.seen.end(t, key)
 		return v, true, nil
 	}
-	m.seen.read(t, key, v, m.clock.Now().Add(ttl))
+	if m.seen.read(t, key, v, vals[0].Bytes, m.clock.Now().Add(ttl)) {
+		m.verify(ctx, key)
+	}
 	if ttl < m.refresh {
 		m.startLoad(ctx, key, load, true, vals[0].Bytes)
 	}
@@ -419,15 +431,34 @@ func (m *Map[V]) GetManyOrLoad(ctx context.Context, keys []string, loadMany func
 }
 
 func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func(context.Context, []string) (map[string]V, error)) (map[string]V, int, error) {
+	out, hits, retry, err := m.getManyOrLoadOnce(ctx, keys, loadMany)
+	// A key whose flight was another call's (a refresh that left it to
+	// another process, a batch that did not produce it) and ended without a
+	// value or an error is loaded here, as GetOrLoad does; a few rounds at
+	// most, as each round is a new flight of its own for the keys left.
+	for range 3 {
+		if err != nil || len(retry) == 0 {
+			break
+		}
+		var more map[string]V
+		var h int
+		more, h, retry, err = m.getManyOrLoadOnce(ctx, retry, loadMany)
+		hits += h
+		maps.Copy(out, more)
+	}
+	return out, hits, err
+}
+
+func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany func(context.Context, []string) (map[string]V, error)) (map[string]V, int, []string, error) {
 	if loadMany == nil {
-		return nil, 0, fmt.Errorf("%w: nil load function", ErrInvalidOption)
+		return nil, 0, nil, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
 	if m.watch != nil {
 		m.startWatch(ctx)
 	}
 	out, err := m.getMany(ctx, keys)
 	if err != nil {
-		return out, len(out), err
+		return out, len(out), nil, err
 	}
 	hits := len(out)
 	now := m.clock.Now()
@@ -467,11 +498,12 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 		}
 	}
 	var errs []error
+	var retry []string
 	for k, f := range waits {
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return out, hits, ctx.Err()
+			return out, hits, nil, ctx.Err()
 		}
 		if f.found {
 			out[k] = f.v
@@ -479,8 +511,11 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 		if f.err != nil {
 			errs = append(errs, f.err)
 		}
+		if !f.found && f.err == nil && !slices.Contains(mine, k) {
+			retry = append(retry, k)
+		}
 	}
-	return out, hits, errors.Join(dedupErrors(errs)...)
+	return out, hits, retry, errors.Join(dedupErrors(errs)...)
 }
 
 // loadMany loads keys, whose flights are fs, and finishes each flight as
@@ -702,7 +737,6 @@ func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*flight[
 	for i, k := range keys {
 		tickets[i] = m.seen.begin(k)
 	}
-	m.seen.writing(keys...)
 	var stored []bool
 	var err error
 	if l != nil {
@@ -720,20 +754,24 @@ func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*flight[
 		}
 	}
 	if err != nil {
-		m.seen.writeFailed(keys...)
+		m.seen.forget(keys...)
 		return 0, err
 	}
 	n := 0
 	now := m.clock.Now()
+	var raced []string // recordings a change report raced
+	defer func() { m.verify(ctx, raced...) }()
 	for i, ok := range stored {
 		ttl := out[i].TTL
 		switch {
 		case !ok:
-			m.seen.writeFailed(keys[i]) // not written: no report comes
+			m.seen.forget(keys[i]) // not written
 		case ttl == NoTTL:
 			m.seen.end(tickets[i], keys[i])
 		default:
-			m.seen.read(tickets[i], keys[i], vals[i], now.Add(ttl))
+			if m.seen.read(tickets[i], keys[i], vals[i], out[i].Value, now.Add(ttl)) {
+				raced = append(raced, keys[i])
+			}
 		}
 		if ok {
 			n++

@@ -26,12 +26,19 @@ type runs struct {
 	idle    chan struct{} // made by Close, closed when loaders reaches 0
 }
 
-// startRun registers a load run and returns its context: the values of ctx,
+// startRun registers a load run and returns its context: the values of ctx
+// (and its cancellation, for a run that is not in the background),
 // cancelled by Close or by done. It returns false, running nothing, once
 // the Map is closed. A run that goes on after its caller returns (anything
 // but a synchronous refresh) is counted for Close with background true.
 func (m *Map[V]) startRun(ctx context.Context, background bool) (context.Context, func(), bool) {
-	rctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	parent := ctx
+	if background {
+		parent = context.WithoutCancel(ctx)
+	}
+	// A run inside its call (a synchronous refresh) also ends with the call's
+	// context.
+	rctx, cancel := context.WithCancelCause(parent)
 	m.bgMu.Lock()
 	defer m.bgMu.Unlock()
 	if m.closed {

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -21,34 +22,47 @@ const seenCap = 10_000
 // read), and WithStaleWhileRevalidate, which serves a remembered value for
 // a grace period after its deadline. A nil *seen remembers nothing.
 //
-// One rule keeps it true: every write, delete, expiry change or clear
-// through the Map, and every change report of the store, forgets the keys
-// it touches before and after, and a read or write that raced one records
-// nothing. A recording takes a ticket before its I/O (begin) and records
-// only if the ticket is still the key's pending one afterwards; forget
-// voids the tickets of its keys, purge every ticket.
+// Two rules keep it true. Every write, delete, expiry change or clear
+// through the Map forgets the keys it touches before and after, and a read
+// or write that raced one records nothing: a recording takes a ticket before
+// its I/O (begin) and records only if the ticket is still the key's pending
+// one afterwards. And a change report of the store for a key before its
+// deadline (a write or delete by any client, this Map's own included: the
+// two cannot be told apart, and Redis may report several writes of a key in
+// one message) makes what is remembered of the key unverified, and a
+// recording that raced the report records it unverified: an unverified
+// value is never served stale, until the verifier has read the key again
+// and found the same bytes (the report was of this Map's own write);
+// otherwise it is forgotten.
 type seen[V any] struct {
 	grace time.Duration // 0: nothing is served stale
 
 	mu      sync.Mutex
 	c       *simplelru.LRU[string, seenEntry[V]]
-	pending map[string]uint64 // key -> the ticket that may record it
+	pending map[string]pendingRecord // key -> the recording under way
 	ticket  uint64
 	// watched: the store reports changes, and stale values are served only
-	// while its reports are live (a key deleted or written by another
-	// process before its deadline is then forgotten, never served).
+	// while its reports are live.
 	watched bool
 	live    bool
-	// own counts, by key, the writes of this Map whose change reports have
-	// not arrived yet: a report of one of them is not another client's
-	// change (watched stores only).
-	own map[string]int
+	verify  map[string]bool // keys whose entries wait for the verifier
+	// spawn starts the verifier, which runs while keys are queued; nil
+	// until the Map's watch starts (an unverified value then stays so).
+	spawn   func()
+	running bool // the verifier runs
+}
+
+type pendingRecord struct {
+	ticket  uint64
+	tainted bool // a change report of the key came during the recording's I/O
 }
 
 type seenEntry[V any] struct {
-	deadline time.Time // when the stored key expires
-	v        V
-	hasV     bool // v was read or loaded by GetOrLoad (a write records none)
+	deadline   time.Time // when the stored key expires
+	v          V
+	raw        []byte // the stored bytes of v
+	hasV       bool   // v was read or loaded by GetOrLoad (a write records none)
+	unverified bool   // a change report came since: not to be served until verified
 }
 
 func newSeen[V any](grace time.Duration, size int) (*seen[V], error) {
@@ -56,7 +70,7 @@ func newSeen[V any](grace time.Duration, size int) (*seen[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	return &seen[V]{grace: grace, c: c, pending: map[string]uint64{}, own: map[string]int{}}, nil
+	return &seen[V]{grace: grace, c: c, pending: map[string]pendingRecord{}, verify: map[string]bool{}}, nil
 }
 
 // begin returns the ticket of a read or write of key about to start.
@@ -66,8 +80,12 @@ func (s *seen[V]) begin(key string) uint64 {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.beginLocked(key)
+}
+
+func (s *seen[V]) beginLocked(key string) uint64 {
 	s.ticket++
-	s.pending[key] = s.ticket
+	s.pending[key] = pendingRecord{ticket: s.ticket}
 	return s.ticket
 }
 
@@ -77,24 +95,35 @@ func (s *seen[V]) end(t uint64, key string) {
 		return
 	}
 	s.mu.Lock()
-	if s.pending[key] == t {
+	if s.pending[key].ticket == t {
 		delete(s.pending, key)
 	}
 	s.mu.Unlock()
 }
 
-// record stores e under key if ticket t is still the key's.
-func (s *seen[V]) record(t uint64, key string, e seenEntry[V]) {
+// record stores e under key if ticket t is still the key's; unverified when
+// a change report came during its I/O, and it then reports true: the caller
+// verifies the key (Map.verify).
+func (s *seen[V]) record(t uint64, key string, e seenEntry[V]) bool {
 	if s == nil {
-		return
+		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending[key] != t {
-		return
+	p, ok := s.pending[key]
+	if !ok || p.ticket != t {
+		return false
 	}
 	delete(s.pending, key)
+	if p.tainted {
+		if !e.hasV {
+			s.c.Remove(key) // a deadline another client may have changed
+			return false
+		}
+		e.unverified = true
+	}
 	s.c.Add(key, e)
+	return p.tainted
 }
 
 // wrote records that key, just written, expires at deadline; its value is
@@ -103,13 +132,15 @@ func (s *seen[V]) wrote(t uint64, key string, deadline time.Time) {
 	s.record(t, key, seenEntry[V]{deadline: deadline})
 }
 
-// read records v, read or loaded, as the value of key, which expires at
-// deadline.
-func (s *seen[V]) read(t uint64, key string, v V, deadline time.Time) {
-	s.record(t, key, seenEntry[V]{deadline: deadline, v: v, hasV: true})
+// read records v, read or loaded, as the value of key, stored as raw, which
+// expires at deadline.
+// It reports whether the key is to be verified (see record).
+func (s *seen[V]) read(t uint64, key string, v V, raw []byte, deadline time.Time) bool {
+	return s.record(t, key, seenEntry[V]{deadline: deadline, v: v, raw: raw, hasV: true})
 }
 
-// far returns the deadline of key when it is known and not before until.
+// far returns the deadline of key when it is known (and verified) and not
+// before until.
 func (s *seen[V]) far(key string, until time.Time) (time.Time, bool) {
 	if s == nil {
 		return time.Time{}, false
@@ -117,7 +148,7 @@ func (s *seen[V]) far(key string, until time.Time) (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.c.Get(key)
-	if !ok || e.deadline.Before(until) {
+	if !ok || e.unverified || e.deadline.Before(until) {
 		return time.Time{}, false
 	}
 	return e.deadline, true
@@ -126,7 +157,8 @@ func (s *seen[V]) far(key string, until time.Time) (time.Time, bool) {
 // serve returns the value of key if its deadline has passed less than the
 // grace period ago at now. A key missing before its deadline was deleted,
 // not expired: it is not served, and forgotten. On a store that reports
-// changes, nothing is served while its reports are not live.
+// changes, nothing is served while its reports are not live, and no value
+// that a report made unverified.
 func (s *seen[V]) serve(key string, now time.Time) (V, bool) {
 	var zero V
 	if s == nil || s.grace == 0 {
@@ -138,7 +170,7 @@ func (s *seen[V]) serve(key string, now time.Time) (V, bool) {
 		return zero, false
 	}
 	e, ok := s.c.Get(key)
-	if !ok || !e.hasV {
+	if !ok || !e.hasV || e.unverified {
 		return zero, false
 	}
 	if now.Before(e.deadline) || !now.Before(e.deadline.Add(s.grace)) {
@@ -149,8 +181,7 @@ func (s *seen[V]) serve(key string, now time.Time) (V, bool) {
 }
 
 // forget drops what is remembered of keys, and voids the tickets of the
-// reads and writes of them under way: the Map is writing or deleting them,
-// or the store reported a change.
+// reads and writes of them under way: the Map is writing or deleting them.
 func (s *seen[V]) forget(keys ...string) {
 	if s == nil {
 		return
@@ -160,60 +191,124 @@ func (s *seen[V]) forget(keys ...string) {
 	for _, k := range keys {
 		s.c.Remove(k)
 		delete(s.pending, k)
+		delete(s.verify, k)
 	}
 }
 
-// reported applies the store's report that keys changed, at now: a key
-// whose remembered deadline has passed is reported because it expired (its
-// value stays, to be served stale); any other was written or deleted by
-// some client before its deadline, and is forgotten. The tickets of reads
-// and writes under way are voided either way.
+// reported applies the store's report that keys changed, at now. A key
+// whose remembered deadline has passed is reported because it expired: its
+// value stays, to be served stale. Any other was written or deleted by some
+// client before its deadline: what is remembered of it becomes unverified,
+// and so does what a recording under way records.
 func (s *seen[V]) reported(now time.Time, keys ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, k := range keys {
-		if n := s.own[k]; n > 0 {
-			// The report of this Map's own write, recorded by that write.
-			if n == 1 {
-				delete(s.own, k)
-			} else {
-				s.own[k] = n - 1
-			}
+		if p, ok := s.pending[k]; ok {
+			p.tainted = true
+			s.pending[k] = p
+		}
+		e, ok := s.c.Peek(k)
+		if !ok || !now.Before(e.deadline) {
+			continue
+		}
+		if !e.hasV {
+			s.c.Remove(k)
+			continue
+		}
+		e.unverified = true
+		s.c.Add(k, e)
+		s.queueLocked(k)
+	}
+}
+
+// queueLocked queues key for the verifier.
+func (s *seen[V]) queueLocked(key string) {
+	s.verify[key] = true
+	if !s.running && s.spawn != nil {
+		s.running = true
+		s.spawn()
+	}
+}
+
+// beginVerify returns tickets for reading keys again in the caller (a
+// recording that a report raced).
+func (s *seen[V]) beginVerify(keys []string) []uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tickets := make([]uint64, len(keys))
+	for i, k := range keys {
+		delete(s.verify, k)
+		tickets[i] = s.beginLocked(k)
+	}
+	return tickets
+}
+
+// takeVerify returns the keys queued for the verifier, each with the ticket
+// of its read; none, when the verifier is to end (nothing queued, or stop).
+func (s *seen[V]) takeVerify(stop bool) ([]string, []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.verify) == 0 || stop {
+		s.running = false
+		return nil, nil
+	}
+	keys := make([]string, 0, len(s.verify))
+	tickets := make([]uint64, 0, len(s.verify))
+	for k := range s.verify {
+		keys = append(keys, k)
+		tickets = append(tickets, s.beginLocked(k))
+	}
+	clear(s.verify)
+	return keys, tickets
+}
+
+// verified applies what the verifier read of keys at now: an unverified
+// value whose key still holds the same bytes and deadline is verified; any
+// other is forgotten. A key reported, written or deleted during the read is
+// left to the next verification (or forgotten already).
+func (s *seen[V]) verified(now time.Time, keys []string, tickets []uint64, vals []backend.Value) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, k := range keys {
+		p, ok := s.pending[k]
+		if !ok || p.ticket != tickets[i] {
 			continue
 		}
 		delete(s.pending, k)
-		if e, ok := s.c.Peek(k); ok && now.Before(e.deadline) {
-			s.c.Remove(k)
+		if p.tainted {
+			s.queueLocked(k) // reported again during the read
+			continue
 		}
-	}
-}
-
-// writing counts writes of keys by this Map about to start, so that their
-// change reports are not taken for another client's (watched stores only).
-func (s *seen[V]) writing(keys ...string) {
-	if s == nil || !s.watched {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range keys {
-		s.own[k]++
-	}
-}
-
-// writeFailed forgets keys whose write by this Map failed: a report of it
-// may or may not come, so none is expected and nothing is kept.
-func (s *seen[V]) writeFailed(keys ...string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, k := range keys {
-		delete(s.own, k)
-		delete(s.pending, k)
+		e, ok := s.c.Peek(k)
+		if !ok || !e.unverified {
+			continue
+		}
+		// Only a key that still holds the same bytes with the same deadline
+		// is verified: a report comes before the deadline (see reported),
+		// so a key gone since was deleted, or its expiry changed, even if
+		// its deadline has passed by the time of this read.
+		if vals != nil && vals[i].Found && vals[i].TTL != NoTTL && bytes.Equal(vals[i].Bytes, e.raw) &&
+			absDuration(now.Add(vals[i].TTL).Sub(e.deadline)) <= deadlineSlack {
+			e.unverified = false
+			s.c.Add(k, e)
+			continue
+		}
 		s.c.Remove(k)
 	}
+}
+
+// deadlineSlack is how far the deadline the verifier reads may be from the
+// one remembered for the same write: the two are measured on this process's
+// clock at different moments, from TTLs read in whole milliseconds, a round
+// trip apart. Another client's expiry change moves it further.
+const deadlineSlack = 100 * time.Millisecond
+
+func absDuration(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // purge drops everything and voids every ticket: the Map cleared its
@@ -230,7 +325,7 @@ func (s *seen[V]) purge() {
 func (s *seen[V]) purgeLocked() {
 	s.c.Purge()
 	clear(s.pending)
-	clear(s.own)
+	clear(s.verify)
 }
 
 // setLive records whether the store's change reports are live; a change of
@@ -240,6 +335,39 @@ func (s *seen[V]) setLive(live bool) {
 	defer s.mu.Unlock()
 	s.live = live
 	s.purgeLocked()
+}
+
+// verify reads keys again, in the caller, and verifies or forgets what a
+// recording that a change report raced recorded of them (on a store that
+// reports changes from the writing call, as memory does, this Map's own
+// write is reported during it).
+func (m *Map[V]) verify(ctx context.Context, keys ...string) {
+	if len(keys) == 0 {
+		return
+	}
+	tickets := m.seen.beginVerify(keys)
+	vals, err := m.under.MGet(ctx, keys, true)
+	if err != nil {
+		vals = nil // every key forgotten
+	}
+	m.seen.verified(m.clock.Now(), keys, tickets, vals)
+}
+
+// verifier reads again the keys whose remembered values a change report
+// made unverified, while any are queued and ctx lasts. It reads below the
+// near cache, whose own reports may come later than the Map's.
+func (m *Map[V]) verifier(ctx context.Context) {
+	for {
+		keys, tickets := m.seen.takeVerify(ctx.Err() != nil)
+		if keys == nil {
+			return
+		}
+		vals, err := m.under.MGet(ctx, keys, true)
+		if err != nil {
+			vals = nil // every key forgotten
+		}
+		m.seen.verified(m.clock.Now(), keys, tickets, vals)
+	}
 }
 
 // startWatch starts the watch of the Map's namespace, for stale serving
@@ -267,6 +395,18 @@ func (m *Map[V]) startWatch(ctx context.Context) {
 		return
 	}
 	m.watchStop = stop
+	if m.seen != nil && m.seen.grace > 0 {
+		vctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		var wg sync.WaitGroup
+		m.seen.mu.Lock()
+		m.seen.spawn = func() { wg.Go(func() { m.verifier(vctx) }) }
+		m.seen.mu.Unlock()
+		m.watchStop = func() {
+			stop()
+			cancel()
+			wg.Wait()
+		}
+	}
 }
 
 // changed applies a change report of the store: to what stale serving

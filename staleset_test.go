@@ -99,7 +99,10 @@ func TestLeaseWaiterWokenByReport(t *testing.T) {
 		defer m2.Close()
 		// Ten seconds: the poll is at its 50 ms ceiling by then, and the
 		// value is stored between two polls.
-		load := func(context.Context) (string, error) { time.Sleep(10*time.Second + 7*time.Millisecond); return "v", nil }
+		load := func(context.Context) (string, error) {
+			time.Sleep(10*time.Second + 7*time.Millisecond)
+			return "v", nil
+		}
 		go func() {
 			if _, err := m1.GetOrLoad(ctx, "k", load); err != nil {
 				t.Error(err)
