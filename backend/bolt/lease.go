@@ -74,13 +74,22 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 		return nil, err
 	}
 	stored := make([]bool, len(entries))
+	var held []string
 	err = b.update(now, func(tx *bbolt.Tx) error {
 		clear(stored)
+		held = held[:0]
 		leaseNow := h.Now()
 		for i, e := range entries {
-			if !b.leases.Take(owner, e.Key, leaseNow) {
+			// The lease is checked here and ended once the transaction
+			// has committed: ended before, it would let another owner
+			// take it and read the key before this write is visible
+			// (bbolt's readers do not wait for its writer). A Delete,
+			// Expire or DeletePrefix ends it before its own transaction,
+			// which then runs after this one.
+			if !b.leases.Holds(owner, e.Key, leaseNow) {
 				continue
 			}
+			held = append(held, e.Key)
 			l := locs[i]
 			var cur []byte
 			found := false
@@ -102,6 +111,7 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 	if err != nil {
 		return nil, err
 	}
+	b.leases.Release(owner, held, h.Now())
 	return stored, nil
 }
 

@@ -103,6 +103,13 @@ func (t *Table) Take(owner uint64, key string, now time.Time) bool {
 	return true
 }
 
+// Holds reports whether owner holds the lease of key at now.
+func (t *Table) Holds(owner uint64, key string, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.holds(owner, key, now)
+}
+
 // End ends the leases of keys, whoever holds them.
 func (t *Table) End(keys ...string) {
 	t.mu.Lock()
