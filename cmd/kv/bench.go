@@ -25,10 +25,7 @@ type benchResult struct {
 
 // bench runs a short workload in a namespace of its own, and removes it.
 func (c *cmdCtx) bench(ctx context.Context) error {
-	n := c.f.n
-	if n == 0 {
-		n = 1000
-	}
+	n := c.f.n // 1 to maxBenchN (dispatch)
 	b, err := c.open(true)
 	if err != nil {
 		return err

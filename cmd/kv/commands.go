@@ -72,7 +72,9 @@ func init() {
 	}
 }
 
-// dispatch checks the flags a command depends on and runs it.
+// dispatch checks the flags a command depends on and runs it. Every number
+// and duration of the command line is checked here, before anything is
+// read or opened: a bad one is a usage error (exit 2), never a panic.
 func (c *cmdCtx) dispatch(ctx context.Context, cmd command) error {
 	c.timeout = DefaultTimeout
 	if c.f.timeout != "" {
@@ -82,6 +84,14 @@ func (c *cmdCtx) dispatch(ctx context.Context, cmd command) error {
 		}
 		c.timeout = d
 	}
+	if hasFlag(c.name, "n") && (c.f.n < 1 || c.f.n > maxBenchN) {
+		return usagef("--n %d: want 1 to %d operations per kind", c.f.n, maxBenchN)
+	}
+	if hasFlag(c.name, "ttl") {
+		if _, err := c.ttl(); err != nil {
+			return err
+		}
+	}
 	if cmd.needsNS && c.f.ns == "" {
 		return usagef("--ns is required (or set KV_NS)")
 	}
@@ -90,7 +100,46 @@ func (c *cmdCtx) dispatch(ctx context.Context, cmd command) error {
 			return err // a usage error, said before the store is opened
 		}
 	}
+	if hasFlag(c.name, "url") {
+		if err := c.checkOutputs(); err != nil {
+			return err
+		}
+	}
+	if c.name == "check" && strings.HasPrefix(c.f.url, "bolt://") {
+		// A check judges no expiry: the file is opened as of now, whatever
+		// clock wrote it, so that a backtest file that records no time of
+		// its clock is checked too (and no --at is needed or taken).
+		c.f.at = time.Now().UTC().Format(time.RFC3339Nano)
+	}
 	return cmd.run(c, ctx)
+}
+
+// errQuietUsage fails the command as a usage error (exit 2) without a
+// message: standard error is the store's file, which a message would
+// damage.
+var errQuietUsage = errors.New("standard error is the store's file")
+
+// checkOutputs refuses to run a command whose standard output or error is
+// the file of its store (--url, or copy's --to): what it prints would be
+// written over the store (kv ls 1<>kv.db, kv export /dev/stdout >>kv.db).
+func (c *cmdCtx) checkOutputs() error {
+	urls := []string{c.f.url}
+	if hasFlag(c.name, "to") && c.f.to != "" {
+		urls = append(urls, c.f.to)
+	}
+	for _, u := range urls {
+		if c.errFile != nil {
+			if st, err := c.errFile.Stat(); err == nil && isStoreFile(u, st) {
+				return errQuietUsage
+			}
+		}
+		if c.outFile != nil {
+			if st, err := c.outFile.Stat(); err == nil && isStoreFile(u, st) {
+				return usagef("standard output is the file of the store %s: what the command prints would be written over it; redirect it elsewhere", redact(u))
+			}
+		}
+	}
+	return nil
 }
 
 // ttl returns the TTL of writes: --ttl, else the library's default.
@@ -130,7 +179,7 @@ func (c *cmdCtx) set(ctx context.Context) error {
 	value := []byte(c.args[1])
 	if c.args[1] == "-" {
 		var err error
-		if value, err = io.ReadAll(c.stdin); err != nil {
+		if value, err = readAll(ctx, c.stdin); err != nil {
 			return fmt.Errorf("read the value from standard input: %w", err)
 		}
 	}
@@ -139,14 +188,48 @@ func (c *cmdCtx) set(ctx context.Context) error {
 			return err
 		}
 		if c.f.json {
-			return c.printJSON(map[string]any{"key": c.args[0], "bytes": len(value)})
+			return c.printJSON(c.withKey(map[string]any{"bytes": len(value)}))
 		}
 		return nil
 	})
 }
 
+// readAll reads r to its end in a goroutine of its own, so that the end of
+// ctx (a signal) ends a read that waits for a writer that writes nothing:
+// the command then exits, and the process's exit ends the read.
+func readAll(ctx context.Context, r io.Reader) ([]byte, error) {
+	type result struct {
+		data []byte
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(r)
+		ch <- result{data, err}
+	}()
+	select {
+	case res := <-ch:
+		return res.data, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // printJSON writes v as one JSON line on standard output.
 func (c *cmdCtx) printJSON(v any) error { return json.NewEncoder(c.stdout).Encode(v) }
+
+// withKey adds the command's key to m: "key", or "key_b64" when it is not
+// UTF-8 (see setText).
+func (c *cmdCtx) withKey(m map[string]any) map[string]any {
+	setText(m, "key", c.args[0])
+	return m
+}
+
+// withNS adds --ns to m: "namespace", or "namespace_b64".
+func (c *cmdCtx) withNS(m map[string]any) map[string]any {
+	setText(m, "namespace", c.f.ns)
+	return m
+}
 
 func (c *cmdCtx) get(ctx context.Context) error {
 	return c.withMap(false, func(_ backend.Backend, m *kv.Map[[]byte]) error {
@@ -175,7 +258,7 @@ func (c *cmdCtx) has(ctx context.Context) error {
 			return err
 		}
 		if c.f.json {
-			err = c.printJSON(map[string]any{"key": c.args[0], "exists": ok})
+			err = c.printJSON(c.withKey(map[string]any{"exists": ok}))
 		} else {
 			_, err = fmt.Fprintln(c.stdout, ok)
 		}
@@ -199,7 +282,9 @@ func (c *cmdCtx) del(ctx context.Context) error {
 			return err
 		}
 		if c.f.json {
-			return c.printJSON(map[string]any{"deleted": c.args})
+			m := map[string]any{}
+			setTexts(m, "deleted", c.args)
+			return c.printJSON(m)
 		}
 		return nil
 	})
@@ -219,7 +304,7 @@ func (c *cmdCtx) ttlCmd(ctx context.Context) error {
 			ms = ttlMS(d)
 		}
 		if c.f.json {
-			return c.printJSON(map[string]any{"key": c.args[0], "ttl_ms": ms})
+			return c.printJSON(c.withKey(map[string]any{"ttl_ms": ms}))
 		}
 		if d == kv.NoTTL {
 			_, err = fmt.Fprintln(c.stdout, "-1")
@@ -248,7 +333,7 @@ func (c *cmdCtx) expire(ctx context.Context) error {
 			if d != kv.NoTTL {
 				ms = d.Milliseconds()
 			}
-			return c.printJSON(map[string]any{"key": c.args[0], "ttl_ms": ms})
+			return c.printJSON(c.withKey(map[string]any{"ttl_ms": ms}))
 		}
 		return nil
 	})
@@ -323,7 +408,7 @@ func (c *cmdCtx) size(ctx context.Context) error {
 			return err
 		}
 		if c.f.json {
-			return c.printJSON(map[string]any{"namespace": c.f.ns, "keys": n})
+			return c.printJSON(c.withNS(map[string]any{"keys": n}))
 		}
 		_, err = fmt.Fprintln(c.stdout, n)
 		return err
@@ -349,7 +434,7 @@ func (c *cmdCtx) clear(ctx context.Context) error {
 			return err
 		}
 		if c.f.json {
-			return c.printJSON(map[string]any{"namespace": c.f.ns, "cleared": n})
+			return c.printJSON(c.withNS(map[string]any{"cleared": n}))
 		}
 		fmt.Fprintf(c.stderr, "cleared %s\n", plural(n, "key"))
 		return nil
@@ -385,10 +470,14 @@ func (c *cmdCtx) namespaces(ctx context.Context) error {
 	sort.Strings(names)
 	w := bufio.NewWriter(c.stdout)
 	defer w.Flush()
+	enc := json.NewEncoder(w)
 	for _, ns := range names {
 		if c.f.json {
-			line, _ := json.Marshal(map[string]any{"namespace": ns, "keys": counts[ns]})
-			w.Write(append(line, '\n'))
+			m := map[string]any{"keys": counts[ns]}
+			setText(m, "namespace", ns)
+			if err := enc.Encode(m); err != nil {
+				return err
+			}
 		} else {
 			fmt.Fprintf(w, "%s\t%s\n", c.show(ns), strconv.Itoa(counts[ns]))
 		}
