@@ -41,7 +41,7 @@ func TestExpireWaitingForTheLockRevivesNothing(t *testing.T) {
 		ok, err := b.Expire(ctx, "k", backend.NoTTL)
 		res <- result{ok, err}
 	}()
-	<-read // the Expire read the clock; it cannot have the lock before release
+	<-read                          // the Expire read the clock; it cannot have the lock before release
 	manual.Advance(2 * time.Second) // the key's deadline passes while it waits
 	close(release)
 	<-done
