@@ -74,8 +74,15 @@ func CheckKeys(keys []string) error {
 // returns them. The input is not modified; the result is a copy when a TTL
 // had to be rounded.
 func CheckEntries(entries []Entry) ([]Entry, error) {
+	return checkEntries(entries, func(e *Entry) *Entry { return e })
+}
+
+// checkEntries is CheckEntries for entries of any type that holds an Entry
+// (entry returns it).
+func checkEntries[E any](entries []E, entry func(*E) *Entry) ([]E, error) {
 	out := entries
-	for i, e := range entries {
+	for i := range entries {
+		e := entry(&entries[i])
 		if e.Key == "" {
 			return nil, fmt.Errorf("entry %d: %w", i, ErrEmptyKey)
 		}
@@ -85,9 +92,9 @@ func CheckEntries(entries []Entry) ([]Entry, error) {
 		}
 		if ttl != e.TTL {
 			if &out[0] == &entries[0] {
-				out = append([]Entry(nil), entries...)
+				out = append([]E(nil), entries...)
 			}
-			out[i].TTL = ttl
+			entry(&out[i]).TTL = ttl
 		}
 	}
 	return out, nil

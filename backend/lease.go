@@ -75,23 +75,7 @@ func (e GuardedEntry) Matches(found bool, cur []byte) bool {
 // CheckEntries checks MSet's, and returns them with their TTLs as CheckTTL
 // returns them (a copy when one had to be rounded).
 func CheckGuardedEntries(entries []GuardedEntry) ([]GuardedEntry, error) {
-	out := entries
-	for i, e := range entries {
-		if e.Key == "" {
-			return nil, fmt.Errorf("entry %d: %w", i, ErrEmptyKey)
-		}
-		ttl, err := CheckTTL(e.TTL)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d (key %s): %w", i, QuoteKey(e.Key), err)
-		}
-		if ttl != e.TTL {
-			if &out[0] == &entries[0] {
-				out = append([]GuardedEntry(nil), entries...)
-			}
-			out[i].TTL = ttl
-		}
-	}
-	return out, nil
+	return checkEntries(entries, func(e *GuardedEntry) *Entry { return &e.Entry })
 }
 
 // DropLeaseKeys removes the lease keys from the page of a scan whose prefix
