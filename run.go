@@ -170,6 +170,8 @@ func (m *Map[V]) Close() error {
 		select {
 		case <-idle:
 		case <-t.C:
+			// Close takes no context: the count is recorded without one
+			// (no span, no I/O).
 			m.recordLoad(context.Background(), loadAbandoned, n)
 			if m.logger != nil {
 				m.logger.Warn("kv: Close abandoned load functions that ignore their context", "namespace", m.ns, "loads", n)
