@@ -98,6 +98,12 @@ func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadT
 // go through kv cannot end it (a BaseMap service's SET is seen only as a
 // changed key; its DEL is not seen).
 //
+// On a store that reports changes (Redis, memory), a Map with leases watches
+// its namespace from its first GetOrLoad or GetManyOrLoad on (on Redis one
+// tracking connection per master, which receives an invalidation for every
+// write under the namespace), so that a wait for another process's lease
+// ends as soon as the value is stored; Close stops the watch.
+//
 // The store, as wrapped, must keep leases (Redis, memory and bbolt do,
 // through backend.Optimizations.AcquireLeases): New fails with
 // ErrInvalidOption otherwise, for instance under a wrapper that does not

@@ -362,13 +362,20 @@ func (m *Map[V]) verifier(ctx context.Context) {
 		if keys == nil {
 			return
 		}
-		vals, err := m.under.MGet(ctx, keys, true)
+		rctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+		vals, err := m.under.MGet(rctx, keys, true)
+		cancel()
 		if err != nil {
 			vals = nil // every key forgotten
 		}
 		m.seen.verified(m.clock.Now(), keys, tickets, vals)
 	}
 }
+
+// verifyTimeout bounds each read of the verifier, whose context is the
+// watch's (values only, cancelled by Close): a stalled store makes it forget
+// the keys, not wait.
+const verifyTimeout = 5 * time.Second
 
 // startWatch starts the watch of the Map's namespace, for stale serving
 // and lease waits, once, on the values of ctx but not its cancellation; Close stops it. A
