@@ -130,6 +130,9 @@ func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTT
 // has passed. Up to size values are remembered, least recently used first
 // out. Nothing is stored: Get, Size, Iterate and every plain read never see
 // an expired key. grace and size must be positive (ErrInvalidOption).
+//
+// With WithTTL(NoTTL) keys never expire, and New fails with
+// ErrInvalidOption.
 func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
 	return func(o *options) { o.staleGrace, o.staleSize = grace, size }
 }
@@ -138,8 +141,8 @@ func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
 // the Map's TTL (0.2: the last 2 of 10 minutes) load the key again and store
 // it with a fresh TTL, while the call returns the current value: a hot key
 // is reloaded before it expires instead of missing in every process at once.
-// One refresh per key runs at a time, in the background (Map.Close waits for
-// it) unless WithSynchronousRefresh. The Map remembers the deadlines it has
+// One refresh per key runs at a time, in the background (Map.Close cancels
+// it and waits for it) unless WithSynchronousRefresh. The Map remembers the deadlines it has
 // seen (of keys it wrote, or read with their TTL; up to 10,000 keys, or
 // WithStaleWhileRevalidate's size, least recently used out): a hit on a key
 // known to be far from its deadline is a plain Get, and any other hit reads the key's remaining TTL in the same
@@ -147,12 +150,16 @@ func WithStaleWhileRevalidate(grace time.Duration, size int) Option {
 // learnt at the next read with the TTL; one shortened by another process
 // may go unseen, and the key is then loaded when it misses. f is in [0, 1);
 // 0, the default, refreshes nothing. GetManyOrLoad does not refresh.
+//
+// With WithTTL(NoTTL) keys never expire, and New fails with
+// ErrInvalidOption.
 func WithRefreshAhead(f float64) Option { return func(o *options) { o.refresh = f } }
 
 // WithSynchronousRefresh runs the refreshes of WithRefreshAhead and the
 // reloads of WithStaleWhileRevalidate inside the GetOrLoad call that finds
-// them due, so that a backtest on a simulated
-// clock makes the same load calls at the same points every run.
+// them due (ending with the call's context too), so that a backtest on a
+// simulated clock makes the same load calls at the same points every run.
+// New fails with ErrInvalidOption without one of those two options.
 func WithSynchronousRefresh() Option { return func(o *options) { o.syncRefresh = true } }
 
 // WithTTLJitter spreads the TTL of every write that takes the Map's TTL by a
@@ -161,6 +168,9 @@ func WithSynchronousRefresh() Option { return func(o *options) { o.syncRefresh =
 // anything else makes New fail with ErrInvalidOption. The random source is
 // seeded with seed: two Maps with the same seed spread the same way, so a
 // backtest replays identically. Writes with their own TTL are not spread.
+//
+// With WithTTL(NoTTL) keys never expire, and New fails with
+// ErrInvalidOption.
 func WithTTLJitter(f float64, seed uint64) Option {
 	return func(o *options) { o.jitter, o.seed = f, seed }
 }
