@@ -447,34 +447,7 @@ type sentinelPair struct {
 // to be in sync, so that the sentinel can promote it.
 func startSentinelPair(t *testing.T, name string) *sentinelPair {
 	t.Helper()
-	sp := &sentinelPair{master: startServer(t, false, nil)}
-	sp.replica = startServer(t, false, nil, "--replicaof", "127.0.0.1", strconv.Itoa(sp.master.port))
-	sp.sentinel = startServer(t, false, []string{
-		"sentinel monitor " + name + " 127.0.0.1 " + strconv.Itoa(sp.master.port) + " 1",
-		"sentinel down-after-milliseconds " + name + " 1000",
-		"sentinel failover-timeout " + name + " 5000",
-	}, "--sentinel")
-	sp.client = goredis.NewFailoverClient(&goredis.FailoverOptions{
-		MasterName: name, SentinelAddrs: []string{sp.sentinel.addr()}, ContextTimeoutEnabled: true,
-	})
-	t.Cleanup(func() { sp.client.Close() })
-	sp.replicaClient = goredis.NewClient(&goredis.Options{Addr: sp.replica.addr()})
-	t.Cleanup(func() { sp.replicaClient.Close() })
-	sp.waitFor = func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 30s", what)
-			}
-		}
-	}
-	ctx := t.Context()
-	sp.waitFor("master through the sentinel", func() bool { return sp.client.Ping(ctx).Err() == nil })
-	sp.waitFor("replica in sync", func() bool {
-		info, err := sp.replicaClient.Info(ctx, "replication").Result()
-		return err == nil && strings.Contains(info, "master_link_status:up")
-	})
-	return sp
+	return startSentinelPairConf(t, name, nil)
 }
 
 // TestSentinelFailover kills the master a Sentinel monitors: the sentinel
