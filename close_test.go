@@ -105,7 +105,7 @@ func TestCloseEndsEveryGoroutine(t *testing.T) {
 }
 
 // hidden wraps a Backend the usual Go way, embedding it: its
-// Optimizations, leases among them, are hidden.
+// Capabilities, leases among them, are hidden.
 type hidden struct{ backend.Backend }
 
 // TestOptionNeedsCapability: WithLoadLease over a store that, as wrapped,

@@ -13,16 +13,23 @@
 //
 // [New] stacks, from the top:
 //
-//	Map[V]             validation, codec, iteration, batching, GetOrLoad, telemetry
-//	ttl.Backend        a write without a TTL of its own gets the map's default
-//	nearcache.Backend  with WithNearCache only: coherent in-process copies
+//	Map[V]             validation, codec, TTLs, iteration, batching, GetOrLoad, telemetry
+//	  local tier       what the process knows of each key, in one slot per key:
+//	                   near-cached value (WithNearCache), remembered deadline and
+//	                   value (WithRefreshAhead, WithStaleWhileRevalidate), the load
+//	                   under way, a remembered miss (WithMissTTL)
 //	namespace.Backend  key k is stored as "namespace:k"
 //	backend.Backend    the store: backend/memory, backend/redis, backend/bolt
 //
-// Every layer below Map is a [backend.Backend], so decorators compose and the
-// conformance suite (package conformance) runs over each of them. A store that
+// One rule keeps the local tier true: every write, delete, expiry change or
+// clear through the Map forgets the keys it touches before and after, every
+// change report of the store (one watch per Map, where the store reports
+// changes) forgets the keys it names, and a read that raced either never
+// records what it read as fresh. Every layer below Map is a
+// [backend.Backend], so decorators compose and the conformance suite (package
+// conformance) runs over each of them. A store that
 // keeps namespaces apart itself (bbolt, a bucket each; see
-// [backend.Optimizations]) gives the namespace layer its own view of the
+// [backend.Capabilities]) gives the namespace layer its own view of the
 // namespace instead of having every key prefixed; the stored keys are the same.
 //
 // # TTL

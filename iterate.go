@@ -46,8 +46,8 @@ func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
 func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
 	return func(yield func(string, error) bool) {
 		ctx, c := m.begin(ctx, opKeys, "", 0)
-		err := m.pages(ctx, c.op, func(keys []string) (bool, error) {
-			for _, k := range keys {
+		err := m.pass(ctx, c.op, false, func(page backend.EntryPage) (bool, error) {
+			for _, k := range page.Keys {
 				if err := ctx.Err(); err != nil {
 					return false, err
 				}
@@ -117,41 +117,14 @@ func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
 // each entry and for each decode error, until yield returns false. It returns
 // the error that ended the pass, if any; the caller yields it.
 func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
-	if m.entries {
-		return m.iterateEntries(ctx, o, yield)
-	}
-	return m.pages(ctx, o, func(keys []string) (bool, error) {
-		vals, err := m.b.MGet(ctx, keys, false)
-		if err != nil {
-			return false, err
-		}
-		for i, val := range vals {
-			if !val.Found {
-				continue // expired or deleted since the scan
-			}
-			if !m.yieldValue(ctx, keys[i], val.Bytes, yield) {
+	return m.pass(ctx, o, true, func(page backend.EntryPage) (bool, error) {
+		for i, k := range page.Keys {
+			if !m.yieldValue(ctx, k, page.Values[i], yield) {
 				return false, ctx.Err()
 			}
 		}
 		return true, nil
 	})
-}
-
-// iterateEntries is iterate over a store that returns each scan page with
-// its values (Optimizations.ScanEntries): one call per page, in this goroutine.
-func (m *Map[V]) iterateEntries(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
-	for page, err := range backend.EntryPages(ctx, m.b, "", m.pageSize) {
-		if err != nil {
-			return err
-		}
-		m.logPage(ctx, o, len(page.Keys))
-		for i, k := range page.Keys {
-			if !m.yieldValue(ctx, k, page.Values[i], yield) {
-				return ctx.Err()
-			}
-		}
-	}
-	return nil
 }
 
 // yieldValue decodes one value and yields it, or its decode error. It
@@ -168,47 +141,62 @@ func (m *Map[V]) yieldValue(ctx context.Context, key string, data []byte, yield 
 	return yield(Entry[V]{Key: key, Value: v}, nil)
 }
 
-// scanResult is one page of a scan, or the error that ended it.
-type scanResult struct {
-	page backend.Page
+// pageResult is one page of a pass, or the error that ended it.
+type pageResult struct {
+	page backend.EntryPage
 	err  error
 }
 
-// scanAhead is how many pages of keys the scan of a pass may run ahead of
-// the page being read and yielded. Keys only: values are still read one page
-// at a time. Running ahead keeps a remote store busy with the next scans
-// while this page is read and yielded, instead of idle between round trips.
-const scanAhead = 2
+// readAhead is how many pages the reader of a pass may run ahead of the page
+// being yielded: a remote store works on the next pages while this one is
+// decoded and yielded, instead of idling between round trips.
+const readAhead = 2
 
-// pages runs one scan of the namespace (backend.Pages: each key once) and
-// calls fn with each page's keys until fn returns false or an error. The
-// scan runs in a goroutine of its own, up to scanAhead pages ahead of fn, on
-// a context that pages cancels when it returns (the loop broke, fn failed,
-// or the pass ended), so a scan under way is abandoned at once instead of
-// waited for; the goroutine has ended when pages returns. The context is
-// checked before each page. pages returns the error that ended the pass, if
-// any.
-func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, error)) error {
+// pass is the one engine of every walk of the namespace by the Map: one
+// complete scan (backend.EntryPages with values, backend.Pages without: each
+// key once) of the namespace's store (m.b), below the near cache: a pass
+// neither fills the near cache nor evicts its hot keys, nor reads TTLs. It calls fn with each page
+// until fn returns false or an error. The pages are read by a goroutine of
+// the pass, up to readAhead pages ahead of fn, on a context that pass cancels
+// when it returns (the loop broke, fn failed, or the pass ended): a read
+// under way is abandoned at once instead of waited for, and the goroutine has
+// ended when pass returns. The context is checked before each page. pass
+// returns the error that ended the pass, if any.
+func (m *Map[V]) pass(ctx context.Context, o op, values bool, fn func(backend.EntryPage) (bool, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	results := make(chan scanResult, scanAhead-1)
+	results := make(chan pageResult, readAhead-1)
 	stop := make(chan struct{})
-	sctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer close(results)
-		for page, err := range backend.Pages(sctx, m.b, "", m.pageSize) {
+		send := func(p backend.EntryPage, err error) bool {
 			select {
-			case results <- scanResult{page, err}:
+			case results <- pageResult{p, err}:
+				return true
 			case <-stop:
+				return false
+			}
+		}
+		if values {
+			for p, err := range backend.EntryPages(rctx, m.b, "", m.pageSize) {
+				if !send(p, err) {
+					return
+				}
+			}
+			return
+		}
+		for p, err := range backend.Pages(rctx, m.b, "", m.pageSize) {
+			if !send(backend.EntryPage{Keys: p.Keys}, err) {
 				return
 			}
 		}
 	}()
 	defer func() {
-		cancel() // abandon a scan under way
+		cancel() // abandon a read under way
 		close(stop)
-		for range results { // wait for the scan goroutine to end
+		for range results { // wait for the reader to end
 		}
 	}()
 
@@ -224,7 +212,7 @@ func (m *Map[V]) pages(ctx context.Context, o op, fn func(keys []string) (bool, 
 			return r.err
 		}
 		m.logPage(ctx, o, len(r.page.Keys))
-		if cont, err := fn(r.page.Keys); err != nil || !cont {
+		if cont, err := fn(r.page); err != nil || !cont {
 			return err
 		}
 	}

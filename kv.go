@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/internal/tier"
 	"github.com/kvmap/kv/namespace"
 	"github.com/kvmap/kv/nearcache"
-	"github.com/kvmap/kv/ttl"
 )
 
 // NoTTL is the TTL of a key that never expires (BaseMap's -1).
@@ -38,28 +39,23 @@ type Entry[V any] struct {
 type Map[V any] struct {
 	tel         *telemetry // nil: no spans, no metrics
 	ns          string
-	b           *ttl.Backend // over namespace.Backend over the store
-	entries     bool         // the store returns scan pages with their values
+	b           backend.Backend // the namespace over the store
 	ttl         time.Duration
 	pageSize    int
 	codec       Codec[V]
 	logger      *slog.Logger
-	loads       flights[V]
-	misses      missSet
 	jitter      *jitter // nil: writes get the default TTL as it is
 	clock       clock.Clock
 	refresh     time.Duration // a hit with less TTL left is refreshed; 0: never
 	syncRef     bool          // refresh inside the call
 	leaseTTL    time.Duration // WithLoadLease
 	acquire     func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
-	seen        *seen[V]           // WithRefreshAhead, WithStaleWhileRevalidate; nil without
-	near        *nearcache.Backend // nil: no near cache
+	tier        *tier.Tier[V] // what the process knows of each key
 	loadTimeout time.Duration
-	// watch reports the store's changes to stale serving
-	// (WithStaleWhileRevalidate); nil when the store reports none.
+	// watch reports the store's changes to the tier; nil when the store
+	// reports none or nothing needs them.
 	watch     func(context.Context, string, func(backend.Change)) (func(), error)
-	under     backend.Backend // the namespace's store, below the near cache: what the verifier reads
-	wakers    wakers
+	watching  atomic.Bool // the watch started (or will never)
 	watchMu   sync.Mutex
 	watchStop func()     // nil until the watch started
 	bgMu      sync.Mutex // guards closed, runs, and bg.Add against Close
@@ -73,50 +69,12 @@ type Map[V any] struct {
 // and hold no ":" (ErrInvalidNamespace). See the package documentation for the
 // layers New stacks over b. The Map does not own b: close b when done.
 func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
-	o := options{ttl: DefaultTTL, pageSize: DefaultPageSize}
-	for _, opt := range opts {
-		opt(&o)
-	}
 	if b == nil {
 		return nil, fmt.Errorf("%w: nil backend", ErrInvalidOption)
 	}
-	if o.jitter < 0 || o.jitter >= 1 {
-		return nil, fmt.Errorf("%w: TTL jitter %v (want 0 to less than 1)", ErrInvalidOption, o.jitter)
-	}
-	if o.refresh < 0 || o.refresh >= 1 {
-		return nil, fmt.Errorf("%w: refresh-ahead fraction %v (want 0 to less than 1)", ErrInvalidOption, o.refresh)
-	}
-	if o.missTTL < 0 {
-		return nil, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
-	}
-	if o.leaseTTL < 0 || o.leaseTTL > MaxTTL {
-		return nil, fmt.Errorf("%w: load lease %v (want positive, at most MaxTTL)", ErrInvalidOption, o.leaseTTL)
-	}
-	if o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0) {
-		return nil, fmt.Errorf("%w: stale-while-revalidate grace %v, size %d (want both positive)", ErrInvalidOption, o.staleGrace, o.staleSize)
-	}
-	if o.ttl == NoTTL {
-		// Each of these acts on the Map's TTL, and there is none.
-		for _, c := range []struct {
-			on   bool
-			name string
-		}{{o.refresh > 0, "WithRefreshAhead"}, {o.staleGrace > 0, "WithStaleWhileRevalidate"}, {o.jitter > 0, "WithTTLJitter"}} {
-			if c.on {
-				return nil, fmt.Errorf("%w: %s has no effect with WithTTL(NoTTL): keys never expire", ErrInvalidOption, c.name)
-			}
-		}
-	}
-	if o.syncRefresh && o.refresh == 0 && o.staleGrace == 0 {
-		return nil, fmt.Errorf("%w: WithSynchronousRefresh without WithRefreshAhead or WithStaleWhileRevalidate has nothing to run", ErrInvalidOption)
-	}
-	if o.loadTimeout < 0 {
-		return nil, fmt.Errorf("%w: load timeout %v (want positive)", ErrInvalidOption, o.loadTimeout)
-	}
-	if o.loadTimeout == 0 {
-		o.loadTimeout = DefaultLoadTimeout
-	}
-	if o.pageSize < 1 {
-		return nil, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
+	o, err := newOptions(opts, b.Describe().Clock)
+	if err != nil {
+		return nil, err
 	}
 	codec := defaultCodec[V]()
 	if o.codec != nil {
@@ -130,61 +88,47 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if err != nil {
 		return nil, err
 	}
-	var top backend.Backend = nsb
-	var near *nearcache.Backend
-	if o.near != nil {
-		if near, err = nearcache.New(nsb, "", *o.near); err != nil {
-			return nil, fmt.Errorf("%w: near cache: %w", ErrInvalidOption, err)
-		}
-		top = near
-	}
-	tb, err := ttl.New(top, o.ttl)
+	def, err := backend.CheckTTL(o.ttl)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("default TTL: %w", err)
 	}
 	if o.clock == nil {
-		o.clock = tb.Describe().Clock
+		o.clock = nsb.Describe().Clock
 	}
 	if o.clock == nil {
 		o.clock = clock.System()
 	}
+	caps := backend.CapabilitiesOf(nsb)
 	var tel *telemetry
 	if !o.noTelemetry {
 		tp, mp := o.tracerProvider, o.meterProvider // a nil tp follows the global
 		if mp == nil {
 			mp = otel.GetMeterProvider()
 		}
-		if tel, err = newTelemetry(ns, tb.Describe(), tp, mp, o.recordKeys, near != nil); err != nil {
+		if tel, err = newTelemetry(ns, nsb.Describe(), tp, mp, o.recordKeys, o.near != nil); err != nil {
 			return nil, err
 		}
 	}
 	m := &Map[V]{
 		tel:      tel,
 		ns:       ns,
-		b:        tb,
-		entries:  backend.OptimizationsOf(tb).ScanEntries != nil,
-		ttl:      tb.Default(),
+		b:        nsb,
+		ttl:      def,
 		pageSize: o.pageSize,
 		codec:    codec,
 		logger:   o.logger,
 		clock:    o.clock,
-		misses:   missSet{ttl: o.missTTL},
 		quit:     make(chan struct{}),
-		near:     near,
 		syncRef:  o.syncRefresh,
 
 		loadTimeout: o.loadTimeout,
-		under:       nsb,
 	}
 	if o.leaseTTL > 0 {
-		m.leaseTTL, m.acquire = o.leaseTTL, backend.OptimizationsOf(tb).AcquireLeases
+		m.leaseTTL, m.acquire = o.leaseTTL, caps.AcquireLeases
 		if m.acquire == nil {
-			return nil, fmt.Errorf("%w: WithLoadLease: the store %s, as wrapped, keeps no leases (backend.Optimizations.AcquireLeases; a wrapper must forward its Optimizations)",
-				ErrInvalidOption, tb.Describe().System)
+			return nil, fmt.Errorf("%w: WithLoadLease: the store %s, as wrapped, keeps no leases (backend.Capabilities.AcquireLeases; a wrapper must forward its Capabilities)",
+				ErrInvalidOption, nsb.Describe().System)
 		}
-		// Lease waits learn of a stored value from the store's change
-		// reports, where it makes them (see pause).
-		m.watch = backend.OptimizationsOf(nsb).Watch
 	}
 	if o.jitter > 0 && m.ttl != NoTTL {
 		m.jitter = newJitter(o.jitter, o.seed)
@@ -192,33 +136,49 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if o.refresh > 0 && m.ttl != NoTTL {
 		m.refresh = time.Duration(float64(m.ttl) * o.refresh)
 	}
-	if m.ttl != NoTTL && (m.refresh > 0 || o.staleGrace > 0) {
-		grace, size := o.staleGrace, o.staleSize
-		if grace == 0 {
-			size = seenCap
-		}
-		if m.seen, err = newSeen[V](grace, size); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
-		}
-		if grace > 0 {
-			// Stale serving forgets what other processes change, on a store
-			// that reports changes (the near cache hides the namespace's
-			// watch from above: it is taken below it).
-			if m.watch = backend.OptimizationsOf(nsb).Watch; m.watch != nil {
-				m.seen.watched = true
-			}
-		}
+	to := tier.Options{
+		Remember:   m.ttl != NoTTL && (m.refresh > 0 || o.staleGrace > 0),
+		Grace:      o.staleGrace,
+		MaxEntries: max(o.staleSize, rememberCap),
+		MaxBytes:   tier.DefaultMaxBytes,
+		MissTTL:    o.missTTL,
+		Clock:      o.clock,
 	}
+	if o.near != nil {
+		n := *o.near
+		if caps.Watch == nil {
+			return nil, fmt.Errorf("%w: near cache: %w", ErrInvalidOption, nearcache.ErrNoWatch)
+		}
+		near, err := tier.Near(n.MaxEntries, n.MaxBytes, n.MaxLag, n.MaxStaleness)
+		if err != nil {
+			return nil, fmt.Errorf("%w: near cache: %w: %w", ErrInvalidOption, nearcache.ErrInvalidOptions, err)
+		}
+		near.Remember, near.Grace, near.MissTTL, near.Clock = to.Remember, to.Grace, to.MissTTL, to.Clock
+		near.MaxEntries = max(near.MaxEntries, o.staleSize)
+		if n.Clock != nil {
+			near.Clock = n.Clock
+		}
+		to = near
+	}
+	// The Map watches its namespace where the store reports changes and
+	// something in the process depends on them: the near cache, stale
+	// serving (which forgets what other processes change), and lease waits
+	// (which learn of a stored value from its report: see pause).
+	if to.Near || o.staleGrace > 0 || m.acquire != nil {
+		m.watch = caps.Watch
+	}
+	to.Watched = m.watch != nil
+	m.tier = tier.New[V](to)
 	return m, nil
 }
 
 // NearCacheStats returns the counters of the Map's near cache
 // (WithNearCache), and false when it has none.
 func (m *Map[V]) NearCacheStats() (nearcache.Stats, bool) {
-	if m.near == nil {
+	if !m.tier.Near() {
 		return nearcache.Stats{}, false
 	}
-	return m.near.Stats(), true
+	return nearcache.Stats(m.tier.Stats()), true
 }
 
 // Namespace returns the Map's namespace.
@@ -256,22 +216,37 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
 	}
-	m.loads.revoke(key)
-	m.seen.forget(key)
-	t := m.seen.begin(key)
-	if err := m.b.MSet(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}}); err != nil {
-		m.seen.forget(key)
+	return m.write(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
+}
+
+// write writes entries, forgetting their keys before and after, and then
+// remembers their deadlines (WithRefreshAhead, WithStaleWhileRevalidate).
+func (m *Map[V]) write(ctx context.Context, entries []backend.Entry) error {
+	keys := make([]string, len(entries))
+	for i, e := range entries {
+		keys[i] = e.Key
+	}
+	m.tier.Forget(keys...)
+	r := m.tier.Begin(keys...)
+	if err := m.b.MSet(ctx, entries); err != nil {
+		m.tier.Forget(keys...)
 		return err
 	}
-	if ttl == 0 {
-		ttl = m.ttl
-	}
-	if ttl == NoTTL {
-		m.seen.end(t, key)
-	} else {
-		m.seen.wrote(t, key, m.clock.Now().Add(ttl))
-	}
+	m.tier.Wrote(r, keys, nil, m.deadlines(entries))
 	return nil
+}
+
+// deadlines returns the deadlines (Unix ns; 0 for none) of entries just
+// written.
+func (m *Map[V]) deadlines(entries []backend.Entry) []int64 {
+	now := m.clock.Now()
+	out := make([]int64, len(entries))
+	for i, e := range entries {
+		if e.TTL != NoTTL {
+			out[i] = now.Add(e.TTL).UnixNano()
+		}
+	}
+	return out
 }
 
 // Get returns the value stored under key. ok is false, with a nil error, when
@@ -296,7 +271,7 @@ func (m *Map[V]) getValue(ctx context.Context, key string) (V, bool, bool, error
 	if key == "" {
 		return zero, false, false, ErrEmptyKey
 	}
-	val, err := m.b.Get(ctx, key)
+	val, err := m.read(ctx, key)
 	if err != nil {
 		return zero, false, false, err
 	}
@@ -319,7 +294,7 @@ func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
 		err = ErrEmptyKey
 	} else {
 		var val backend.Value
-		val, err = m.b.Get(ctx, key)
+		val, err = m.read(ctx, key)
 		if errors.Is(err, ErrWrongType) {
 			err = nil // data of another kind is not a value
 		}
@@ -336,10 +311,9 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		err = ErrEmptyKey
 	} else {
-		m.loads.revoke(key)
-		m.seen.forget(key)
+		m.tier.Forget(key)
 		err = m.b.Delete(ctx, []string{key})
-		m.seen.forget(key)
+		m.tier.Forget(key)
 	}
 	return m.end(ctx, &c, err)
 }
@@ -357,10 +331,9 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 	case ttl == 0:
 		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 	default:
-		m.loads.revoke(key)
-		m.seen.forget(key)
+		m.tier.Forget(key)
 		ok, err = m.b.Expire(ctx, key, ttl)
-		m.seen.forget(key)
+		m.tier.Forget(key)
 	}
 	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
@@ -385,10 +358,9 @@ func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 // Clear deletes every key of the namespace, and only those.
 func (m *Map[V]) Clear(ctx context.Context) error {
 	ctx, c := m.begin(ctx, opClear, "", -1)
-	m.loads.revokeAll()
-	m.seen.purge()
+	m.tier.Purge(true)
 	err := backend.DeletePrefix(ctx, m.b, "", m.pageSize)
-	m.seen.purge()
+	m.tier.Purge(true)
 	return m.end(ctx, &c, err)
 }
 
@@ -432,15 +404,7 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
 	}
-	keys := make([]string, len(entries))
-	for i, e := range entries {
-		keys[i] = e.Key
-	}
-	m.loads.revoke(keys...)
-	m.seen.forget(keys...)
-	err := m.b.MSet(ctx, out)
-	m.seen.forget(keys...)
-	return err
+	return m.write(ctx, out)
 }
 
 // GetMany returns the values stored under keys; missing keys are absent from
@@ -463,7 +427,7 @@ func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, erro
 	if err := backend.CheckKeys(keys); err != nil {
 		return nil, err
 	}
-	vals, err := m.b.MGet(ctx, keys, false)
+	vals, err := m.readMany(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -490,10 +454,9 @@ func (m *Map[V]) DeleteMany(ctx context.Context, keys []string) error {
 	ctx, c := m.begin(ctx, opDeleteMany, "", len(keys))
 	var err error
 	if len(keys) > 0 {
-		m.loads.revoke(keys...)
-		m.seen.forget(keys...)
+		m.tier.Forget(keys...)
 		err = m.b.Delete(ctx, keys)
-		m.seen.forget(keys...)
+		m.tier.Forget(keys...)
 	}
 	return m.end(ctx, &c, err)
 }

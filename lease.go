@@ -3,11 +3,10 @@ package kv
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/tier"
 )
 
 // The waits of a load for another process's lease: from leaseWaitMin,
@@ -26,7 +25,7 @@ const (
 // refreshing the key. A miss reads the key again once its lease is taken, as
 // another process may have stored the key and released its lease since the
 // first read.
-func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh bool) (backend.Lease, bool) {
+func (m *Map[V]) leaseOne(ctx context.Context, key string, f *tier.Flight[V], refresh bool) (backend.Lease, bool) {
 	if m.acquire == nil {
 		return nil, true
 	}
@@ -35,7 +34,7 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 		held, l, err := m.acquire(ctx, []string{key}, m.leaseTTL)
 		if err != nil {
 			if ctx.Err() != nil {
-				f.err = fmt.Errorf("load: %w", context.Cause(ctx))
+				f.Err = fmt.Errorf("load: %w", context.Cause(ctx))
 				return nil, false
 			}
 			m.leaseFailed(ctx, "taking a load lease failed; loading without it", err, 1)
@@ -52,17 +51,17 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 			return nil, false
 		}
 		if !m.pause(ctx, wait, key) {
-			f.err = fmt.Errorf("load: %w", context.Cause(ctx))
+			f.Err = fmt.Errorf("load: %w", context.Cause(ctx))
 			return nil, false
 		}
-		if m.loads.dropUnwanted(key, f) {
+		if m.tier.DropUnwanted(key, f) {
 			// No caller waits for the key any more: nobody to load it for.
-			f.err = fmt.Errorf("load: %w", context.Canceled)
+			f.Err = fmt.Errorf("load: %w", context.Canceled)
 			return nil, false
 		}
 		wait = m.nextWait(wait)
 		if m.settle(ctx, key, f) {
-			if f.found {
+			if f.Found {
 				m.recordLoad(ctx, loadWaited, 1)
 			}
 			return nil, false
@@ -72,10 +71,10 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *flight[V], refresh
 
 // settle reads key into f, and reports whether that settled it: the key
 // was found, or reading failed.
-func (m *Map[V]) settle(ctx context.Context, key string, f *flight[V]) bool {
+func (m *Map[V]) settle(ctx context.Context, key string, f *tier.Flight[V]) bool {
 	v, ok, err := m.get(ctx, key)
 	if err != nil || ok {
-		f.v, f.found, f.err = v, ok, err
+		f.V, f.Found, f.Err = v, ok, err
 		return true
 	}
 	return false
@@ -132,8 +131,8 @@ func (m *Map[V]) leaseMany(ctx context.Context, keys []string, idx []int, noLeas
 // rueidisaside's waiters do, instead of at its next poll), and reports false
 // instead when the run's context ctx ends first (Close).
 func (m *Map[V]) pause(ctx context.Context, d time.Duration, keys ...string) bool {
-	wake := m.wakers.add(keys)
-	defer m.wakers.remove(keys, wake)
+	wake, stop := m.tier.Wait(keys)
+	defer stop()
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -143,66 +142,6 @@ func (m *Map[V]) pause(ctx context.Context, d time.Duration, keys ...string) boo
 		return true
 	case <-ctx.Done():
 		return false
-	}
-}
-
-// wakers are the channels of the lease waits under way, by key, closed by
-// a change report of the key.
-type wakers struct {
-	mu sync.Mutex
-	m  map[string][]chan struct{}
-}
-
-// add registers one channel for keys, closed at the first report of any.
-func (w *wakers) add(keys []string) chan struct{} {
-	ch := make(chan struct{})
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.m == nil {
-		w.m = map[string][]chan struct{}{}
-	}
-	for _, k := range keys {
-		w.m[k] = append(w.m[k], ch)
-	}
-	return ch
-}
-
-// remove unregisters ch from keys.
-func (w *wakers) remove(keys []string, ch chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, k := range keys {
-		chs := slices.DeleteFunc(w.m[k], func(c chan struct{}) bool { return c == ch })
-		if len(chs) == 0 {
-			delete(w.m, k)
-		} else {
-			w.m[k] = chs
-		}
-	}
-}
-
-// wake closes the channels waiting for keys (every channel when all).
-func (w *wakers) wake(all bool, keys ...string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	closeAll := func(k string) {
-		for _, ch := range w.m[k] {
-			select {
-			case <-ch:
-			default:
-				close(ch)
-			}
-		}
-		delete(w.m, k)
-	}
-	if all {
-		for k := range w.m {
-			closeAll(k)
-		}
-		return
-	}
-	for _, k := range keys {
-		closeAll(k)
 	}
 }
 

@@ -22,8 +22,8 @@ type renewCount struct {
 	renews, releases atomic.Int32
 }
 
-func (r *renewCount) Optimizations() backend.Optimizations {
-	o := backend.OptimizationsOf(r.Backend)
+func (r *renewCount) Capabilities() backend.Capabilities {
+	o := backend.CapabilitiesOf(r.Backend)
 	if a := o.AcquireLeases; a != nil {
 		o.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
 			held, l, err := a(ctx, keys, d)
@@ -352,8 +352,8 @@ type beforeAcquire struct {
 	hook func()
 }
 
-func (b *beforeAcquire) Optimizations() backend.Optimizations {
-	o := backend.OptimizationsOf(b.Backend)
+func (b *beforeAcquire) Capabilities() backend.Capabilities {
+	o := backend.CapabilitiesOf(b.Backend)
 	a := o.AcquireLeases
 	o.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
 		b.once.Do(b.hook)

@@ -11,151 +11,8 @@ import (
 	"time"
 
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/internal/tier"
 )
-
-// flight is one load under way: GetOrLoad's of one key, or GetManyOrLoad's
-// of several, each key with a flight of its own. Callers that miss a key
-// while its flight is under way wait for it instead of loading again.
-type flight[V any] struct {
-	done  chan struct{} // closed when the fields below are final
-	v     V
-	found bool // the load produced a value for the key
-	err   error
-
-	// Guarded by flights.mu.
-	refs    int  // callers waiting for the flight
-	revoked bool // the Map wrote, deleted or cleared the key since the load began
-}
-
-// flights are the loads under way, by key.
-type flights[V any] struct {
-	mu sync.Mutex
-	m  map[string]*flight[V]
-}
-
-// join returns the flight of key, and whether the caller started it (and so
-// must run the load and finish it). A caller (caller true) is counted as
-// waiting for the flight until it calls leave.
-func (fs *flights[V]) join(key string, caller bool) (*flight[V], bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	f, ok := fs.m[key]
-	if !ok {
-		if fs.m == nil {
-			fs.m = map[string]*flight[V]{}
-		}
-		f = &flight[V]{done: make(chan struct{})}
-		fs.m[key] = f
-	}
-	if caller {
-		f.refs++
-	}
-	return f, !ok
-}
-
-// leave ends a caller's wait for f.
-func (fs *flights[V]) leave(f *flight[V]) {
-	fs.mu.Lock()
-	f.refs--
-	fs.mu.Unlock()
-}
-
-// dropUnwanted removes the flight f of key when no caller waits for it any
-// more, and reports whether it did: a later miss of the key starts a new
-// flight, so the one dropped can end without a result.
-func (fs *flights[V]) dropUnwanted(key string, f *flight[V]) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	if f.refs > 0 {
-		return false
-	}
-	if fs.m[key] == f {
-		delete(fs.m, key)
-	}
-	return true
-}
-
-// revoke takes from the loads of keys under way the right to store their
-// result: the Map is writing, deleting or changing the expiry of the keys.
-func (fs *flights[V]) revoke(keys ...string) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, k := range keys {
-		if f, ok := fs.m[k]; ok {
-			f.revoked = true
-		}
-	}
-}
-
-// revokeAll is revoke for every load under way: the Map cleared its
-// namespace.
-func (fs *flights[V]) revokeAll() {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, f := range fs.m {
-		f.revoked = true
-	}
-}
-
-// mayStore reports whether the load of f still has the right to store its
-// result.
-func (fs *flights[V]) mayStore(f *flight[V]) bool {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	return !f.revoked
-}
-
-// finish ends the flight of key: later misses start a new one.
-func (fs *flights[V]) finish(key string, f *flight[V]) {
-	fs.mu.Lock()
-	if fs.m[key] == f {
-		delete(fs.m, key)
-	}
-	fs.mu.Unlock()
-	close(f.done)
-}
-
-// missSet remembers, in this process, keys a load reported missing.
-type missSet struct {
-	ttl time.Duration // 0: remember nothing
-	mu  sync.Mutex
-	m   map[string]time.Time // key -> when the miss is forgotten
-}
-
-func (s *missSet) add(key string, now time.Time) {
-	if s.ttl <= 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.m == nil {
-		s.m = map[string]time.Time{}
-	}
-	s.m[key] = now.Add(s.ttl)
-}
-
-func (s *missSet) has(key string, now time.Time) bool {
-	if s.ttl <= 0 {
-		return false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	until, ok := s.m[key]
-	if ok && !now.Before(until) {
-		delete(s.m, key)
-		ok = false
-	}
-	return ok
-}
-
-func (s *missSet) forget(key string) {
-	if s.ttl <= 0 {
-		return
-	}
-	s.mu.Lock()
-	delete(s.m, key)
-	s.mu.Unlock()
-}
 
 // jitter spreads TTLs by a seeded random fraction.
 type jitter struct {
@@ -178,11 +35,11 @@ func (j *jitter) spread(d time.Duration) time.Duration {
 	return min(max(out, time.Millisecond), MaxTTL)
 }
 
-// writeTTL is the TTL of a write that takes the Map's: 0 (the ttl layer
-// fills in the default), or the default spread by WithTTLJitter.
+// writeTTL is the TTL of a write that takes the Map's: the default, spread
+// by WithTTLJitter. It is where a Map decides a TTL.
 func (m *Map[V]) writeTTL() time.Duration {
-	if m.jitter == nil {
-		return 0
+	if m.jitter == nil || m.ttl == NoTTL {
+		return m.ttl
 	}
 	return m.jitter.spread(m.ttl)
 }
@@ -231,21 +88,23 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 		// that keeps stale values true has stopped too.
 		return zero, false, fmt.Errorf("load: %w", ErrClosed)
 	}
-	if v, ok := m.seen.serve(key, m.clock.Now()); ok {
-		m.recordLoad(ctx, loadStale, 1)
-		m.startLoad(ctx, key, load, false, nil)
-		return v, false, nil
+	if raw, ok := m.tier.Stale(key); ok {
+		if v, err := m.codec.Decode(raw); err == nil {
+			m.recordLoad(ctx, loadStale, 1)
+			m.startLoad(ctx, key, load, false, nil)
+			return v, false, nil
+		}
 	}
 	for {
-		if m.misses.has(key, m.clock.Now()) {
+		if m.tier.Missing(key) {
 			return zero, false, fmt.Errorf("load (remembered miss): %w", ErrNotFound)
 		}
-		f, leader := m.loads.join(key, true)
+		f, leader := m.tier.Join(key, true)
 		if leader {
 			rctx, done, ok := m.startRun(ctx, true)
 			if !ok {
-				m.loads.leave(f)
-				m.loads.finish(key, f)
+				m.tier.Leave(f)
+				m.tier.Finish(key, f)
 				return zero, false, fmt.Errorf("load: %w", ErrClosed)
 			}
 			go func() {
@@ -254,14 +113,14 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 			}()
 		}
 		select {
-		case <-f.done:
-			m.loads.leave(f)
-			if f.found || f.err != nil {
-				return f.v, false, f.err
+		case <-f.Done:
+			m.tier.Leave(f)
+			if f.Found || f.Err != nil {
+				return f.V, false, f.Err
 			}
 			// A batch load that did not produce this key: load it here.
 		case <-ctx.Done():
-			m.loads.leave(f)
+			m.tier.Leave(f)
 			return zero, false, ctx.Err()
 		}
 	}
@@ -273,53 +132,59 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 // with a plain Get, any other with its remaining TTL in the same round trip,
 // and when it is in the last part of its TTL one refresh of it starts.
 func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
-	if m.seen == nil {
+	var zero V
+	if !m.tier.Keeps() {
 		return m.get(ctx, key)
 	}
-	t := m.seen.begin(key)
-	if deadline, ok := m.seen.far(key, m.clock.Now().Add(m.refresh)); ok {
-		var zero V
-		val, err := m.b.Get(ctx, key)
-		if err != nil || !val.Found {
-			m.seen.end(t, key)
-			return zero, false, err
-		}
-		v, err := m.codec.Decode(val.Bytes)
-		if err != nil {
-			m.seen.end(t, key)
-			return zero, false, &DecodeError{Key: key, Err: err}
-		}
-		if m.seen.read(t, key, v, val.Bytes, deadline) {
-			m.verify(ctx, key)
-		}
-		return v, true, nil
-	}
-	var zero V
 	if key == "" {
 		return zero, false, ErrEmptyKey
 	}
-	vals, err := m.b.MGet(ctx, []string{key}, true)
-	if err != nil || !vals[0].Found {
-		m.seen.end(t, key)
+	m.startWatch(ctx)
+	val, err := m.readKept(ctx, key)
+	if err != nil || !val.Found {
 		return zero, false, err
 	}
-	v, err := m.codec.Decode(vals[0].Bytes)
+	v, err := m.codec.Decode(val.Bytes)
 	if err != nil {
-		m.seen.end(t, key)
 		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	ttl := vals[0].TTL
-	if ttl == NoTTL {
-		m.seen.end(t, key)
-		return v, true, nil
-	}
-	if m.seen.read(t, key, v, vals[0].Bytes, m.clock.Now().Add(ttl)) {
-		m.verify(ctx, key)
-	}
-	if ttl < m.refresh {
-		m.startLoad(ctx, key, load, true, vals[0].Bytes)
+	if val.TTL != NoTTL && val.TTL < m.refresh {
+		m.startLoad(ctx, key, load, true, val.Bytes)
 	}
 	return v, true, nil
+}
+
+// readKept reads key with its remaining TTL for GetOrLoad, keeping the
+// value to serve stale: from the near cache when it holds it; with a plain
+// Get when the tier knows the key's deadline is far off (no near cache,
+// whose copies need a TTL read with them); else with its TTL.
+func (m *Map[V]) readKept(ctx context.Context, key string) (backend.Value, error) {
+	if raw, ttl, ok := m.tier.Cached(key); ok {
+		return backend.Value{Bytes: raw, Found: true, TTL: ttl, Local: true}, nil
+	}
+	keys := []string{key}
+	r := m.tier.Begin(keys...)
+	now := m.clock.Now()
+	var val backend.Value
+	var err error
+	if deadline, far := m.tier.Far(key, now.Add(m.refresh).UnixNano()); far && !m.tier.Near() {
+		val, err = m.b.Get(ctx, key)
+		val.TTL = NoTTL
+		if deadline != 0 {
+			val.TTL = time.Duration(deadline - now.UnixNano())
+		}
+	} else {
+		var vals []backend.Value
+		if vals, err = m.b.MGet(ctx, keys, true); err == nil {
+			val = vals[0]
+		}
+	}
+	if err != nil || !val.Found {
+		m.tier.Abort(r, keys)
+		return backend.Value{}, err
+	}
+	m.verify(ctx, m.tier.End(r, keys, []backend.Value{val}, true)...)
+	return val, nil
 }
 
 // startLoad starts one load of key, unless one is under way or the Map is
@@ -328,13 +193,13 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 // inside the call with WithSynchronousRefresh, else in the background,
 // counted for Close.
 func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Context) (V, error), refresh bool, prev []byte) {
-	f, leader := m.loads.join(key, false)
+	f, leader := m.tier.Join(key, false)
 	if !leader {
 		return
 	}
 	rctx, done, ok := m.startRun(ctx, !m.syncRef)
 	if !ok {
-		m.loads.finish(key, f)
+		m.tier.Finish(key, f)
 		return
 	}
 	if m.syncRef {
@@ -351,7 +216,7 @@ func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Co
 // loadOne runs load for key in flight f and finishes f, on the run's
 // context ctx: the load of a miss, or a refresh ahead of expiry of the
 // stored bytes prev (a stale reload is a miss).
-func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load func(context.Context) (V, error), refresh bool, prev []byte) {
+func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], load func(context.Context) (V, error), refresh bool, prev []byte) {
 	// The lease is released before the flight ends, so that a call that
 	// follows in this process never finds its own lease still held (a
 	// stored value's lease was ended by Lease.Store already).
@@ -360,7 +225,7 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 		if release != nil {
 			release()
 		}
-		m.loads.finish(key, f)
+		m.tier.Finish(key, f)
 	}()
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss (with leases, once
@@ -380,21 +245,21 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *flight[V], load fun
 		outcome := loadError
 		switch {
 		case errors.Is(err, ErrNotFound):
-			m.misses.add(key, m.clock.Now())
+			m.tier.AddMiss(key)
 			outcome = loadNotFound
 		case errors.Is(err, ErrLoadTimeout):
 			outcome = loadTimeout
 		}
 		m.recordLoad(ctx, outcome, 1)
-		f.err = fmt.Errorf("load: %w", err)
+		f.Err = fmt.Errorf("load: %w", err)
 		return
 	}
-	m.misses.forget(key)
-	f.v, f.found = v, true
-	stored, err := m.storeLoaded(ctx, l, []*flight[V]{f}, []Entry[V]{{Key: key, Value: v}}, []guard{{refresh, prev}})
+	m.tier.Found(key)
+	f.V, f.Found = v, true
+	stored, err := m.storeLoaded(ctx, l, []*tier.Flight[V]{f}, []Entry[V]{{Key: key, Value: v}}, []guard{{refresh, prev}})
 	if err != nil {
 		m.recordLoad(ctx, loadError, 1)
-		f.err = fmt.Errorf("store loaded value: %w", err)
+		f.Err = fmt.Errorf("store loaded value: %w", err)
 		return
 	}
 	if stored == 0 {
@@ -461,14 +326,13 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 		return out, len(out), nil, err
 	}
 	hits := len(out)
-	now := m.clock.Now()
-	waits := map[string]*flight[V]{}
+	waits := map[string]*tier.Flight[V]{}
 	var mine []string
 	for _, k := range keys {
-		if _, ok := out[k]; ok || waits[k] != nil || m.misses.has(k, now) {
+		if _, ok := out[k]; ok || waits[k] != nil || m.tier.Missing(k) {
 			continue
 		}
-		f, leader := m.loads.join(k, true)
+		f, leader := m.tier.Join(k, true)
 		waits[k] = f
 		if leader {
 			mine = append(mine, k)
@@ -476,19 +340,19 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 	}
 	defer func() {
 		for _, f := range waits {
-			m.loads.leave(f)
+			m.tier.Leave(f)
 		}
 	}()
 	if len(mine) > 0 {
-		fs := make([]*flight[V], len(mine))
+		fs := make([]*tier.Flight[V], len(mine))
 		for i, k := range mine {
 			fs[i] = waits[k]
 		}
 		rctx, done, ok := m.startRun(ctx, true)
 		if !ok {
 			for i, k := range mine {
-				fs[i].err = fmt.Errorf("load: %w", ErrClosed)
-				m.loads.finish(k, fs[i])
+				fs[i].Err = fmt.Errorf("load: %w", ErrClosed)
+				m.tier.Finish(k, fs[i])
 			}
 		} else {
 			go func() {
@@ -501,17 +365,17 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 	var retry []string
 	for k, f := range waits {
 		select {
-		case <-f.done:
+		case <-f.Done:
 		case <-ctx.Done():
 			return out, hits, nil, ctx.Err()
 		}
-		if f.found {
-			out[k] = f.v
+		if f.Found {
+			out[k] = f.V
 		}
-		if f.err != nil {
-			errs = append(errs, f.err)
+		if f.Err != nil {
+			errs = append(errs, f.Err)
 		}
-		if !f.found && f.err == nil && !slices.Contains(mine, k) {
+		if !f.Found && f.Err == nil && !slices.Contains(mine, k) {
 			retry = append(retry, k)
 		}
 	}
@@ -524,12 +388,12 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 // waits for the others to be loaded by the processes that hold them
 // (loading a key itself when its holder's lease ends), for as long as a
 // caller waits for the key.
-func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], loadMany func(context.Context, []string) (map[string]V, error)) {
+func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*tier.Flight[V], loadMany func(context.Context, []string) (map[string]V, error)) {
 	finished := make([]bool, len(keys))
 	finish := func(i int) {
 		if !finished[i] {
 			finished[i] = true
-			m.loads.finish(keys[i], fs[i])
+			m.tier.Finish(keys[i], fs[i])
 		}
 	}
 	defer func() {
@@ -565,8 +429,8 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 		}
 		// Keys no caller waits for any more are not waited for.
 		others = slices.DeleteFunc(others, func(i int) bool {
-			if m.loads.dropUnwanted(keys[i], fs[i]) {
-				fs[i].err = fmt.Errorf("load: %w", context.Canceled)
+			if m.tier.DropUnwanted(keys[i], fs[i]) {
+				fs[i].Err = fmt.Errorf("load: %w", context.Canceled)
 				finish(i)
 				return true
 			}
@@ -581,7 +445,7 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 		}
 		if !m.pause(ctx, wait, waitKeys...) {
 			for _, i := range others {
-				fs[i].err = fmt.Errorf("load: %w", context.Cause(ctx))
+				fs[i].Err = fmt.Errorf("load: %w", context.Cause(ctx))
 				finish(i)
 			}
 			return
@@ -596,7 +460,7 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*flight[V], l
 // settleMany reads keys[i] for i in idx into their flights, finishes those
 // found, and returns the indexes still missing. A read error is every
 // flight's: they are all finished, and none is left.
-func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V], idx []int, finish func(int)) []int {
+func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*tier.Flight[V], idx []int, finish func(int)) []int {
 	ks := make([]string, len(idx))
 	for j, i := range idx {
 		ks[j] = keys[i]
@@ -604,7 +468,7 @@ func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V],
 	got, err := m.getMany(ctx, ks)
 	if err != nil {
 		for _, i := range idx {
-			fs[i].err = err
+			fs[i].Err = err
 			finish(i)
 		}
 		return nil
@@ -612,7 +476,7 @@ func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V],
 	var missing []int
 	for _, i := range idx {
 		if v, ok := got[keys[i]]; ok {
-			fs[i].v, fs[i].found = v, true
+			fs[i].V, fs[i].Found = v, true
 			finish(i)
 		} else {
 			missing = append(missing, i)
@@ -624,7 +488,7 @@ func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*flight[V],
 // loadBatch calls loadMany with keys[i] for i in idx, stores what it
 // returns in one batch (through the leases l when not nil), and records the
 // outcome in their flights.
-func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, fs []*flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
+func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, fs []*tier.Flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
 	ks := make([]string, len(idx))
 	for j, i := range idx {
 		ks[j] = keys[i]
@@ -640,21 +504,20 @@ func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, 
 		m.recordLoad(ctx, outcome, len(idx))
 		err = fmt.Errorf("load: %w", err)
 		for _, i := range idx {
-			fs[i].err = err
+			fs[i].Err = err
 		}
 		return
 	}
 	entries := make([]Entry[V], 0, len(loaded))
-	efs := make([]*flight[V], 0, len(loaded))
-	now := m.clock.Now()
+	efs := make([]*tier.Flight[V], 0, len(loaded))
 	for _, i := range idx {
 		v, ok := loaded[keys[i]]
 		if !ok {
-			m.misses.add(keys[i], now)
+			m.tier.AddMiss(keys[i])
 			continue
 		}
-		m.misses.forget(keys[i])
-		fs[i].v, fs[i].found = v, true
+		m.tier.Found(keys[i])
+		fs[i].V, fs[i].Found = v, true
 		entries = append(entries, Entry[V]{Key: keys[i], Value: v})
 		efs = append(efs, fs[i])
 	}
@@ -667,7 +530,7 @@ func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, 
 		m.recordLoad(ctx, loadError, len(entries))
 		err = fmt.Errorf("store loaded values: %w", err)
 		for _, f := range efs {
-			f.err = err
+			f.Err = err
 		}
 		return
 	}
@@ -703,79 +566,56 @@ type guard struct {
 // clear of the key through any Map on the store since the lease was taken
 // cancels it. Without leases, a write, delete, expiry change or clear
 // through this Map since the load began cancels it.
-func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*flight[V], entries []Entry[V], gs []guard) (int, error) {
+func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*tier.Flight[V], entries []Entry[V], gs []guard) (int, error) {
 	out := make([]backend.GuardedEntry, 0, len(entries))
-	vals := make([]V, 0, len(entries))
 	for i, e := range entries {
-		if !m.loads.mayStore(fs[i]) {
+		if !m.tier.MayStore(fs[i]) {
 			continue
 		}
 		data, err := m.codec.Encode(e.Value)
 		if err != nil {
 			return 0, fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
 		}
-		ttl := m.writeTTL()
-		if ttl == 0 {
-			ttl = m.ttl // Lease.Store takes the TTL as it is
-		}
 		out = append(out, backend.GuardedEntry{
-			Entry:     backend.Entry{Key: e.Key, Value: data, TTL: ttl},
+			Entry:     backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()},
 			PrevFound: gs[i].found,
 			Prev:      gs[i].prev,
 		})
-		vals = append(vals, e.Value)
 	}
 	if len(out) == 0 {
 		return 0, nil
 	}
 	keys := make([]string, len(out))
-	tickets := make([]uint64, len(out))
+	plain := make([]backend.Entry, len(out))
 	for i, e := range out {
-		keys[i] = e.Key
+		keys[i], plain[i] = e.Key, e.Entry
 	}
-	m.seen.forget(keys...)
-	for i, k := range keys {
-		tickets[i] = m.seen.begin(k)
-	}
+	m.tier.Forget(keys...)
+	r := m.tier.Begin(keys...)
 	var stored []bool
 	var err error
 	if l != nil {
 		stored, err = l.Store(ctx, out)
-	} else {
-		plain := make([]backend.Entry, len(out))
-		for i, e := range out {
-			plain[i] = e.Entry
-		}
-		if err = m.b.MSet(ctx, plain); err == nil {
-			stored = make([]bool, len(out))
-			for i := range stored {
-				stored[i] = true
-			}
+	} else if err = m.b.MSet(ctx, plain); err == nil {
+		stored = make([]bool, len(out))
+		for i := range stored {
+			stored[i] = true
 		}
 	}
 	if err != nil {
-		m.seen.forget(keys...)
+		m.tier.Forget(keys...)
 		return 0, err
 	}
+	raws, deadlines := make([][]byte, len(out)), m.deadlines(plain)
 	n := 0
-	now := m.clock.Now()
-	var raced []string // recordings a change report raced
-	defer func() { m.verify(ctx, raced...) }()
 	for i, ok := range stored {
-		ttl := out[i].TTL
-		switch {
-		case !ok:
-			m.seen.forget(keys[i]) // not written
-		case ttl == NoTTL:
-			m.seen.end(tickets[i], keys[i])
-		default:
-			if m.seen.read(tickets[i], keys[i], vals[i], out[i].Value, now.Add(ttl)) {
-				raced = append(raced, keys[i])
-			}
-		}
 		if ok {
+			raws[i] = out[i].Value
 			n++
+		} else {
+			deadlines[i] = 0 // not written: forgotten
 		}
 	}
+	m.verify(ctx, m.tier.Wrote(r, keys, raws, deadlines)...)
 	return n, nil
 }

@@ -127,8 +127,8 @@ var (
 type modelStore struct {
 	name    string
 	manual  bool // expiry follows the sequence's manual clock
-	reports bool // the store reports changes (Optimizations.Watch)
-	leases  bool // the store keeps load leases (Optimizations.AcquireLeases)
+	reports bool // the store reports changes (Capabilities.Watch)
+	leases  bool // the store keeps load leases (Capabilities.AcquireLeases)
 	times   modelTimes
 	// open returns the store, its namespace for this sequence and a
 	// function that ends both.
@@ -372,8 +372,8 @@ type modelHookStore struct {
 	onAcquire atomic.Pointer[func(held []bool)]
 }
 
-func (h *modelHookStore) Optimizations() backend.Optimizations {
-	return h.hook(backend.OptimizationsOf(h.Backend))
+func (h *modelHookStore) Capabilities() backend.Capabilities {
+	return h.hook(backend.CapabilitiesOf(h.Backend))
 }
 
 // modelHookView is a native namespace view of the store (bbolt's buckets),
@@ -383,13 +383,13 @@ type modelHookView struct {
 	h *modelHookStore
 }
 
-func (v *modelHookView) Optimizations() backend.Optimizations {
-	return v.h.hook(backend.OptimizationsOf(v.Backend))
+func (v *modelHookView) Capabilities() backend.Capabilities {
+	return v.h.hook(backend.CapabilitiesOf(v.Backend))
 }
 
 // hook returns o with the hook on lease acquisition, in the native
 // namespace views it makes too.
-func (h *modelHookStore) hook(o backend.Optimizations) backend.Optimizations {
+func (h *modelHookStore) hook(o backend.Capabilities) backend.Capabilities {
 	if nsf := o.Namespace; nsf != nil {
 		o.Namespace = func(ns string) (backend.Backend, error) {
 			v, err := nsf(ns)
@@ -707,7 +707,7 @@ func (s *modelMachine) check(rt *rapid.T) {
 // another process's: the model would not know which. It probes by taking
 // every lease itself (and releasing them at once).
 func (s *modelMachine) leasesReleased(rt *rapid.T, ctx context.Context) {
-	acquire := backend.OptimizationsOf(s.raw).AcquireLeases
+	acquire := backend.CapabilitiesOf(s.raw).AcquireLeases
 	if !s.v.lease || !s.st.leases || acquire == nil {
 		return
 	}

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -25,12 +26,16 @@ const DefaultPageSize = 1000
 // Deprecated: use DefaultPageSize.
 const DefaultScanCount = DefaultPageSize
 
-// Option configures a Map built by New.
+// Option configures a Map built by New. Two options that cannot take effect
+// together, or that set one thing to two values, make New fail with
+// ErrInvalidOption naming both, whatever their order; the same option given
+// twice takes its last value.
 type Option func(*options)
 
 type options struct {
 	ttl            time.Duration
 	pageSize       int
+	page, scan     *int // WithPageSize's and WithScanCount's values
 	logger         *slog.Logger
 	codec          any // a Codec[V], checked by New
 	tracerProvider trace.TracerProvider
@@ -62,7 +67,9 @@ type options struct {
 // millisecond on loopback), so turn it on for keys read far more often than
 // written, whose readers can accept that delay; see the package
 // documentation of nearcache for the exact rules. Telemetry tells hits served
-// locally apart (kv.hit.source).
+// locally apart (kv.hit.source). New fails with ErrInvalidOption for a
+// negative bound in o, and for an o.Clock other than WithClock's or the
+// store's clock (see WithClock).
 func WithNearCache(o nearcache.Options) Option { return func(opts *options) { opts.near = &o } }
 
 // DefaultLoadTimeout bounds every load of a Map built without
@@ -75,7 +82,8 @@ const DefaultLoadTimeout = 30 * time.Second
 // ignores its context, so another process can take the key over within one
 // lease time; the callers get an error wrapping ErrLoadTimeout and
 // context.DeadlineExceeded, and the load's result, if it comes later, is
-// never stored. d must be positive; the default is DefaultLoadTimeout.
+// never stored. d must be positive (0 too is refused, with
+// ErrInvalidOption); the default is DefaultLoadTimeout.
 func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadTimeout = d } }
 
 // WithLoadLease makes the loads of GetOrLoad and GetManyOrLoad one per key
@@ -105,13 +113,14 @@ func WithLoadTimeout(d time.Duration) Option { return func(o *options) { o.loadT
 // ends as soon as the value is stored; Close stops the watch.
 //
 // The store, as wrapped, must keep leases (Redis, memory and bbolt do,
-// through backend.Optimizations.AcquireLeases): New fails with
+// through backend.Capabilities.AcquireLeases): New fails with
 // ErrInvalidOption otherwise, for instance under a wrapper that does not
-// forward its store's Optimizations. A failure to take, renew or release a
+// forward its store's Capabilities. A failure to take, renew or release a
 // lease is logged (WithLogger) and counted (outcome "lease_error" of
-// kv.client.loads), and the load runs without it. d must be positive and at
-// most MaxTTL (ErrInvalidOption): longer than a load takes is best, as a
-// lease that lapses lets another process load too.
+// kv.client.loads), and the load runs without it. d must be at most MaxTTL,
+// and not negative (ErrInvalidOption); 0 takes no lease, as without the
+// option. Longer than a load takes is best, as a lease that lapses lets
+// another process load too.
 func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTTL = d } }
 
 // WithStaleWhileRevalidate makes GetOrLoad serve, for up to grace after a
@@ -129,7 +138,8 @@ func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTT
 // its deadline may still be served, within its grace, once that deadline
 // has passed. Up to size values are remembered, least recently used first
 // out. Nothing is stored: Get, Size, Iterate and every plain read never see
-// an expired key. grace and size must be positive (ErrInvalidOption).
+// an expired key. grace and size must be positive (ErrInvalidOption), or
+// both 0, which serves nothing stale, as without the option.
 //
 // With WithTTL(NoTTL) keys never expire, and New fails with
 // ErrInvalidOption.
@@ -188,7 +198,9 @@ func WithMissTTL(d time.Duration) Option { return func(o *options) { o.missTTL =
 // default it is the clock the store expires keys by when the store has one
 // (backend.Description.Clock: a memory or bbolt store's, a backtest's
 // simulated clock), and the system clock otherwise, so that a backtest
-// replays the same load calls every run.
+// replays the same load calls every run. It is for a store without a clock
+// (Redis): New fails with ErrInvalidOption when c is not the clock the store
+// has (set by its own WithClock or WithSimulatedClock). nil is the default.
 func WithClock(c clock.Clock) Option { return func(o *options) { o.clock = c } }
 
 // WithTTL sets the TTL of every write that does not name its own: a positive
@@ -198,13 +210,15 @@ func WithTTL(d time.Duration) Option { return func(o *options) { o.ttl = d } }
 
 // WithPageSize sets the page-size hint of bulk operations (Clear, Size,
 // ToArray, Iterate, Keys, Values; SCAN's COUNT on Redis): DefaultPageSize by
-// default. A value below 1 makes New fail with ErrInvalidOption.
-func WithPageSize(n int) Option { return func(o *options) { o.pageSize = n } }
+// default. A value below 1 makes New fail with ErrInvalidOption, as does
+// WithScanCount with another value.
+func WithPageSize(n int) Option { return func(o *options) { o.page = &n } }
 
-// WithScanCount is WithPageSize.
+// WithScanCount is WithPageSize; New fails with ErrInvalidOption when both
+// are given with different values.
 //
 // Deprecated: use WithPageSize.
-func WithScanCount(n int) Option { return WithPageSize(n) }
+func WithScanCount(n int) Option { return func(o *options) { o.scan = &n } }
 
 // WithLogger makes every Map call emit one Info record to l (operation,
 // namespace, key or count, duration, error; never a value), as BaseMap logs
@@ -219,20 +233,116 @@ func WithCodec[V any](c Codec[V]) Option { return func(o *options) { o.codec = c
 // WithTracerProvider sets the OpenTelemetry tracer provider of the Map's spans.
 // By default the Map follows otel.GetTracerProvider() at every call: a
 // provider installed after New still receives the spans, and while none is
-// installed the Map starts no span at all.
+// installed the Map starts no span at all. With WithoutTelemetry a non-nil
+// tp makes New fail with ErrInvalidOption.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracerProvider = tp }
 }
 
 // WithMeterProvider sets the OpenTelemetry meter provider of the Map's
-// metrics (otel.GetMeterProvider() by default).
+// metrics (otel.GetMeterProvider() by default). With WithoutTelemetry a
+// non-nil mp makes New fail with ErrInvalidOption.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) { o.meterProvider = mp }
 }
 
 // WithKeysInTelemetry records the key of single-key calls as the span
 // attribute kv.key. Keys are not recorded by default; values never are.
+// With WithoutTelemetry New fails with ErrInvalidOption.
 func WithKeysInTelemetry() Option { return func(o *options) { o.recordKeys = true } }
 
-// WithoutTelemetry turns the Map's spans and metrics off.
+// WithoutTelemetry turns the Map's spans and metrics off. New fails with
+// ErrInvalidOption when it comes with WithKeysInTelemetry, or with a non-nil
+// provider of WithTracerProvider or WithMeterProvider.
 func WithoutTelemetry() Option { return func(o *options) { o.noTelemetry = true } }
+
+// given is an option, by name, and whether it was given.
+type given struct {
+	on   bool
+	name string
+}
+
+// newOptions applies opts and checks them, against each other and against
+// the clock of the store (nil for a store without one).
+func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
+	o := options{ttl: DefaultTTL, pageSize: DefaultPageSize, loadTimeout: DefaultLoadTimeout}
+	for i, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: option %d is nil", ErrInvalidOption, i)
+		}
+		opt(&o)
+	}
+	switch {
+	case o.page != nil && o.scan != nil && *o.page != *o.scan:
+		return o, fmt.Errorf("%w: WithPageSize(%d) and WithScanCount(%d) set the same page size", ErrInvalidOption, *o.page, *o.scan)
+	case o.page != nil:
+		o.pageSize = *o.page
+	case o.scan != nil:
+		o.pageSize = *o.scan
+	}
+	if o.jitter < 0 || o.jitter >= 1 {
+		return o, fmt.Errorf("%w: TTL jitter %v (want 0 to less than 1)", ErrInvalidOption, o.jitter)
+	}
+	if o.refresh < 0 || o.refresh >= 1 {
+		return o, fmt.Errorf("%w: refresh-ahead fraction %v (want 0 to less than 1)", ErrInvalidOption, o.refresh)
+	}
+	if o.missTTL < 0 {
+		return o, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
+	}
+	if o.leaseTTL < 0 || o.leaseTTL > MaxTTL {
+		return o, fmt.Errorf("%w: load lease %v (want positive, at most MaxTTL)", ErrInvalidOption, o.leaseTTL)
+	}
+	if o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0) {
+		return o, fmt.Errorf("%w: stale-while-revalidate grace %v, size %d (want both positive)", ErrInvalidOption, o.staleGrace, o.staleSize)
+	}
+	if o.loadTimeout <= 0 {
+		return o, fmt.Errorf("%w: load timeout %v (want positive)", ErrInvalidOption, o.loadTimeout)
+	}
+	if o.pageSize < 1 {
+		return o, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
+	}
+	if o.syncRefresh && o.refresh == 0 && o.staleGrace == 0 {
+		return o, fmt.Errorf("%w: WithSynchronousRefresh without WithRefreshAhead or WithStaleWhileRevalidate has nothing to run", ErrInvalidOption)
+	}
+	// One clock times the store's expiry and what the Map remembers.
+	var nearClock clock.Clock
+	if o.near != nil {
+		nearClock = o.near.Clock
+	}
+	clocks := []struct {
+		c    clock.Clock
+		name string
+	}{{storeClock, "the store's own clock (its WithClock or WithSimulatedClock)"}, {o.clock, "WithClock"}, {nearClock, "WithNearCache's Options.Clock"}}
+	for i, a := range clocks {
+		for _, b := range clocks[i+1:] {
+			if a.c != nil && b.c != nil && !sameClock(a.c, b.c) {
+				return o, fmt.Errorf("%w: %s and %s are two clocks: give one (WithClock is for a store without a clock, as Redis)", ErrInvalidOption, a.name, b.name)
+			}
+		}
+	}
+	// Each of these acts on the Map's TTL, and there is none; or on its
+	// telemetry, and there is none.
+	for _, c := range []struct {
+		off  bool
+		by   string
+		why  string
+		moot []given
+	}{
+		{o.ttl == NoTTL, "WithTTL(NoTTL)", "keys never expire", []given{{o.refresh > 0, "WithRefreshAhead"}, {o.staleGrace > 0, "WithStaleWhileRevalidate"}, {o.jitter > 0, "WithTTLJitter"}}},
+		{o.noTelemetry, "WithoutTelemetry", "the Map records no telemetry", []given{{o.recordKeys, "WithKeysInTelemetry"}, {o.tracerProvider != nil, "WithTracerProvider"}, {o.meterProvider != nil, "WithMeterProvider"}}},
+	} {
+		for _, g := range c.moot {
+			if c.off && g.on {
+				return o, fmt.Errorf("%w: %s has no effect with %s: %s", ErrInvalidOption, g.name, c.by, c.why)
+			}
+		}
+	}
+	return o, nil
+}
+
+// sameClock reports whether a and b are the same clock; a clock of a type
+// that == cannot compare is never the same.
+func sameClock(a, b clock.Clock) (same bool) {
+	defer func() { _ = recover() }()
+	return a == b
+}

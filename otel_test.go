@@ -382,11 +382,24 @@ func followsGlobalProvider(t *testing.T) {
 	if n := len(tel.ended("Get ns")); n != 1 {
 		t.Errorf("%d spans after the SDK was installed globally; want 1", n)
 	}
+	// WithoutTelemetry records nothing, the global SDK installed or not.
+	quiet := mustNew[string](t, newMem(t), "ns", kv.WithoutTelemetry())
+	if err := quiet.Set(ctx, "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tel.spans.Ended()); n != 1 {
+		t.Errorf("%d spans in all after a call WithoutTelemetry; want 1 (the Get before)", n)
+	}
 }
 
 func TestWithoutTelemetry(t *testing.T) {
 	tel := newTelemetry(t)
-	m := mustNew[string](t, newMem(t), "ns", append(tel.opts(), kv.WithoutTelemetry())...)
+	// Providers given with WithoutTelemetry would be ignored: refused.
+	_, err := kv.New[string](newMem(t), "ns", append(tel.opts(), kv.WithoutTelemetry())...)
+	if !errors.Is(err, kv.ErrInvalidOption) {
+		t.Errorf("providers with WithoutTelemetry: got %v, want ErrInvalidOption", err)
+	}
+	m := mustNew[string](t, newMem(t), "ns", kv.WithoutTelemetry())
 	if err := m.Set(context.Background(), "k", "v"); err != nil {
 		t.Fatal(err)
 	}

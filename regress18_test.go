@@ -585,6 +585,8 @@ func (r *r18Reads) MGet(ctx context.Context, keys []string, withTTL bool) ([]bac
 
 func (r *r18Reads) Optimizations() backend.Optimizations { return backend.OptimizationsOf(r.Backend) }
 
+func (r *r18Reads) Capabilities() backend.Capabilities { return backend.CapabilitiesOf(r.Backend) }
+
 // TestDefect4StaleNeverResurrects (issue 18, defect 4): with
 // WithStaleWhileRevalidate a value is served stale only if it expired. A
 // key deleted, cleared, overwritten or given a new expiry before its

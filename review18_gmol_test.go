@@ -21,8 +21,8 @@ type gatedLeases struct {
 	gate chan struct{}
 }
 
-func (g *gatedLeases) Optimizations() backend.Optimizations {
-	o := backend.OptimizationsOf(g.Backend)
+func (g *gatedLeases) Capabilities() backend.Capabilities {
+	o := backend.CapabilitiesOf(g.Backend)
 	inner := o.AcquireLeases
 	o.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 		g.mu.Lock()

@@ -180,8 +180,6 @@ func (m *Map[V]) Close() error {
 		t.Stop()
 	}
 	m.stopWatch()
-	if m.near != nil {
-		m.near.Stop()
-	}
+	m.tier.Stop()
 	return nil
 }

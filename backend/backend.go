@@ -95,8 +95,9 @@ type Backend interface {
 	// want Pages, which runs the loop.
 	Scan(ctx context.Context, prefix, cursor string, pageSize int) (Page, error)
 
-	// Describe tells what the store is (for telemetry) and the promises it
-	// keeps beyond this contract (Description.UniqueScan). It does no I/O.
+	// Describe tells what the store is (for telemetry) and the facts and
+	// promises beyond this contract that callers rely on (Description). It
+	// does no I/O.
 	Describe() Description
 
 	// Close releases what the Backend holds. Calls after Close, Close

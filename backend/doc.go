@@ -38,12 +38,12 @@
 // outside the prefix dropped, each key once. Every loop of the module runs on
 // them; a backend author only writes Scan.
 //
-// # Optional interface
+// # Optimisations
 //
 // A store that can do some work better than the generic algorithm implements
-// one optional interface, [Optimizer], whose [Optimizations] hold a function
-// per optimisation; a nil field means "use the fallback". Each is a pure
-// optimisation: its observable behaviour is its fallback's.
+// [Optimizer], whose [Optimizations] hold a function per optimisation; a nil
+// field means "use the fallback". Each is a pure optimisation: its
+// observable behaviour is its fallback's.
 //
 //   - DeletePrefix ([DeletePrefix]): delete every key under a prefix; fallback:
 //     [Pages] and Delete, page by page.
@@ -51,23 +51,39 @@
 //     [Pages], counting keys.
 //   - ScanEntries ([ScanEntries], [EntryPages]): a scan page with its values;
 //     fallback: Scan, then MGet of the page.
-//   - Namespace: a native view of one namespace (a bbolt bucket); fallback:
-//     the namespace decorator's "ns:" prefix.
 //
-// Two more fields are capabilities, which change no call's result either:
+// # Capabilities
+//
+// What changes what a program can do is a capability: a store that has one
+// implements [Capable], whose [Capabilities] hold a function per capability,
+// found with [CapabilitiesOf] and nothing else.
 //
 //   - AcquireLeases ([Lease], [LeasePrefix]): leases on keys, so that the
-//     processes sharing a store load a missing key once; fallback: loads
+//     processes sharing a store load a missing key once; without it: loads
 //     shared within one Map.
 //   - Watch ([Change]): reports of the changes made to keys by any client,
-//     which keep a near cache coherent; fallback: none, no near cache.
+//     which keep a near cache coherent; without it: no near cache.
+//   - Namespace: a native view of one namespace (a bbolt bucket); without
+//     it: the namespace decorator's "ns:" prefix.
 //
-// Callers find them with [OptimizationsOf], a type assertion, and nothing
-// else. A decorator forwards them all in its own Optimizations method, each
-// wrapped in its key mapping, so that stacking a decorator never loses one.
+// A decorator embeds [Wrapper], which forwards every call to the Backend it
+// wraps and that Backend's capabilities unchanged, and writes only what it
+// changes: one that intercepts a capability overrides Capabilities,
+// starting from the Wrapper's and replacing the fields it changes; one that
+// maps keys uses [PrefixCapabilities]. So adding a capability touches two
+// places, the Capabilities struct and PrefixCapabilities, and every
+// decorator built on the Wrapper forwards it without a change
+// (conformance.CheckForwards proves it of each). A decorator that embeds the
+// Backend interface instead hides every capability. The Wrapper does not
+// forward [Optimizations] (a decorator that changes calls would make them
+// wrong, and the fallbacks give the same results): a decorator that keeps
+// them valid forwards them itself. One that forwards AcquireLeases must
+// forward DeletePrefix too: its fallback deletes the keys it finds, and so
+// cannot end the lease of an absent key.
+//
 // What every backend must do well is in the core instead: Get (one key,
-// ErrWrongType for data of another kind) and Describe (for telemetry, and
-// [Description.UniqueScan]).
+// ErrWrongType for data of another kind) and Describe (what the store is,
+// and facts such as [Description.UniqueScan] that callers rely on).
 //
 // # Errors
 //

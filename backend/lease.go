@@ -22,7 +22,7 @@ const LeasePrefix = ":kv-lease:"
 // LeasePrefix).
 func IsLeaseKey(k string) bool { return strings.HasPrefix(k, LeasePrefix) }
 
-// Lease is the set of leases one call of Optimizations.AcquireLeases took.
+// Lease is the set of leases one call of Capabilities.AcquireLeases took.
 // Its methods act only on leases still held by this owner: a lease that
 // expired, was ended by a Delete, Expire or DeletePrefix of its key, and
 // perhaps was taken by another owner since, is left alone.

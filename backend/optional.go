@@ -2,26 +2,20 @@ package backend
 
 import (
 	"context"
-	"time"
 
 	"github.com/kvmap/kv/clock"
 )
 
-// Optimizer is the one optional interface of a Backend: a store that can do
-// some work better than the generic algorithm built on the core methods
-// returns it from Optimizations. Callers find it with [OptimizationsOf], once,
-// and use the helpers below, which fall back to the generic algorithm for a
-// field that is nil.
-//
-// Every field but the last two is a pure optimisation: its observable
-// behaviour is the fallback's, written in its doc comment, and the
-// conformance suite checks it by running every case with the optimisations
-// hidden (conformance.WithoutOptimizations). The last two are capabilities
-// that change no call's result either: AcquireLeases changes how many
-// processes call a load function for the same missing key, and Watch lets a
-// near cache be put over the store. A decorator forwards them all in its own
-// Optimizations method: each field of the Backend it wraps, wrapped in the
-// decorator's key mapping, and nil where the wrapped one is nil.
+// Optimizer is implemented by a store that can do some work better than
+// the generic algorithm built on the core methods: it returns the ways in
+// Optimizations. Callers find them with [OptimizationsOf], once, and use the
+// helpers below, which fall back to the generic algorithm for a field that
+// is nil. Every field is a pure optimisation: its observable behaviour is
+// the fallback's, written in its doc comment, and the conformance suite
+// checks it by running every case with the optimisations hidden
+// (conformance.WithoutOptimizations). What changes what a program can do
+// is in [Capabilities] instead. A decorator forwards them only when it
+// knows they stay valid above it ([Wrapper] does not).
 type Optimizer interface {
 	Optimizations() Optimizations
 }
@@ -49,45 +43,6 @@ type Optimizations struct {
 	// their value was read are left out. Fallback: Scan, then MGet of the
 	// page (bolt walks one cursor instead of looking every key up).
 	ScanEntries func(ctx context.Context, prefix, cursor string, pageSize int) (EntryPage, error)
-
-	// Namespace returns a native view of namespace ns (a bbolt bucket): key
-	// k of the view is key "ns:k" of the Backend, for every call and both
-	// ways, and a scan of the view returns the keys without the namespace.
-	// The view's Close closes the Backend. Fallback: the namespace
-	// decorator stores key k as "ns:k".
-	Namespace func(ns string) (Backend, error)
-
-	// AcquireLeases takes a lease on each of keys that no owner holds one
-	// on, expiring ttl from now unless renewed, and reports which it took:
-	// held[i] for keys[i]. lease holds every lease taken; it is nil when
-	// none was. A lease is not a key: no call of the Backend reads, counts
-	// or scans it (see LeasePrefix), and a key needs not exist to be
-	// leased; but Delete, Expire and DeletePrefix end the leases of the
-	// keys they reach, from any client of the store. Processes that share
-	// a store take the lease of a key before loading it, so that one of
-	// them loads it (kv's WithLoadLease), and store the loaded value with
-	// Lease.Store, which writes it only while the lease holds and the key
-	// is as it was read: a load that raced a Delete, an Expire, a Clear or
-	// a write never stores its older value over it. ttl is positive and at
-	// most MaxTTL. A lost reply is an error matching ErrUnknownOutcome (a
-	// lease may have been taken; it expires by itself). Fallback: no lease
-	// is taken, and a load is shared by the callers of one Map only.
-	AcquireLeases func(ctx context.Context, keys []string, ttl time.Duration) (held []bool, lease Lease, err error)
-
-	// Watch reports the changes to the keys that start with prefix, made by
-	// any client (this process included), by calling report, one call at a
-	// time (from the call that made the change, or from a goroutine of the
-	// store's), until stop is called or ctx ends; no report starts after
-	// stop returns. Watch returns at once: the first report is ChangeLive
-	// once changes are reported, or ChangeLost if they cannot be yet (the
-	// watch keeps trying, and reports ChangeLive when it succeeds). A change
-	// made after a ChangeLive report is reported (ChangeKeys, ChangeAll)
-	// unless a ChangeLost report comes first; a key reaching its deadline
-	// may be reported late or not at all (its TTL says when it expires). A
-	// key may be reported without having changed. report must not call the
-	// Backend. The near cache (package nearcache) uses it to stay coherent.
-	// Fallback: none; no near cache can be put over the store.
-	Watch func(ctx context.Context, prefix string, report func(Change)) (stop func(), err error)
 }
 
 // OptimizationsOf returns the Optimizations of b, or none when b is not an
@@ -170,8 +125,11 @@ type EntryPage struct {
 	Cursor string
 }
 
-// Description describes a store: for telemetry, and the promises its
-// methods keep beyond the contract.
+// Description is what a store is and the facts about it that its callers
+// rely on: its identity, for telemetry (System, Remote, the server), and
+// promises and facts that change what callers do (UniqueScan,
+// ReservedInNamespace, Clock). A decorator reports the description of the
+// Backend it wraps.
 type Description struct {
 	// System is the store's db.system.name: "redis", "bbolt", "memory".
 	System string

@@ -55,7 +55,7 @@ func (k ChangeKind) String() string {
 	return "ChangeKind(?)"
 }
 
-// Change is one report of Optimizations.Watch.
+// Change is one report of Capabilities.Watch.
 type Change struct {
 	Kind ChangeKind
 	// Keys are the changed keys, for ChangeKeys; owned by the receiver.

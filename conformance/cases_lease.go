@@ -14,7 +14,7 @@ import (
 	"github.com/kvmap/kv/ttl"
 )
 
-// leaseCases check Optimizations.AcquireLeases and the loads that use it
+// leaseCases check Capabilities.AcquireLeases and the loads that use it
 // (kv.WithLoadLease). They are skipped on a store that keeps no leases.
 var leaseCases = []testCase{
 	{
@@ -398,7 +398,7 @@ var leaseCases = []testCase{
 			if err != nil {
 				t.Fatalf("%v", err)
 			}
-			stack := backend.OptimizationsOf(tb).AcquireLeases
+			stack := backend.CapabilitiesOf(tb).AcquireLeases
 			if stack == nil {
 				t.Fatalf("the namespace and ttl layers hide AcquireLeases")
 			}
@@ -556,7 +556,7 @@ var leaseCases = []testCase{
 // needLeases returns the store's AcquireLeases, or skips the case.
 func needLeases(t T, e *env) func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error) {
 	t.Helper()
-	acquire := backend.OptimizationsOf(e.b).AcquireLeases
+	acquire := backend.CapabilitiesOf(e.b).AcquireLeases
 	if acquire == nil {
 		t.Skipf("the store keeps no leases")
 	}
@@ -592,8 +592,8 @@ func mustAcquire(t T, acquire func(context.Context, []string, time.Duration) ([]
 // Map found a key's lease taken and is waiting for another's load. Its
 // namespace views (a bbolt bucket) are watched too.
 type leaseWatch struct {
-	backend.Backend
-	opt     backend.Optimizations
+	backend.Wrapper
+	caps    backend.Capabilities
 	once    *sync.Once
 	refused chan struct{}
 }
@@ -603,9 +603,9 @@ func watchLeases(b backend.Backend) *leaseWatch {
 }
 
 func watchLeasesOf(b backend.Backend, once *sync.Once, refused chan struct{}) *leaseWatch {
-	w := &leaseWatch{Backend: b, once: once, refused: refused, opt: backend.OptimizationsOf(b)}
-	if a := w.opt.AcquireLeases; a != nil {
-		w.opt.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
+	w := &leaseWatch{Wrapper: backend.Wrapper{Backend: b}, once: once, refused: refused, caps: backend.CapabilitiesOf(b)}
+	if a := w.caps.AcquireLeases; a != nil {
+		w.caps.AcquireLeases = func(ctx context.Context, keys []string, d time.Duration) ([]bool, backend.Lease, error) {
 			held, l, err := a(ctx, keys, d)
 			if err == nil && slices.Contains(held, false) {
 				w.once.Do(func() { close(w.refused) })
@@ -613,8 +613,8 @@ func watchLeasesOf(b backend.Backend, once *sync.Once, refused chan struct{}) *l
 			return held, l, err
 		}
 	}
-	if ns := w.opt.Namespace; ns != nil {
-		w.opt.Namespace = func(name string) (backend.Backend, error) {
+	if ns := w.caps.Namespace; ns != nil {
+		w.caps.Namespace = func(name string) (backend.Backend, error) {
 			v, err := ns(name)
 			if err != nil {
 				return nil, err
@@ -625,8 +625,11 @@ func watchLeasesOf(b backend.Backend, once *sync.Once, refused chan struct{}) *l
 	return w
 }
 
-// Optimizations implements backend.Optimizer: the store's, leases watched.
-func (w *leaseWatch) Optimizations() backend.Optimizations { return w.opt }
+// Capabilities implements backend.Capable: the store's, leases watched.
+func (w *leaseWatch) Capabilities() backend.Capabilities { return w.caps }
+
+// Optimizations implements backend.Optimizer: the store's.
+func (w *leaseWatch) Optimizations() backend.Optimizations { return backend.OptimizationsOf(w.Backend) }
 
 // guarded returns the GuardedEntry of key with value and ttl, read before
 // loading as prev when found.

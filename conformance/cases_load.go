@@ -191,8 +191,8 @@ func (c *countReads) count(key string) {
 	}
 }
 
-// Optimizations offers the store's watch only (a near cache needs it): the
-// others would read around the count.
-func (c *countReads) Optimizations() backend.Optimizations {
-	return backend.Optimizations{Watch: backend.OptimizationsOf(c.Backend).Watch}
+// Capabilities offers the store's watch only (a near cache needs it); no
+// optimisation, which would read around the count.
+func (c *countReads) Capabilities() backend.Capabilities {
+	return backend.Capabilities{Watch: backend.CapabilitiesOf(c.Backend).Watch}
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// watchCases check Optimizations.Watch, the change reports a near cache
+// watchCases check Capabilities.Watch, the change reports a near cache
 // relies on. They are skipped on a store without it, and on one whose watch
 // never goes live (miniredis has no CLIENT TRACKING).
 var watchCases = []testCase{
@@ -16,7 +16,7 @@ var watchCases = []testCase{
 		name: "WatchReportsChanges",
 		rule: "once live, a watch reports every write, delete and expiry change of a key under its prefix, no key outside it, and nothing after stop; a store whose reports are asynchronous (ChangeLive.At set) reports each change before a ChangeSynced whose At follows it",
 		run: func(t T, e *env) {
-			watch := backend.OptimizationsOf(e.b).Watch
+			watch := backend.CapabilitiesOf(e.b).Watch
 			if watch == nil {
 				t.Skipf("the store reports no changes")
 			}

@@ -37,7 +37,7 @@
 //
 // # Leases and fleets
 //
-// A store that keeps leases (backend.Optimizations.AcquireLeases) runs the
+// A store that keeps leases (backend.Capabilities.AcquireLeases) runs the
 // lease cases: one owner at a time, expiry and renewal, leases invisible to
 // every read and Clear, one load across Maps. With [Harness.Shared] set (a
 // server that another process reaches too), the fleet cases run the test
@@ -66,7 +66,14 @@
 //
 // [WithoutOptimizations] runs every case with the store's optional
 // optimisations hidden ([CoreOnly]): each is a pure optimisation, so the
-// results must be those of the full store (the lease cases are skipped).
+// results must be those of the full store. Its capabilities are kept, but
+// leases (see CoreOnly).
+//
+// # Capabilities
+//
+// [CheckForwards] proves that a decorator forwards every capability of the
+// store below it (backend.Capabilities, field by field), and that each
+// reaches the store with its keys mapped as the decorator says.
 package conformance
 
 import (

@@ -32,12 +32,12 @@ var ErrInjected = errors.New("conformance: injected fault")
 
 // WithFaults wraps an in-process store (memory, bbolt, or a third party's)
 // for Harness.Faults: the returned Backend passes every call to b unless the
-// returned Faults says otherwise. It forwards b's Optimizations but its
-// namespace views (which would bypass the faults), so the faults reach the
-// paths the Map really takes. In Flaky mode every third call fails, in
+// returned Faults says otherwise. It forwards b's Optimizations and
+// Capabilities but its namespace views (which would bypass the faults), so
+// the faults reach the paths the Map really takes. In Flaky mode every third call fails, in
 // turn before and after reaching b. Closing the returned Backend closes b.
 func WithFaults(b backend.Backend) (backend.Backend, Faults) {
-	f := &faulty{next: b, healed: make(chan struct{})}
+	f := &faulty{Wrapper: backend.Wrapper{Backend: b}, healed: make(chan struct{})}
 	close(f.healed)
 	return f, f
 }
@@ -52,7 +52,7 @@ const (
 
 // faulty is the Backend and the Faults that WithFaults returns.
 type faulty struct {
-	next backend.Backend
+	backend.Wrapper
 
 	mu     sync.Mutex
 	mode   int
@@ -126,21 +126,21 @@ func call[R any](ctx context.Context, f *faulty, do func() (R, error)) (R, error
 }
 
 func (f *faulty) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
-	return call(ctx, f, func() ([]backend.Value, error) { return f.next.MGet(ctx, keys, withTTL) })
+	return call(ctx, f, func() ([]backend.Value, error) { return f.Backend.MGet(ctx, keys, withTTL) })
 }
 
 func (f *faulty) MSet(ctx context.Context, entries []backend.Entry) error {
-	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.next.MSet(ctx, entries) })
+	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.Backend.MSet(ctx, entries) })
 	return err
 }
 
 func (f *faulty) Delete(ctx context.Context, keys []string) error {
-	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.next.Delete(ctx, keys) })
+	_, err := call(ctx, f, func() (struct{}, error) { return struct{}{}, f.Backend.Delete(ctx, keys) })
 	return err
 }
 
 func (f *faulty) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return call(ctx, f, func() (bool, error) { return f.next.Expire(ctx, key, ttl) })
+	return call(ctx, f, func() (bool, error) { return f.Backend.Expire(ctx, key, ttl) })
 }
 
 func (f *faulty) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
@@ -149,27 +149,24 @@ func (f *faulty) TTL(ctx context.Context, key string) (time.Duration, bool, erro
 		ok bool
 	}
 	res, err := call(ctx, f, func() (r, error) {
-		d, ok, err := f.next.TTL(ctx, key)
+		d, ok, err := f.Backend.TTL(ctx, key)
 		return r{d, ok}, err
 	})
 	return res.d, res.ok, err
 }
 
 func (f *faulty) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
-	return call(ctx, f, func() (backend.Page, error) { return f.next.Scan(ctx, prefix, cursor, count) })
+	return call(ctx, f, func() (backend.Page, error) { return f.Backend.Scan(ctx, prefix, cursor, count) })
 }
 
 func (f *faulty) Get(ctx context.Context, key string) (backend.Value, error) {
-	return call(ctx, f, func() (backend.Value, error) { return f.next.Get(ctx, key) })
+	return call(ctx, f, func() (backend.Value, error) { return f.Backend.Get(ctx, key) })
 }
 
-func (f *faulty) Describe() backend.Description { return f.next.Describe() }
-func (f *faulty) Close() error                  { return f.next.Close() }
-
 // Optimizations forwards those of the wrapped store, each through the
-// faults, but its namespace views, which would bypass them.
+// faults.
 func (f *faulty) Optimizations() backend.Optimizations {
-	o := backend.OptimizationsOf(f.next)
+	o := backend.OptimizationsOf(f.Backend)
 	var out backend.Optimizations
 	if d := o.DeletePrefix; d != nil {
 		out.DeletePrefix = func(ctx context.Context, prefix string, count int) error {
@@ -187,10 +184,17 @@ func (f *faulty) Optimizations() backend.Optimizations {
 			return call(ctx, f, func() (backend.EntryPage, error) { return s(ctx, prefix, cursor, count) })
 		}
 	}
-	// A watch's reports come from the store; a fault below it (a broken
-	// connection) is the store's to report as ChangeLost.
-	out.Watch = o.Watch
-	if a := o.AcquireLeases; a != nil {
+	return out
+}
+
+// Capabilities forwards those of the wrapped store, AcquireLeases through
+// the faults, but its namespace views, which would bypass them. A watch's
+// reports come from the store; a fault below it (a broken connection) is
+// the store's to report as ChangeLost.
+func (f *faulty) Capabilities() backend.Capabilities {
+	out := f.Wrapper.Capabilities()
+	out.Namespace = nil
+	if a := out.AcquireLeases; a != nil {
 		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			type got struct {
 				held  []bool
@@ -209,6 +213,7 @@ func (f *faulty) Optimizations() backend.Optimizations {
 var (
 	_ backend.Backend   = (*faulty)(nil)
 	_ backend.Optimizer = (*faulty)(nil)
+	_ backend.Capable   = (*faulty)(nil)
 )
 
 // FaultsAround returns a Harness.Faults for an in-process store: each Store

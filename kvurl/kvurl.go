@@ -14,6 +14,12 @@
 // for a Redis URL have ContextTimeoutEnabled, so a context deadline bounds
 // every call, and are closed with the backend.
 //
+// A redis:// or rediss:// URL takes go-redis's parameters too (ParseURL:
+// dial_timeout=3s, ...). A parameter is given once (addr= as many times as
+// needed), and an unknown parameter, a database given both as the path and
+// as db=, and a path on a redis+cluster URL (a cluster has one database) are
+// refused with ErrInvalidURL, so that no parameter is silently ignored.
+//
 // A password holding "/", "?", "#", "@" or "%" is percent-encoded, as in any
 // URL (%2F, %3F, %23, %40, %25): Open refuses a Redis URL whose password, as
 // Redact sees it (up to the last "@"), is not the one a URL parser reads,
@@ -288,6 +294,9 @@ func openRedis(scheme, rawURL string) (backend.Backend, error) {
 		return nil, err
 	}
 	q := u.Query()
+	if err := redisParams(scheme, u.Path, q); err != nil {
+		return nil, fmt.Errorf("%w %q: %s", ErrInvalidURL, Redact(rawURL), scrub(err.Error(), rawURL, "", true))
+	}
 	var bopts []kvredis.Option
 	if h := q.Get("hashtag"); h != "" {
 		on, err := strconv.ParseBool(h)
@@ -380,6 +389,28 @@ func scrubbed(err error, rawURL string) error {
 	return err
 }
 
+// redisParams refuses the parameters of a Redis URL that would be ignored or
+// that contradict each other (see the package documentation); go-redis
+// checks the names of redis:// and rediss://.
+func redisParams(scheme, path string, q url.Values) error {
+	takes := map[string]string{"redis+cluster": "addr, hashtag", "redis+sentinel": "addr, hashtag, master"}[scheme]
+	for name, vals := range q {
+		switch {
+		case len(vals) > 1 && name != "addr":
+			return fmt.Errorf("%s given %d times", name, len(vals))
+		case takes != "" && !slices.Contains(strings.Split(takes, ", "), name):
+			return fmt.Errorf("unknown parameter %q (%s:// takes %s)", name, scheme, takes)
+		}
+	}
+	switch db := strings.Trim(path, "/"); {
+	case db != "" && scheme == "redis+cluster":
+		return fmt.Errorf("path %q: a cluster has one database", path)
+	case db != "" && q.Has("db"):
+		return fmt.Errorf("database %q and db=%s both set the database", db, q.Get("db"))
+	}
+	return nil
+}
+
 // boltParams splits the text after bolt:// into the path and the options of
 // its query (ro=1). A path cannot hold "?".
 func boltParams(rest string) (string, []bolt.Option, error) {
@@ -393,11 +424,13 @@ func boltParams(rest string) (string, []bolt.Option, error) {
 	}
 	var opts []bolt.Option
 	for name, vals := range q {
-		switch name {
-		case "ro":
-			on, err := strconv.ParseBool(vals[len(vals)-1])
+		switch {
+		case len(vals) > 1:
+			return "", nil, fmt.Errorf("%s given %d times", name, len(vals))
+		case name == "ro":
+			on, err := strconv.ParseBool(vals[0])
 			if err != nil {
-				return "", nil, fmt.Errorf("ro=%q is not a boolean", vals[len(vals)-1])
+				return "", nil, fmt.Errorf("ro=%q is not a boolean", vals[0])
 			}
 			if on {
 				opts = append(opts, bolt.WithReadOnly())

@@ -16,8 +16,8 @@ import (
 // as unknown, as Redis does for a pipeline whose replies were lost.
 type lostStore struct{ *memory.Backend }
 
-func (s lostStore) Optimizations() backend.Optimizations {
-	o := s.Backend.Optimizations()
+func (s lostStore) Capabilities() backend.Capabilities {
+	o := s.Backend.Capabilities()
 	acquire := o.AcquireLeases
 	o.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 		held, l, err := acquire(ctx, keys, ttl)
@@ -50,7 +50,7 @@ func TestLeaseStoreKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, l, err := nb.Optimizations().AcquireLeases(ctx, []string{"k"}, time.Minute)
+	held, l, err := nb.Capabilities().AcquireLeases(ctx, []string{"k"}, time.Minute)
 	if err != nil || !slices.Equal(held, []bool{true}) {
 		t.Fatalf("AcquireLeases = %v, %v", held, err)
 	}

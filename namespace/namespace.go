@@ -14,8 +14,6 @@ package namespace
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -32,12 +30,12 @@ var (
 
 // Backend is a backend.Backend that stores its keys under a namespace of
 // another Backend. Keys it takes and returns are those of the namespace,
-// without the prefix.
+// without the prefix. Its Wrapper's Backend is the Backend it decorates: the
+// store's view of the namespace when the store has one.
 type Backend struct {
-	next   backend.Backend
+	backend.Wrapper
 	ns     string
-	prefix string // ns + Separator; empty when next is the store's own view
-	opt    backend.Optimizations
+	prefix string // ns + Separator; empty when Backend is the store's own view
 }
 
 // Validate returns an error wrapping backend.ErrInvalidNamespace unless ns is
@@ -48,7 +46,7 @@ func Validate(ns string) error { return backend.CheckNamespace(ns, "") }
 // backend.ErrInvalidNamespace when ns is not valid (see Validate), or holds a
 // character the store reserves (Description.ReservedInNamespace).
 //
-// When next has a native view of namespaces (Optimizations.Namespace: a
+// When next has a native view of namespaces (Capabilities.Namespace: a
 // bbolt bucket), the Backend works on that view and adds no prefix;
 // otherwise it stores key k as "ns:k" in next. The stored keys are the same
 // either way.
@@ -56,84 +54,40 @@ func New(next backend.Backend, ns string) (*Backend, error) {
 	if err := backend.CheckNamespace(ns, next.Describe().ReservedInNamespace); err != nil {
 		return nil, err
 	}
-	b := &Backend{next: next, ns: ns, prefix: ns + Separator}
-	if view := backend.OptimizationsOf(next).Namespace; view != nil {
+	b := &Backend{Wrapper: backend.Wrapper{Backend: next}, ns: ns, prefix: ns + Separator}
+	if view := backend.CapabilitiesOf(next).Namespace; view != nil {
 		v, err := view(ns)
 		if err != nil {
 			return nil, err
 		}
-		b.next, b.prefix = v, ""
+		b.Backend, b.prefix = v, ""
 	}
-	b.opt = b.forward(backend.OptimizationsOf(b.next))
 	return b, nil
 }
 
 // Namespace returns the namespace.
 func (b *Backend) Namespace() string { return b.ns }
 
-// Unwrap returns the Backend that b decorates: the store's view of the
-// namespace when the store has one.
-func (b *Backend) Unwrap() backend.Backend { return b.next }
-
 // Key returns the stored key of key k: the namespace, Separator, then k.
 func (b *Backend) Key(k string) string { return b.ns + Separator + k }
 
-func (b *Backend) keys(keys []string) ([]string, error) {
-	if b.prefix == "" { // the store's own view: keys go down as they are
-		if err := backend.CheckKeys(keys); err != nil {
-			return nil, err
-		}
-		return keys, nil
-	}
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		if k == "" {
-			return nil, fmt.Errorf("key %d: %w", i, backend.ErrEmptyKey)
-		}
-		out[i] = b.prefix + k
-	}
-	return out, nil
-}
-
 // MGet implements backend.Backend.MGet.
 func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
-	stored, err := b.keys(keys)
+	stored, err := backend.PrefixKeys(b.prefix, keys)
 	if err != nil {
 		return nil, err
 	}
-	return b.next.MGet(ctx, stored, withTTL)
+	return b.Backend.MGet(ctx, stored, withTTL)
 }
 
 // MSet implements backend.Backend.MSet. Every key is checked before anything
 // is written.
 func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
-	if b.prefix == "" { // the store's own view: entries go down as they are
-		for i, e := range entries {
-			if e.Key == "" {
-				return fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
-			}
-		}
-		return b.next.MSet(ctx, entries)
-	}
-	stored := make([]backend.Entry, len(entries))
-	for i, e := range entries {
-		if e.Key == "" {
-			return fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
-		}
-		e.Key = b.prefix + e.Key
-		stored[i] = e
-	}
-	return b.unprefix(b.next.MSet(ctx, stored))
-}
-
-// unprefix returns err with the keys of a *backend.BatchError given back
-// without the namespace, as the caller named them.
-func (b *Backend) unprefix(err error) error {
-	var be *backend.BatchError
-	if b.prefix == "" || !errors.As(err, &be) {
+	stored, err := backend.Prefixed(b.prefix, entries, func(e *backend.Entry) *string { return &e.Key })
+	if err != nil {
 		return err
 	}
-	return be.MapKeys(func(k string) string { return strings.TrimPrefix(k, b.prefix) })
+	return backend.TrimKeys(b.Backend.MSet(ctx, stored), b.prefix)
 }
 
 // Get implements backend.Backend.Get.
@@ -141,16 +95,16 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if key == "" {
 		return backend.Value{}, backend.ErrEmptyKey
 	}
-	return b.next.Get(ctx, b.prefix+key)
+	return b.Backend.Get(ctx, b.prefix+key)
 }
 
 // Delete implements backend.Backend.Delete.
 func (b *Backend) Delete(ctx context.Context, keys []string) error {
-	stored, err := b.keys(keys)
+	stored, err := backend.PrefixKeys(b.prefix, keys)
 	if err != nil {
 		return err
 	}
-	return b.unprefix(b.next.Delete(ctx, stored))
+	return backend.TrimKeys(b.Backend.Delete(ctx, stored), b.prefix)
 }
 
 // Expire implements backend.Backend.Expire.
@@ -158,7 +112,7 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if key == "" {
 		return false, backend.ErrEmptyKey
 	}
-	return b.next.Expire(ctx, b.prefix+key, ttl)
+	return b.Backend.Expire(ctx, b.prefix+key, ttl)
 }
 
 // TTL implements backend.Backend.TTL.
@@ -166,14 +120,14 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 	if key == "" {
 		return 0, false, backend.ErrEmptyKey
 	}
-	return b.next.TTL(ctx, b.prefix+key)
+	return b.Backend.TTL(ctx, b.prefix+key)
 }
 
 // Scan implements backend.Backend.Scan, returning keys without the namespace.
 // A key the wrapped Backend returns outside the namespace is dropped, so a
 // faulty store cannot leak another namespace's keys.
 func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
-	page, err := b.next.Scan(ctx, b.prefix+prefix, cursor, count)
+	page, err := b.Backend.Scan(ctx, b.prefix+prefix, cursor, count)
 	if err != nil {
 		return backend.Page{}, err
 	}
@@ -187,15 +141,17 @@ func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (b
 	return page, nil
 }
 
-// Describe implements backend.Backend.Describe with the wrapped Backend's
-// description.
-func (b *Backend) Describe() backend.Description { return b.next.Describe() }
+// Capabilities implements backend.Capable: those of the wrapped Backend,
+// under the namespace's prefix (backend.PrefixCapabilities). A namespace
+// offers no views of its own.
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.PrefixCapabilities(backend.CapabilitiesOf(b.Backend), b.prefix)
+}
 
 // Optimizations implements backend.Optimizer: those of the wrapped Backend,
-// under the namespace's prefix. A namespace offers no views of its own.
-func (b *Backend) Optimizations() backend.Optimizations { return b.opt }
-
-func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
+// under the namespace's prefix.
+func (b *Backend) Optimizations() backend.Optimizations {
+	o := backend.OptimizationsOf(b.Backend)
 	var out backend.Optimizations
 	if f := o.DeletePrefix; f != nil {
 		out.DeletePrefix = func(ctx context.Context, prefix string, count int) error {
@@ -224,65 +180,5 @@ func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
 			return page, nil
 		}
 	}
-	if f := o.Watch; f != nil {
-		out.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
-			return f(ctx, b.prefix+prefix, func(c backend.Change) {
-				if c.Kind == backend.ChangeKeys {
-					keys := c.Keys[:0]
-					for _, k := range c.Keys {
-						if rest, ok := strings.CutPrefix(k, b.prefix); ok {
-							keys = append(keys, rest)
-						}
-					}
-					if len(keys) == 0 {
-						return
-					}
-					c.Keys = keys
-				}
-				report(c)
-			})
-		}
-	}
-	if f := o.AcquireLeases; f != nil {
-		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
-			if err := backend.CheckKeys(keys); err != nil {
-				return nil, nil, err
-			}
-			full := make([]string, len(keys))
-			for i, k := range keys {
-				full[i] = b.prefix + k
-			}
-			held, l, err := f(ctx, full, ttl)
-			if l != nil && b.prefix != "" {
-				l = &lease{Lease: l, b: b}
-			}
-			return held, l, err
-		}
-	}
 	return out
 }
-
-// lease is a backend.Lease of the wrapped Backend, whose Store takes keys of
-// the namespace.
-type lease struct {
-	backend.Lease
-	b *Backend
-}
-
-// Store implements backend.Lease.Store: the entries' keys go down under the
-// namespace, and the keys of a *backend.BatchError come back without it.
-func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bool, error) {
-	stored := make([]backend.GuardedEntry, len(entries))
-	for i, e := range entries {
-		if e.Key == "" {
-			return nil, fmt.Errorf("entry %d: %w", i, backend.ErrEmptyKey)
-		}
-		e.Key = l.b.prefix + e.Key
-		stored[i] = e
-	}
-	ok, err := l.Lease.Store(ctx, stored)
-	return ok, l.b.unprefix(err)
-}
-
-// Close implements backend.Backend.Close by closing the wrapped Backend.
-func (b *Backend) Close() error { return b.next.Close() }

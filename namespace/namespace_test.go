@@ -119,8 +119,8 @@ type viewStore struct {
 	err   error
 }
 
-func (v *viewStore) Optimizations() backend.Optimizations {
-	return backend.Optimizations{Namespace: func(ns string) (backend.Backend, error) {
+func (v *viewStore) Capabilities() backend.Capabilities {
+	return backend.Capabilities{Namespace: func(ns string) (backend.Backend, error) {
 		if v.err != nil {
 			return nil, v.err
 		}

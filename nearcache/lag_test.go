@@ -24,8 +24,8 @@ type asyncStore struct {
 	hold   bool // drop the store's key reports
 }
 
-func (s *asyncStore) Optimizations() backend.Optimizations {
-	o := s.Backend.Optimizations()
+func (s *asyncStore) Capabilities() backend.Capabilities {
+	o := s.Backend.Capabilities()
 	watch := o.Watch
 	o.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 		s.mu.Lock()

@@ -7,21 +7,25 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// acquireLeases returns the store's AcquireLeases (nil when it has none)
-// with leases whose Store removes the keys from the cache before and after
-// the write, as MSet does: a read that follows a load's store sees it, and a
-// fetch that raced it never stores what it read.
-func (c *Backend) acquireLeases(f func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)) func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error) {
-	if f == nil {
-		return nil
-	}
-	return func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
-		held, l, err := f(ctx, keys, ttl)
-		if l != nil {
-			l = &lease{Lease: l, c: c}
+// Capabilities implements backend.Capable: the wrapped store's, with leases
+// whose Store removes the keys from the cache before and after the write,
+// as MSet does (a read that follows a load's store sees it, and a fetch
+// that raced it never stores what it read); no watch of its own to offer
+// (a watch is taken below the cache) and no namespace views (which would
+// bypass it).
+func (c *Backend) Capabilities() backend.Capabilities {
+	caps := backend.CapabilitiesOf(c.next)
+	caps.Watch, caps.Namespace = nil, nil
+	if f := caps.AcquireLeases; f != nil {
+		caps.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+			held, l, err := f(ctx, keys, ttl)
+			if l != nil {
+				l = &lease{Lease: l, c: c}
+			}
+			return held, l, err
 		}
-		return held, l, err
 	}
+	return caps
 }
 
 // lease is a backend.Lease of the store seen through the cache.

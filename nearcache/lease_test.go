@@ -16,8 +16,8 @@ import (
 // changes: only the cache's own forgetting keeps it coherent.
 type silentStore struct{ *memory.Backend }
 
-func (s silentStore) Optimizations() backend.Optimizations {
-	o := s.Backend.Optimizations()
+func (s silentStore) Capabilities() backend.Capabilities {
+	o := s.Backend.Capabilities()
 	watch := o.Watch
 	o.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 		return watch(ctx, prefix, func(c backend.Change) {
@@ -56,7 +56,7 @@ func TestLeaseStoreForgetsKeys(t *testing.T) {
 	if v := read(); !v.Local || string(v.Bytes) != "old" {
 		t.Fatalf("second Get = %q, local %v; want old, served locally", v.Bytes, v.Local)
 	}
-	acquire := c.Optimizations().AcquireLeases
+	acquire := c.Capabilities().AcquireLeases
 	if acquire == nil {
 		t.Fatal("the cache hides the store's AcquireLeases")
 	}

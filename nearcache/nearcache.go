@@ -1,7 +1,7 @@
 // Package nearcache is a coherent in-process cache of a store's values: a
 // backend.Backend decorator that serves repeated reads of a key from
 // memory, without a round trip, and stays coherent with the store through
-// the store's change reports (backend.Optimizations.Watch: Redis's
+// the store's change reports (backend.Capabilities.Watch: Redis's
 // server-assisted invalidation, CLIENT TRACKING in broadcast mode).
 //
 // Most users turn it on with kv.WithNearCache, which puts it over one
@@ -64,24 +64,23 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/simplelru"
-
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/internal/tier"
 )
 
 // Default bounds of a cache.
 const (
-	DefaultMaxEntries = 10_000
-	DefaultMaxBytes   = 64 << 20
+	DefaultMaxEntries = tier.DefaultMaxEntries
+	DefaultMaxBytes   = tier.DefaultMaxBytes
 	// DefaultMaxLag is δ when Options.MaxLag is 0: five of the Redis
 	// watch's 20 ms proofs, so that a few late ones (a busy scheduler, a
 	// garbage collection) send no read to the store.
-	DefaultMaxLag = 100 * time.Millisecond
+	DefaultMaxLag = tier.DefaultMaxLag
 )
 
 // ErrNoWatch is returned by New for a store that does not report changes
-// (no Optimizations.Watch): no cache over it could stay coherent.
+// (no Capabilities.Watch): no cache over it could stay coherent.
 var ErrNoWatch = errors.New("nearcache: the store does not report changes")
 
 // ErrInvalidOptions is returned by New for a negative bound in Options.
@@ -90,11 +89,13 @@ var ErrInvalidOptions = errors.New("nearcache: invalid options")
 // Options bound a cache.
 type Options struct {
 	// MaxEntries bounds the number of cached keys (DefaultMaxEntries when
-	// 0); the least recently used leave first.
+	// 0); the least recently used leave first. Under kv.WithNearCache it
+	// bounds the Map's whole local tier, which also holds what
+	// WithStaleWhileRevalidate remembers: the larger of the two sizes.
 	MaxEntries int
 	// MaxBytes bounds the bytes of cached keys and values
-	// (DefaultMaxBytes when 0). A value larger than a sixteenth of it is
-	// not cached.
+	// (DefaultMaxBytes when 0; at least 1024 otherwise). A value larger
+	// than a sixteenth of it is not cached.
 	MaxBytes int64
 	// MaxLag is δ, the staleness bound of every value served from memory
 	// (DefaultMaxLag when 0): a value is served only while the store has
@@ -141,33 +142,14 @@ type Stats struct {
 type Backend struct {
 	next    backend.Backend
 	opt     backend.Optimizations
-	o       Options
 	prefix  string
+	t       *tier.Tier[struct{}] // the cached values (internal/tier, as kv.Map's)
 	watch   func(context.Context, string, func(backend.Change)) (func(), error)
-	stop    func() // nil until the watch starts
-	started atomic.Bool
-
 	mu      sync.Mutex
-	lru     *simplelru.LRU[string, *entry]
-	bytes   int64
-	live    bool
-	async   bool              // reports are asynchronous: serve only within MaxLag of synced
-	synced  time.Time         // the latest time before which every change was reported
-	epoch   uint64            // moves on ChangeAll, ChangeLost, ChangeLive, Stop and prefix deletes
-	pending map[string]uint64 // key -> ticket of the fetch that may store it
-	ticket  uint64
-	stats   Stats
+	stop    func() // nil until the watch starts
 	stopped bool
+	started atomic.Bool
 }
-
-// entry is one cached value.
-type entry struct {
-	val      []byte
-	deadline int64 // Unix ns; 0: the key does not expire
-	read     int64 // Unix ns: when it was read from the store
-}
-
-func (e *entry) size(key string) int64 { return int64(len(key) + len(e.val) + 64) }
 
 var (
 	_ backend.Backend   = (*Backend)(nil)
@@ -181,48 +163,29 @@ var (
 // Close; the cache is used from the store's first ChangeLive report on, and
 // every read before it goes to the store.
 func New(next backend.Backend, prefix string, o Options) (*Backend, error) {
-	opt := backend.OptimizationsOf(next)
-	if opt.Watch == nil {
+	watch := backend.CapabilitiesOf(next).Watch
+	if watch == nil {
 		return nil, ErrNoWatch
 	}
-	if o.MaxEntries < 0 || o.MaxBytes < 0 || o.MaxStaleness < 0 || o.MaxLag < 0 {
-		return nil, fmt.Errorf("%w: negative bound in %+v", ErrInvalidOptions, o)
-	}
-	if o.MaxEntries == 0 {
-		o.MaxEntries = DefaultMaxEntries
-	}
-	if o.MaxBytes == 0 {
-		o.MaxBytes = DefaultMaxBytes
-	}
-	if o.MaxLag == 0 {
-		o.MaxLag = DefaultMaxLag
-	}
-	if o.Clock == nil {
-		o.Clock = next.Describe().Clock
-	}
-	if o.Clock == nil {
-		o.Clock = clock.System()
-	}
-	c := &Backend{next: next, o: o, prefix: prefix, pending: map[string]uint64{}}
-	lru, err := simplelru.NewLRU(o.MaxEntries, func(k string, e *entry) { c.bytes -= e.size(k) })
+	to, err := tier.Near(o.MaxEntries, o.MaxBytes, o.MaxLag, o.MaxStaleness)
 	if err != nil {
-		return nil, fmt.Errorf("nearcache: %w", err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	c.lru = lru
-	// The cache's own Optimizations: the store's, writes through them
-	// clearing what they touch; no watch of its own to offer.
-	c.opt = opt
-	c.opt.Watch = nil
-	c.opt.Namespace = nil
-	c.opt.AcquireLeases = c.acquireLeases(opt.AcquireLeases) // Store forgets its keys (lease.go)
-	if f := opt.DeletePrefix; f != nil {
+	to.Clock = o.Clock
+	if to.Clock == nil {
+		to.Clock = next.Describe().Clock
+	}
+	c := &Backend{next: next, prefix: prefix, t: tier.New[struct{}](to), watch: watch}
+	// The cache's own Optimizations: the store's, prefix deletes emptying
+	// the cache. Its Capabilities are in lease.go.
+	c.opt = backend.OptimizationsOf(next)
+	if f := c.opt.DeletePrefix; f != nil {
 		c.opt.DeletePrefix = func(ctx context.Context, prefix string, n int) error {
-			c.flush()
-			defer c.flush()
+			c.t.Purge(false)
+			defer c.t.Purge(false)
 			return f(ctx, prefix, n)
 		}
 	}
-	c.watch = opt.Watch
 	return c, nil
 }
 
@@ -237,99 +200,28 @@ func (c *Backend) start(ctx context.Context) {
 	if c.stop != nil || c.stopped {
 		return
 	}
-	// The report callback takes c.mu: a store may report from inside
-	// Watch (memory reports ChangeLive at once), so the lock is released
-	// while the watch starts, and the start claimed first.
-	c.stop = func() {}
-	c.mu.Unlock()
-	stop, err := c.watch(context.WithoutCancel(ctx), c.prefix, c.changed)
-	c.mu.Lock()
+	stop, err := c.watch(context.WithoutCancel(ctx), c.prefix, c.t.Changed)
 	if err != nil {
-		c.stop = nil
-		return
-	}
-	if c.stopped {
-		c.mu.Unlock()
-		stop()
-		c.mu.Lock()
 		return
 	}
 	c.stop = stop
 	c.started.Store(true)
 }
 
-// changed applies a change report.
-func (c *Backend) changed(ch backend.Change) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch ch.Kind {
-	case backend.ChangeKeys:
-		for _, k := range ch.Keys {
-			if c.lru.Remove(k) {
-				c.stats.Invalidations++
-			}
-			delete(c.pending, k)
-		}
-	case backend.ChangeAll:
-		c.flushLocked()
-	case backend.ChangeLost:
-		if c.live {
-			c.stats.Losses++
-		}
-		c.live = false
-		c.stats.LastLoss = ch.Err
-		c.flushLocked()
-	case backend.ChangeLive:
-		c.live = !c.stopped
-		c.async, c.synced = !ch.At.IsZero(), ch.At
-		c.flushLocked()
-	case backend.ChangeSynced:
-		if ch.At.After(c.synced) {
-			c.synced = ch.At
-		}
-	}
-}
-
-// flush empties the cache and voids the fetches under way.
-func (c *Backend) flush() {
-	c.mu.Lock()
-	c.flushLocked()
-	c.mu.Unlock()
-}
-
-func (c *Backend) flushLocked() {
-	c.lru.Purge()
-	c.bytes = 0
-	c.epoch++
-	clear(c.pending)
-}
-
 // forget removes keys and voids the fetches of them under way.
-func (c *Backend) forget(keys ...string) {
-	c.mu.Lock()
-	for _, k := range keys {
-		c.lru.Remove(k)
-		delete(c.pending, k)
-	}
-	c.mu.Unlock()
-}
+func (c *Backend) forget(keys ...string) { c.t.Forget(keys...) }
 
 // Stats returns the cache's counters.
-func (c *Backend) Stats() Stats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.stats
-	s.Entries, s.Bytes, s.Live = c.lru.Len(), c.bytes, c.live
-	return s
-}
+func (c *Backend) Stats() Stats { return Stats(c.t.Stats()) }
 
 // Stop ends the watch and empties the cache: every later read goes to the
 // store. It does not close the store. Stopping twice is not an error.
 func (c *Backend) Stop() {
+	c.t.Stop()
 	c.mu.Lock()
-	c.stopped, c.live = true, false
-	c.flushLocked()
+	c.stopped = true
 	stop := c.stop
+	c.stop = func() {}
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -345,6 +237,6 @@ func (c *Backend) Close() error {
 // Describe implements backend.Backend.Describe: the wrapped store's.
 func (c *Backend) Describe() backend.Description { return c.next.Describe() }
 
-// Optimizations implements backend.Optimizer: the wrapped store's, except
-// its watches and namespace views.
+// Optimizations implements backend.Optimizer: the wrapped store's, its
+// prefix deletes emptying the cache.
 func (c *Backend) Optimizations() backend.Optimizations { return c.opt }

@@ -24,8 +24,8 @@ type store struct {
 	beforeR func() // run once after the next MGet read, before it returns
 }
 
-func (s *store) Optimizations() backend.Optimizations {
-	o := s.Backend.Optimizations()
+func (s *store) Capabilities() backend.Capabilities {
+	o := s.Backend.Capabilities()
 	watch := o.Watch
 	o.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 		s.mu.Lock()
@@ -269,10 +269,11 @@ func TestNoWatch(t *testing.T) {
 	}
 }
 
-// TestInvalidOptions: a negative bound is refused with ErrInvalidOptions.
+// TestInvalidOptions: a negative bound, or a byte bound that would cache
+// nothing, is refused with ErrInvalidOptions.
 func TestInvalidOptions(t *testing.T) {
 	s := newStore(t, clock.NewManual(start))
-	for _, o := range []nearcache.Options{{MaxEntries: -1}, {MaxBytes: -1}, {MaxStaleness: -time.Second}} {
+	for _, o := range []nearcache.Options{{MaxEntries: -1}, {MaxBytes: -1}, {MaxStaleness: -time.Second}, {MaxLag: -time.Second}, {MaxBytes: 1000}} {
 		if _, err := nearcache.New(s, "", o); !errors.Is(err, nearcache.ErrInvalidOptions) {
 			t.Errorf("New(%+v) = %v; want ErrInvalidOptions", o, err)
 		}

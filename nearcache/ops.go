@@ -8,120 +8,22 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// lookup returns a copy of the cached value of key and its remaining TTL,
-// if the cache is live, the store's reports are proved up to date within
-// MaxLag, and the cache holds an unexpired, fresh enough value.
-func (c *Backend) lookup(key string, now int64) ([]byte, time.Duration, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.live {
-		return nil, 0, false
-	}
-	if c.async && time.Since(c.synced) >= c.o.MaxLag {
-		// A report of this key may be on its way: the store has not
-		// proved within δ that none is. The entry stays, for when it has.
-		c.stats.Unsynced++
-		return nil, 0, false
-	}
-	e, ok := c.lru.Get(key)
-	if !ok {
-		c.stats.Misses++
-		return nil, 0, false
-	}
-	stale := c.o.MaxStaleness > 0 && now-e.read >= int64(c.o.MaxStaleness)
-	if (e.deadline != 0 && now >= e.deadline) || stale {
-		c.lru.Remove(key)
-		c.stats.Misses++
-		return nil, 0, false
-	}
-	c.stats.Hits++
-	ttl := backend.NoTTL
-	if e.deadline != 0 {
-		ttl = time.Duration(e.deadline - now)
-	}
-	return append([]byte(nil), e.val...), ttl, true
-}
-
-// fetch is a read of keys from the store that may fill the cache.
-type fetch struct {
-	epoch   uint64
-	tickets []uint64 // per key; 0: not to be stored
-	sent    int64    // Unix ns, before the request
-}
-
-// begin registers a fetch of keys.
-func (c *Backend) begin(keys []string) fetch {
-	f := fetch{tickets: make([]uint64, len(keys))}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	f.epoch = c.epoch
-	if !c.live {
-		return f
-	}
-	for i, k := range keys {
-		if strings.HasPrefix(k, c.prefix) {
-			c.ticket++
-			f.tickets[i] = c.ticket
-			c.pending[k] = c.ticket
-		}
-	}
-	f.sent = c.o.Clock.Now().UnixNano()
-	return f
-}
-
-// end stores what a fetch read, unless a change report, a write through the
-// cache or a loss of reports came in between, and forgets the fetch.
-func (c *Backend) end(f fetch, keys []string, vals []backend.Value) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, k := range keys {
-		t := f.tickets[i]
-		if t == 0 || c.pending[k] != t {
-			continue
-		}
-		delete(c.pending, k)
-		if vals == nil || !vals[i].Found || !c.live || c.epoch != f.epoch || int64(len(vals[i].Bytes)) > c.o.MaxBytes/16 {
-			continue
-		}
-		e := &entry{val: append([]byte(nil), vals[i].Bytes...), read: f.sent}
-		if ttl := vals[i].TTL; ttl > 0 {
-			// A TTL read in whole milliseconds (Redis's PTTL) may be up to
-			// one over what remains: one is taken off, so that the cached
-			// copy never outlives the stored key.
-			if ttl <= time.Millisecond {
-				continue
-			}
-			e.deadline = backend.Deadline(f.sent, ttl-time.Millisecond)
-		}
-		c.lru.Remove(k) // its bytes leave with it
-		c.lru.Add(k, e)
-		c.bytes += e.size(k)
-		for c.bytes > c.o.MaxBytes {
-			c.lru.RemoveOldest()
-		}
-	}
-}
+// cached splits keys into those under the prefix (mine, to fetch through
+// the tier) and the others.
+func (c *Backend) mine(key string) bool { return strings.HasPrefix(key, c.prefix) }
 
 // Get implements backend.Backend.Get: from the cache when it holds key, and
 // otherwise from the store, value and TTL in one round trip (a key that is
 // not found is read again with Get, for its kind).
 func (c *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	c.start(ctx)
-	if v, _, ok := c.lookup(key, c.o.Clock.Now().UnixNano()); ok {
-		return backend.Value{Bytes: v, Found: true, Local: true}, nil
-	}
-	keys := []string{key}
-	f := c.begin(keys)
-	vals, err := c.next.MGet(ctx, keys, true)
+	vals, err := c.MGet(ctx, []string{key}, false)
 	if err != nil {
-		c.end(f, keys, nil)
 		return backend.Value{}, err
 	}
-	c.end(f, keys, vals)
 	if !vals[0].Found {
 		return c.next.Get(ctx, key)
 	}
-	return backend.Value{Bytes: vals[0].Bytes, Found: true}, nil
+	return vals[0], nil
 }
 
 // MGet implements backend.Backend.MGet: the keys the cache holds from it,
@@ -129,38 +31,44 @@ func (c *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 func (c *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	c.start(ctx)
 	out := make([]backend.Value, len(keys))
-	now := c.o.Clock.Now().UnixNano()
-	var miss []int
+	var miss, fetch []string
+	var idx []int
 	for i, k := range keys {
-		if v, ttl, ok := c.lookup(k, now); ok {
+		if !c.mine(k) {
+			miss = append(miss, k)
+			idx = append(idx, i)
+			continue
+		}
+		if v, ttl, ok := c.t.Cached(k); ok {
 			out[i] = backend.Value{Bytes: v, Found: true, Local: true}
 			if withTTL {
 				out[i].TTL = ttl
 			}
-		} else {
-			miss = append(miss, i)
+			continue
 		}
+		miss, fetch = append(miss, k), append(fetch, k)
+		idx = append(idx, i)
 	}
 	if len(miss) == 0 {
 		return out, nil
 	}
-	mk := make([]string, len(miss))
-	for j, i := range miss {
-		mk[j] = keys[i]
-	}
-	f := c.begin(mk)
-	vals, err := c.next.MGet(ctx, mk, true)
+	r := c.t.Begin(fetch...)
+	vals, err := c.next.MGet(ctx, miss, true)
 	if err != nil {
-		c.end(f, mk, nil)
+		c.t.Abort(r, fetch)
 		return nil, err
 	}
-	c.end(f, mk, vals)
-	for j, i := range miss {
-		out[i] = vals[j]
+	fv := make([]backend.Value, 0, len(fetch))
+	for j, k := range miss {
+		if c.mine(k) {
+			fv = append(fv, vals[j])
+		}
+		out[idx[j]] = vals[j]
 		if !withTTL {
-			out[i].TTL = 0
+			out[idx[j]].TTL = 0
 		}
 	}
+	c.t.End(r, fetch, fv, false)
 	return out, nil
 }
 

@@ -14,8 +14,10 @@
 package ttl
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kvmap/kv/backend"
@@ -26,11 +28,11 @@ var (
 	_ backend.Optimizer = (*Backend)(nil)
 )
 
-// Backend is a backend.Backend that fills in a default TTL.
+// Backend is a backend.Backend that fills in a default TTL. Its Wrapper's
+// Backend is the Backend it decorates.
 type Backend struct {
-	next backend.Backend
-	def  time.Duration
-	opt  backend.Optimizations
+	backend.Wrapper
+	def time.Duration
 }
 
 // New returns next with writes whose TTL is 0 given def. def must be positive
@@ -41,33 +43,36 @@ func New(next backend.Backend, def time.Duration) (*Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("default TTL: %w", err)
 	}
-	b := &Backend{next: next, def: d}
-	b.opt = b.forward(backend.OptimizationsOf(next))
-	return b, nil
+	return &Backend{Wrapper: backend.Wrapper{Backend: next}, def: d}, nil
 }
 
 // Default returns the default TTL.
 func (b *Backend) Default() time.Duration { return b.def }
 
-// Unwrap returns the Backend that b decorates.
-func (b *Backend) Unwrap() backend.Backend { return b.next }
-
 // MSet implements backend.Backend.MSet: an entry with TTL 0 gets the default.
 // Every entry is checked before anything is written.
 func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
-	out := make([]backend.Entry, len(entries))
-	for i, e := range entries {
-		if e.TTL == 0 {
-			e.TTL = b.def
-		}
-		ttl, err := backend.CheckTTL(e.TTL)
+	out, err := withDefault(b.def, entries, func(e *backend.Entry) *backend.Entry { return e })
+	if err != nil {
+		return err
+	}
+	return b.Backend.MSet(ctx, out)
+}
+
+// withDefault returns a copy of items whose entries (entry returns a
+// pointer to each) have the default TTL def for a TTL of 0, every TTL
+// checked and rounded as CheckTTL does.
+func withDefault[E any](def time.Duration, items []E, entry func(*E) *backend.Entry) ([]E, error) {
+	out := slices.Clone(items)
+	for i := range out {
+		e := entry(&out[i])
+		ttl, err := backend.CheckTTL(cmp.Or(e.TTL, def))
 		if err != nil {
-			return fmt.Errorf("entry %d (key %s): %w", i, backend.QuoteKey(e.Key), err)
+			return nil, fmt.Errorf("entry %d (key %s): %w", i, backend.QuoteKey(e.Key), err)
 		}
 		e.TTL = ttl
-		out[i] = e
 	}
-	return b.next.MSet(ctx, out)
+	return out, nil
 }
 
 // Expire implements backend.Backend.Expire; ttl must be positive or NoTTL.
@@ -76,44 +81,18 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if err != nil {
 		return false, err
 	}
-	return b.next.Expire(ctx, key, ttl)
+	return b.Backend.Expire(ctx, key, ttl)
 }
-
-// MGet implements backend.Backend.MGet.
-func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
-	return b.next.MGet(ctx, keys, withTTL)
-}
-
-// Get implements backend.Backend.Get.
-func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	return b.next.Get(ctx, key)
-}
-
-// Delete implements backend.Backend.Delete.
-func (b *Backend) Delete(ctx context.Context, keys []string) error {
-	return b.next.Delete(ctx, keys)
-}
-
-// TTL implements backend.Backend.TTL.
-func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
-	return b.next.TTL(ctx, key)
-}
-
-// Scan implements backend.Backend.Scan.
-func (b *Backend) Scan(ctx context.Context, prefix, cursor string, count int) (backend.Page, error) {
-	return b.next.Scan(ctx, prefix, cursor, count)
-}
-
-// Describe implements backend.Backend.Describe with the wrapped Backend's
-// description.
-func (b *Backend) Describe() backend.Description { return b.next.Describe() }
 
 // Optimizations implements backend.Optimizer: those of the wrapped Backend,
-// which take the same keys, its leases storing with the default TTL, and
-// its namespace views given the same default TTL.
-func (b *Backend) Optimizations() backend.Optimizations { return b.opt }
+// which take the same keys and write nothing.
+func (b *Backend) Optimizations() backend.Optimizations { return backend.OptimizationsOf(b.Backend) }
 
-func (b *Backend) forward(o backend.Optimizations) backend.Optimizations {
+// Capabilities implements backend.Capable: those of the wrapped Backend,
+// its leases storing with the default TTL, and its namespace views given
+// the same default TTL.
+func (b *Backend) Capabilities() backend.Capabilities {
+	o := b.Wrapper.Capabilities()
 	if f := o.AcquireLeases; f != nil {
 		o.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			held, l, err := f(ctx, keys, ttl)
@@ -145,20 +124,9 @@ type lease struct {
 // Store implements backend.Lease.Store: an entry with TTL 0 gets the
 // default, and every TTL is checked before anything is written.
 func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bool, error) {
-	out := make([]backend.GuardedEntry, len(entries))
-	for i, e := range entries {
-		if e.TTL == 0 {
-			e.TTL = l.b.def
-		}
-		ttl, err := backend.CheckTTL(e.TTL)
-		if err != nil {
-			return nil, fmt.Errorf("entry %d (key %s): %w", i, backend.QuoteKey(e.Key), err)
-		}
-		e.TTL = ttl
-		out[i] = e
+	out, err := withDefault(l.b.def, entries, func(e *backend.GuardedEntry) *backend.Entry { return &e.Entry })
+	if err != nil {
+		return nil, err
 	}
 	return l.Lease.Store(ctx, out)
 }
-
-// Close implements backend.Backend.Close by closing the wrapped Backend.
-func (b *Backend) Close() error { return b.next.Close() }

@@ -124,6 +124,7 @@ const sweepBatch = 10_000
 var (
 	_ backend.Backend   = (*Backend)(nil)
 	_ backend.Optimizer = (*Backend)(nil)
+	_ backend.Capable   = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a bbolt database. It is safe for
@@ -143,6 +144,11 @@ type Backend struct {
 	done chan struct{}
 }
 
+// ErrInvalidOption is returned by Open and New for options that cannot take
+// effect together (its message names both), or a value an option cannot
+// take. The same option given twice takes its last value.
+var ErrInvalidOption = errors.New("bolt: invalid option")
+
 // Option configures a Backend.
 type Option func(*config)
 
@@ -155,21 +161,32 @@ type config struct {
 	sweep       time.Duration
 	noSync      bool
 	lockTimeout time.Duration
+	given       map[string]bool // the options given, by name
+}
+
+func (c *config) give(name string) {
+	if c.given == nil {
+		c.given = map[string]bool{}
+	}
+	c.given[name] = true
 }
 
 // WithClock sets the clock that deadlines are read from: the system clock by
-// default, or a stand-in for it (a test's fake clock). Its kind is
-// WallClock. A backtest's simulated clock is given with WithSimulatedClock.
+// default (or when c is nil), or a stand-in for it (a test's fake clock). Its
+// kind is WallClock. A backtest's simulated clock is given with
+// WithSimulatedClock. It is refused (ErrInvalidOption) with
+// WithSimulatedClock or WithFileTime, which set the clock too.
 func WithClock(c clock.Clock) Option {
-	return func(o *config) { o.clock, o.kind, o.fileTime = c, WallClock, false }
+	return func(o *config) { o.clock, o.kind = c, WallClock; o.give("WithClock") }
 }
 
 // WithSimulatedClock sets a simulated clock (a backtest's) as the clock that
 // deadlines are read from, and marks the file as written under a simulated
 // clock: it is then never swept by the wall clock (see the package
-// documentation).
+// documentation). c must not be nil; it is refused (ErrInvalidOption) with
+// WithClock or WithFileTime, which set the clock too.
 func WithSimulatedClock(c clock.Clock) Option {
-	return func(o *config) { o.clock, o.kind, o.fileTime = c, SimulatedClock, false }
+	return func(o *config) { o.clock, o.kind = c, SimulatedClock; o.give("WithSimulatedClock") }
 }
 
 // WithFileTime makes the clock stand still at the latest time the file's own
@@ -178,13 +195,19 @@ func WithSimulatedClock(c clock.Clock) Option {
 // are not brought back). It is meant for read-only inspection
 // (WithReadOnly), as the kv command's --at file does; the clock's kind is
 // the file's. Opened for writing, writes are made at that time and sweep
-// nothing. Open fails with ErrNoFileTime for a file that records no time.
-func WithFileTime() Option { return func(o *config) { o.fileTime = true } }
+// nothing. Open fails with ErrNoFileTime for a file that records no time,
+// and with ErrInvalidOption with WithClock or WithSimulatedClock (two clocks)
+// or WithSweepInterval (a clock that stands still sweeps nothing).
+func WithFileTime() Option { return func(o *config) { o.fileTime = true; o.give("WithFileTime") } }
 
 // WithClockOverride allows opening for writing a file written under a
 // simulated clock with the wall clock, which Open otherwise refuses with
-// ErrClockMismatch. Nothing is swept while the clocks differ.
-func WithClockOverride() Option { return func(o *config) { o.override = true } }
+// ErrClockMismatch. Nothing is swept while the clocks differ. With
+// WithReadOnly (nothing is written), WithSimulatedClock or WithFileTime (the
+// clocks agree) it has no effect, and Open fails with ErrInvalidOption.
+func WithClockOverride() Option {
+	return func(o *config) { o.override = true; o.give("WithClockOverride") }
+}
 
 // WithReadOnly opens the file read-only: nothing is written, swept or
 // created, a missing file is an error (errors.Is(err, fs.ErrNotExist)), a
@@ -192,35 +215,72 @@ func WithClockOverride() Option { return func(o *config) { o.override = true } }
 // share it. Every write fails with ErrReadOnly before touching the file.
 // bbolt's read-only mode takes a shared lock, which a writer's exclusive lock
 // blocks: a file held by a writer cannot be opened, even read-only, until the
-// writer closes it (Open fails with ErrLocked after the lock timeout).
-func WithReadOnly() Option { return func(o *config) { o.readOnly = true } }
+// writer closes it (Open fails with ErrLocked after the lock timeout). New
+// refuses it (ErrInvalidOption) for a DB opened for writing.
+func WithReadOnly() Option { return func(o *config) { o.readOnly = true; o.give("WithReadOnly") } }
 
 // WithSweepInterval sets how often the background sweeper deletes expired
 // keys (DefaultSweepInterval by default). d <= 0 keeps only the sweep at
-// open. Expired keys are invisible whether or not they were swept.
-func WithSweepInterval(d time.Duration) Option { return func(o *config) { o.sweep = d } }
+// open. Expired keys are invisible whether or not they were swept. With
+// WithReadOnly or WithFileTime nothing is swept, and Open fails with
+// ErrInvalidOption.
+func WithSweepInterval(d time.Duration) Option {
+	return func(o *config) { o.sweep = d; o.give("WithSweepInterval") }
+}
 
 // WithNoSync makes Open skip the fsync of every write: much faster, and a
 // crash may lose or corrupt recent writes. Meant for bulk loads that can be
-// redone. It has no effect on New, whose caller configured the DB.
-func WithNoSync() Option { return func(o *config) { o.noSync = true } }
+// redone. With WithReadOnly (nothing is written), or on New (its caller
+// configured the DB), it fails with ErrInvalidOption.
+func WithNoSync() Option { return func(o *config) { o.noSync = true; o.give("WithNoSync") } }
 
 // WithLockTimeout sets how long Open waits for a file that another process
-// holds before failing with ErrLocked (DefaultLockTimeout by default).
-func WithLockTimeout(d time.Duration) Option { return func(o *config) { o.lockTimeout = d } }
+// holds before failing with ErrLocked (DefaultLockTimeout by default). d must
+// be positive, and New, whose caller opened the DB, refuses it
+// (ErrInvalidOption).
+func WithLockTimeout(d time.Duration) Option {
+	return func(o *config) { o.lockTimeout = d; o.give("WithLockTimeout") }
+}
 
-func configure(opts []Option) config {
+// configure applies opts and checks them, for Open, or for New on db.
+func configure(opts []Option, db *bbolt.DB) (config, error) {
 	c := config{clock: clock.System(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
 	for _, o := range opts {
 		o(&c)
 	}
-	if c.clock == nil {
+	if db != nil {
+		c.give("New")
+		if !db.IsReadOnly() {
+			c.give("New on a DB opened for writing")
+		}
+	}
+	for _, p := range [...][3]string{
+		{"WithClock", "WithSimulatedClock", "both set the clock"},
+		{"WithClock", "WithFileTime", "both set the clock"},
+		{"WithSimulatedClock", "WithFileTime", "both set the clock"},
+		{"WithClockOverride", "WithReadOnly", "a read-only open writes nothing"},
+		{"WithClockOverride", "WithSimulatedClock", "the clocks agree"},
+		{"WithClockOverride", "WithFileTime", "the clock is of the file's kind"},
+		{"WithNoSync", "WithReadOnly", "a read-only open writes nothing"},
+		{"WithSweepInterval", "WithReadOnly", "a read-only open sweeps nothing"},
+		{"WithSweepInterval", "WithFileTime", "a clock that stands still sweeps nothing"},
+		{"WithNoSync", "New", "the caller configured the DB"},
+		{"WithLockTimeout", "New", "the caller opened the DB"},
+		{"WithReadOnly", "New on a DB opened for writing", "the DB is writable"},
+	} {
+		if c.given[p[0]] && c.given[p[1]] {
+			return c, fmt.Errorf("%w: %s has no effect with %s: %s", ErrInvalidOption, p[0], p[1], p[2])
+		}
+	}
+	switch {
+	case c.given["WithSimulatedClock"] && c.clock == nil:
+		return c, fmt.Errorf("%w: WithSimulatedClock(nil)", ErrInvalidOption)
+	case c.lockTimeout <= 0:
+		return c, fmt.Errorf("%w: WithLockTimeout(%v) (want positive)", ErrInvalidOption, c.lockTimeout)
+	case c.clock == nil:
 		c.clock = clock.System()
 	}
-	if c.lockTimeout <= 0 {
-		c.lockTimeout = DefaultLockTimeout
-	}
-	return c
+	return c, nil
 }
 
 // Open opens, or creates with mode 0600, the bbolt file at path (with
@@ -233,7 +293,10 @@ func configure(opts []Option) config {
 // file written under a simulated clock opened for writing with the wall
 // clock. Close closes the file.
 func Open(path string, opts ...Option) (*Backend, error) {
-	cfg := configure(opts)
+	cfg, err := configure(opts, nil)
+	if err != nil {
+		return nil, err
+	}
 	// Something other than a regular file is refused before it is opened: a
 	// named pipe would block the open until a writer came, for ever.
 	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
@@ -263,7 +326,7 @@ func Open(path string, opts ...Option) (*Backend, error) {
 		mode = 0o400
 	}
 	var db *bbolt.DB
-	err := guard(path, func() error {
+	err = guard(path, func() error {
 		var err error
 		db, err = bbolt.Open(path, mode, bopts)
 		return err
@@ -290,7 +353,10 @@ func Open(path string, opts ...Option) (*Backend, error) {
 // New returns a Backend on a database the caller opened (read-only if the
 // caller opened it so). The caller closes the database after the Backend.
 func New(db *bbolt.DB, opts ...Option) (*Backend, error) {
-	cfg := configure(opts)
+	cfg, err := configure(opts, db)
+	if err != nil {
+		return nil, err
+	}
 	cfg.readOnly = db.IsReadOnly()
 	return start(db, false, cfg)
 }
@@ -369,14 +435,17 @@ func (b *Backend) Describe() backend.Description {
 }
 
 // Optimizations implements backend.Optimizer: a namespace is a bucket
-// (deleted whole, counted without reading values, and seen natively by the
-// namespace layer), and a scan page comes with its values from one cursor
-// walk.
+// (deleted whole, counted without reading values), and a scan page comes
+// with its values from one cursor walk.
 func (b *Backend) Optimizations() backend.Optimizations {
-	return backend.Optimizations{
-		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries, Namespace: b.namespace,
-		AcquireLeases: b.acquireLeases, // in memory: the Maps of this process (lease.go)
-	}
+	return backend.Optimizations{DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries}
+}
+
+// Capabilities implements backend.Capable: a namespace is a bucket, seen
+// natively by the namespace layer, and leases are held in memory, for the
+// Maps of this process (lease.go).
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.Capabilities{Namespace: b.namespace, AcquireLeases: b.acquireLeases}
 }
 
 // DB returns the bbolt database.

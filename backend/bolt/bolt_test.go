@@ -271,7 +271,7 @@ func TestNamespaceView(t *testing.T) {
 	if !slices.Equal(page.Keys, []string{"a:b", "c"}) {
 		t.Errorf("view scan = %q; want [a:b c]", page.Keys)
 	}
-	if _, err := backend.OptimizationsOf(b).Namespace("a:b"); !errors.Is(err, backend.ErrInvalidNamespace) {
+	if _, err := backend.CapabilitiesOf(b).Namespace("a:b"); !errors.Is(err, backend.ErrInvalidNamespace) {
 		t.Errorf("Namespace(a:b) = %v; want ErrInvalidNamespace", err)
 	}
 }

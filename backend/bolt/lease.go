@@ -9,7 +9,7 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// Load leases (backend.Optimizations.AcquireLeases) are held in memory, in
+// Load leases (backend.Capabilities.AcquireLeases) are held in memory, in
 // the Backend's table (internal/leases), under the flat keys ("ns:k"): the
 // Maps of one process that share a Backend, whether they reach it flat or
 // through a namespace view, load a key once, and a Delete, Expire or Clear
@@ -19,12 +19,12 @@ import (
 // in one write transaction. A file is opened by one process at a time, so
 // no other process holds a lease on its keys.
 
-// acquireLeases is Optimizations.AcquireLeases of the Backend.
+// acquireLeases is Capabilities.AcquireLeases of the Backend.
 func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 	return b.leases.AcquireLeases(ctx, leaseHost{b}, "", keys, ttl)
 }
 
-// acquireLeases is Optimizations.AcquireLeases of a namespace view: the
+// acquireLeases is Capabilities.AcquireLeases of a namespace view: the
 // leases of the view's keys are the Backend's leases of "ns:k".
 func (v *view) acquireLeases(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 	return v.b.leases.AcquireLeases(ctx, leaseHost{v.b}, v.prefix, keys, ttl)

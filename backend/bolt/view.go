@@ -10,9 +10,10 @@ import (
 var (
 	_ backend.Backend   = (*view)(nil)
 	_ backend.Optimizer = (*view)(nil)
+	_ backend.Capable   = (*view)(nil)
 )
 
-// namespace is Optimizations.Namespace: a view of the bucket of namespace
+// namespace is Capabilities.Namespace: a view of the bucket of namespace
 // ns, whose key k is the Backend's key "ns:k". The namespace layer of a
 // kv.Map works on it, so a key is neither prefixed nor split on its way to
 // the bucket.
@@ -93,8 +94,13 @@ func (v *view) Optimizations() backend.Optimizations {
 			page.Keys = v.strip(page.Keys)
 			return page, err
 		},
-		AcquireLeases: v.acquireLeases, // the Backend's leases of "ns:k" (lease.go)
 	}
+}
+
+// Capabilities implements backend.Capable: the Backend's leases of "ns:k"
+// (lease.go).
+func (v *view) Capabilities() backend.Capabilities {
+	return backend.Capabilities{AcquireLeases: v.acquireLeases}
 }
 
 // Close implements backend.Backend.Close, closing the whole store.

@@ -7,7 +7,7 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// acquireLeases is Optimizations.AcquireLeases: leases held apart from the
+// acquireLeases is Capabilities.AcquireLeases: leases held apart from the
 // keys (internal/leases), expiring by the Backend's clock. Delete, Expire
 // and deletePrefix end the leases of the keys they reach; Lease.Store checks
 // the lease and the key and writes under the Backend's lock.

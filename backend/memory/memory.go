@@ -38,6 +38,7 @@ const sweepChunk = 1024
 var (
 	_ backend.Backend   = (*Backend)(nil)
 	_ backend.Optimizer = (*Backend)(nil)
+	_ backend.Capable   = (*Backend)(nil)
 )
 
 // Backend is an in-memory backend.Backend. It is safe for concurrent use.
@@ -399,14 +400,17 @@ func (b *Backend) Describe() backend.Description {
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete and count in
-// one locked pass over the ordered index, scan pages with their values,
-// watches of changes (reported by the call that made them), and leases (held apart from the keys, expiring by the Backend's clock), so
-// that Maps sharing one Backend load a missing key once.
+// one locked pass over the ordered index, and scan pages with their values.
 func (b *Backend) Optimizations() backend.Optimizations {
-	return backend.Optimizations{
-		DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries,
-		AcquireLeases: b.acquireLeases, Watch: b.watch,
-	}
+	return backend.Optimizations{DeletePrefix: b.deletePrefix, CountPrefix: b.countPrefix, ScanEntries: b.scanEntries}
+}
+
+// Capabilities implements backend.Capable: watches of changes (reported by
+// the call that made them), and leases (held apart from the keys, expiring
+// by the Backend's clock), so that Maps sharing one Backend load a missing
+// key once.
+func (b *Backend) Capabilities() backend.Capabilities {
+	return backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch}
 }
 
 // Len returns the number of keys held, expired ones not yet swept included.

@@ -8,7 +8,7 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// watches are the watches of a Backend (Optimizations.Watch).
+// watches are the watches of a Backend (Capabilities.Watch).
 type watches struct {
 	mu   sync.Mutex // held while reporting: one report at a time
 	next int
@@ -20,7 +20,7 @@ type watch struct {
 	report func(backend.Change)
 }
 
-// watch is Optimizations.Watch: changes are reported by the call that made
+// watch is Capabilities.Watch: changes are reported by the call that made
 // them, once it has released the Backend's lock, before it returns. Keys
 // removed at their deadline are reported when the removal happens (a read
 // or the sweep), not at the deadline.

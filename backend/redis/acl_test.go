@@ -149,7 +149,7 @@ func TestACLServiceUser(t *testing.T) {
 				t.Errorf("%s without the lease key patterns = %v; want a NOPERM reply error in the chain", what, err)
 			}
 		}
-		_, _, err := b.Optimizations().AcquireLeases(ctx, []string{"signal_cache:k"}, time.Minute)
+		_, _, err := b.Capabilities().AcquireLeases(ctx, []string{"signal_cache:k"}, time.Minute)
 		noperm("AcquireLeases", err)
 		if errors.Is(err, backend.ErrUnknownOutcome) {
 			t.Errorf("AcquireLeases refused by the server matches ErrUnknownOutcome: %v", err)

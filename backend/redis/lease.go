@@ -84,7 +84,7 @@ func cutPrefix(s, prefix string) (string, bool) {
 	return s[len(prefix):], true
 }
 
-// acquireLeases is Optimizations.AcquireLeases: the lease of key k is the
+// acquireLeases is Capabilities.AcquireLeases: the lease of key k is the
 // string key leaseKey(stored key of k), set with SET NX PX to a random token
 // of the owner's, all keys in one pipeline, never re-sent by the client.
 // Renew, Release and Store run scripts that compare the token, pipelined, by

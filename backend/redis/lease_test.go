@@ -24,7 +24,7 @@ func TestLeaseScriptsAfterFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	acquire := b.Optimizations().AcquireLeases
+	acquire := b.Capabilities().AcquireLeases
 	_, l, err := acquire(ctx, []string{"ns:a", "ns:b"}, time.Second)
 	if err != nil || l == nil {
 		t.Fatalf("AcquireLeases = %v, %v", l, err)

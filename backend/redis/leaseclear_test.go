@@ -55,7 +55,7 @@ func TestClearEndsOnlyItsLeases(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Cleanup(func() { _ = b.Delete(context.Background(), all) })
-				acquire := b.Optimizations().AcquireLeases
+				acquire := b.Capabilities().AcquireLeases
 				held, l, err := acquire(ctx, all, time.Minute)
 				if err != nil || l == nil {
 					t.Fatalf("AcquireLeases = %v, %v", held, err)

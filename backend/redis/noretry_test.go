@@ -269,7 +269,7 @@ func TestWritesNeverResent(t *testing.T) {
 	}
 	acquire := func(t *testing.T, e *env, keys ...string) backend.Lease {
 		t.Helper()
-		held, l, err := e.b.Optimizations().AcquireLeases(e.ctx, keys, time.Hour)
+		held, l, err := e.b.Capabilities().AcquireLeases(e.ctx, keys, time.Hour)
 		if err != nil || l == nil || !held[0] {
 			t.Fatalf("AcquireLeases(%q) = %v, %v, %v", keys, held, l, err)
 		}
@@ -367,7 +367,7 @@ func TestWritesNeverResent(t *testing.T) {
 		{
 			name: "AcquireLeases", cmd: "set",
 			do: func(e *env) error {
-				_, _, err := e.b.Optimizations().AcquireLeases(e.ctx, []string{"ns:k"}, time.Hour)
+				_, _, err := e.b.Capabilities().AcquireLeases(e.ctx, []string{"ns:k"}, time.Hour)
 				return err
 			},
 			applied: func(e *env) bool { return pttl(e, e.b.LeaseKeyForTest("ns:k")) > 0 },

@@ -88,6 +88,7 @@ import (
 var (
 	_ backend.Backend   = (*Backend)(nil)
 	_ backend.Optimizer = (*Backend)(nil)
+	_ backend.Capable   = (*Backend)(nil)
 )
 
 // Backend is a backend.Backend on a Redis client. It is safe for concurrent
@@ -108,7 +109,7 @@ type Backend struct {
 type Option func(*Backend)
 
 // WithoutLeases makes a Backend that keeps no load leases: it offers no
-// Optimizations.AcquireLeases (kv.WithLoadLease then fails at kv.New), and
+// Capabilities.AcquireLeases (kv.WithLoadLease then fails at kv.New), and
 // its Delete, Expire and Clear touch only the keys they name, never a lease
 // key. It is for a Redis ACL user that may not reach the lease keys
 // (":kv-lease:{T}:<key>", see README's ACL section): with it, such a user

@@ -524,15 +524,20 @@ func slotsOf(owners map[string]string) []string {
 }
 
 // Optimizations implements backend.Optimizer: a prefix delete that unlinks
-// each page while the next is scanned, watches of changes by
-// server-assisted invalidation (see watch), and
-// leases kept as keys under backend.LeasePrefix (see acquireLeases).
+// each page while the next is scanned.
 func (b *Backend) Optimizations() backend.Optimizations {
-	o := backend.Optimizations{DeletePrefix: b.deletePrefix, AcquireLeases: b.acquireLeases, Watch: b.watch}
+	return backend.Optimizations{DeletePrefix: b.deletePrefix}
+}
+
+// Capabilities implements backend.Capable: watches of changes by
+// server-assisted invalidation (see watch), and leases kept as keys under
+// backend.LeasePrefix (see acquireLeases) unless WithoutLeases.
+func (b *Backend) Capabilities() backend.Capabilities {
+	c := backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch}
 	if b.noLeases {
-		o.AcquireLeases = nil
+		c.AcquireLeases = nil
 	}
-	return o
+	return c
 }
 
 // deletePrefix is Optimizations.DeletePrefix: every string key under prefix

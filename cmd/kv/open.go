@@ -34,7 +34,7 @@ import (
 // deleted or overwritten since, nor hides keys written after it.
 func (c *cmdCtx) open(write bool) (backend.Backend, error) {
 	opts := &kvurl.Options{}
-	if c.f.clockOverride {
+	if c.f.clockOverride && write {
 		opts.Bolt = append(opts.Bolt, bolt.WithClockOverride())
 	}
 	if !write {
@@ -147,7 +147,7 @@ func (c *cmdCtx) bounded(b backend.Backend) backend.Backend {
 	if c.timeout <= 0 {
 		return b
 	}
-	return timeoutBackend{Backend: b, d: c.timeout}
+	return timeoutBackend{Wrapper: backend.Wrapper{Backend: b}, d: c.timeout}
 }
 
 // unbounded returns the backend under the --timeout decorator.

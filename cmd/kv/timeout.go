@@ -17,13 +17,14 @@ const DefaultTimeout = 10 * time.Second
 // progress, while a server that accepts connections and never answers fails
 // the command after one timeout.
 type timeoutBackend struct {
-	backend.Backend
+	backend.Wrapper
 	d time.Duration
 }
 
 var (
 	_ backend.Backend   = timeoutBackend{}
 	_ backend.Optimizer = timeoutBackend{}
+	_ backend.Capable   = timeoutBackend{}
 )
 
 func (t timeoutBackend) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -73,11 +74,10 @@ func (t timeoutBackend) Scan(ctx context.Context, prefix, cursor string, pageSiz
 }
 
 // Optimizations forwards the store's: each page of ScanEntries under its
-// own deadline, and namespace views bounded the same way. A remote store's
-// DeletePrefix and CountPrefix walk a whole namespace in one call, which no
-// per-round-trip deadline can bound: they are left to their fallbacks, page
-// by page, each page bounded. An in-process store's (one bbolt transaction)
-// are kept.
+// own deadline. A remote store's DeletePrefix and CountPrefix walk a whole
+// namespace in one call, which no per-round-trip deadline can bound: they
+// are left to their fallbacks, page by page, each page bounded. An
+// in-process store's (one bbolt transaction) are kept.
 func (t timeoutBackend) Optimizations() backend.Optimizations {
 	o := backend.OptimizationsOf(t.Backend)
 	out := backend.Optimizations{}
@@ -91,22 +91,29 @@ func (t timeoutBackend) Optimizations() backend.Optimizations {
 			return f(ctx, prefix, cursor, pageSize)
 		}
 	}
-	out.Watch = o.Watch // runs until stopped: no per-call deadline applies
-	if f := o.AcquireLeases; f != nil {
-		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
+	return out
+}
+
+// Capabilities forwards the store's: AcquireLeases under its own deadline,
+// namespace views bounded the same way; a watch runs until stopped, so no
+// per-call deadline applies to it.
+func (t timeoutBackend) Capabilities() backend.Capabilities {
+	c := t.Wrapper.Capabilities()
+	if f := c.AcquireLeases; f != nil {
+		c.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			ctx, cancel := t.ctx(ctx)
 			defer cancel()
 			return f(ctx, keys, ttl)
 		}
 	}
-	if f := o.Namespace; f != nil {
-		out.Namespace = func(ns string) (backend.Backend, error) {
+	if f := c.Namespace; f != nil {
+		c.Namespace = func(ns string) (backend.Backend, error) {
 			view, err := f(ns)
 			if err != nil {
 				return nil, err
 			}
-			return timeoutBackend{Backend: view, d: t.d}, nil
+			return timeoutBackend{Wrapper: backend.Wrapper{Backend: view}, d: t.d}, nil
 		}
 	}
-	return out
+	return c
 }

@@ -1,6 +1,6 @@
 // Package leases is the in-process lease table of the stores that keep their
 // leases in memory rather than as keys (memory, bbolt): the leases of
-// backend.Optimizations.AcquireLeases, apart from the data, expiring by the
+// backend.Capabilities.AcquireLeases, apart from the data, expiring by the
 // store's clock.
 //
 // A store owns one Table, and calls End or EndPrefix from its Delete, Expire
@@ -161,7 +161,7 @@ type Lease struct {
 
 var _ backend.Lease = (*Lease)(nil)
 
-// AcquireLeases is backend.Optimizations.AcquireLeases on t for host: it
+// AcquireLeases is backend.Capabilities.AcquireLeases on t for host: it
 // checks the call, takes the leases of prefix+keys[i], and returns a Lease
 // whose Store writes entries of keys given without prefix (a store's
 // namespace view passes its namespace, "ns:"). It returns a nil Lease when
