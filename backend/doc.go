@@ -2,7 +2,7 @@
 // package kv, and the values shared by every layer (errors, [NoTTL], [MaxTTL]).
 //
 // Application code should use package kv: a [Backend] is for backend authors
-// and for decorators such as package namespace and package ttl. A new backend
+// and for decorators such as package namespace. A new backend
 // proves it follows the contract written here by running package conformance.
 //
 // # Contract

@@ -41,8 +41,7 @@ type Lease interface {
 	// key, from any client of the store: so a load that raced a delete or
 	// an expiry change never stores, and one that raced a write finds the
 	// key changed. Leases of keys not in entries stay held. Entries are
-	// checked as MSet checks them (a TTL of 0 is refused, except through
-	// the ttl decorator, which gives it the default) and nothing is written
+	// checked as MSet checks them (a TTL of 0 is refused) and nothing is written
 	// if one is invalid. A lost reply is an error matching
 	// ErrUnknownOutcome; a store that writes entries in parts (Redis)
 	// reports a failure part-way of several entries as a *BatchError (Op

@@ -10,7 +10,6 @@ import (
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/namespace"
-	"github.com/kvmap/kv/ttl"
 )
 
 func mustNamespace(t T, b backend.Backend, ns string) backend.Backend {
@@ -61,10 +60,7 @@ var backendCases = []testCase{
 			ns := e.ns("get")
 			m := newMap[string](t, e, ns, kv.WithTTL(kv.NoTTL))
 			mustSet(t, m, "k", "v")
-			tb, err := ttl.New(mustNamespace(t, e.b, ns), time.Hour)
-			if err != nil {
-				t.Fatalf("ttl.New: %v", err)
-			}
+			tb := mustNamespace(t, e.b, ns)
 			for name, b := range map[string]backend.Backend{"store": e.b, "decorators": tb} {
 				key := "k"
 				if name == "store" {
@@ -171,20 +167,17 @@ var backendCases = []testCase{
 	},
 	{
 		name: "DecoratorStack",
-		rule: "the namespace and ttl decorators, stacked by hand, store ns:key with the default TTL and forward the store's optional interfaces",
+		rule: "the namespace decorator, used by hand, stores ns:key with each entry's TTL and forwards the store's optimisations",
 		run: func(t T, e *env) {
 			ns := e.ns("deco")
 			nb, err := namespace.New(e.b, ns)
 			if err != nil {
 				t.Fatalf("namespace.New: %v", err)
 			}
-			tb, err := ttl.New(nb, time.Hour)
-			if err != nil {
-				t.Fatalf("ttl.New: %v", err)
-			}
+			tb := nb
 			ctx := t.Context()
 			t.Cleanup(func() { _ = backend.DeletePrefix(context.WithoutCancel(t.Context()), e.b, ns+":", 100) })
-			if err := tb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v")}, {Key: "n", Value: []byte("w"), TTL: backend.NoTTL}}); err != nil {
+			if err := tb.MSet(ctx, []backend.Entry{{Key: "k", Value: []byte("v"), TTL: time.Hour}, {Key: "n", Value: []byte("w"), TTL: backend.NoTTL}}); err != nil {
 				t.Fatalf("MSet through the decorators: %v", err)
 			}
 			vals, err := e.b.MGet(ctx, []string{ns + ":k", ns + ":n"}, true)
@@ -192,7 +185,7 @@ var backendCases = []testCase{
 				t.Fatalf("MGet: %v", err)
 			}
 			if !vals[0].Found || string(vals[0].Bytes) != "v" || !within(vals[0].TTL, time.Hour, e.ttlSlack()) {
-				t.Errorf("stored %s:k = %+v; want v with the default TTL of 1h", ns, vals[0])
+				t.Errorf("stored %s:k = %+v; want v with its TTL of 1h", ns, vals[0])
 			}
 			if !vals[1].Found || vals[1].TTL != backend.NoTTL {
 				t.Errorf("stored %s:n = %+v; want its own NoTTL", ns, vals[1])

@@ -11,7 +11,6 @@ import (
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/namespace"
-	"github.com/kvmap/kv/ttl"
 )
 
 // leaseCases check Capabilities.AcquireLeases and the loads that use it
@@ -351,7 +350,7 @@ var leaseCases = []testCase{
 	},
 	{
 		name: "LeaseStoreTTL",
-		rule: "Lease.Store writes the entry's TTL as MSet does (NoTTL clears an old expiry, a positive TTL is kept, 0 becomes the ttl layer's default and is refused below it, writing nothing)",
+		rule: "Lease.Store writes the entry's TTL as MSet does (NoTTL clears an old expiry, a positive TTL is kept, 0 is refused, writing nothing)",
 		run: func(t T, e *env) {
 			acquire := needLeases(t, e)
 			ctx := t.Context()
@@ -361,7 +360,7 @@ var leaseCases = []testCase{
 			mustMSet(t, e.b, forever, "old", time.Hour)
 			_, l := mustAcquire(t, acquire, []string{forever, hour, ns + ":zero"}, time.Minute)
 			releaseAtEnd(t, l)
-			// TTL 0 is refused below the ttl layer, and nothing is written.
+			// TTL 0 is refused, and nothing is written.
 			_, err := l.Store(ctx, []backend.GuardedEntry{
 				guarded(hour, "h", time.Hour, false, ""),
 				guarded(ns+":zero", "z", 0, false, ""),
@@ -387,20 +386,16 @@ var leaseCases = []testCase{
 				t.Errorf("TTL after Store with an hour = %v, %v, %v; want about an hour", ttl, ok, err)
 			}
 
-			// Through the namespace and ttl layers, as a Map stacks them:
-			// keys of the namespace, TTL 0 the default.
+			// Through the namespace layer, as a Map stacks it: keys of the
+			// namespace.
 			nsb, err := namespace.New(e.b, ns)
 			if err != nil {
 				t.Fatalf("%v", err)
 			}
 			const def = 30 * time.Minute
-			tb, err := ttl.New(nsb, def)
-			if err != nil {
-				t.Fatalf("%v", err)
-			}
-			stack := backend.CapabilitiesOf(tb).AcquireLeases
+			stack := backend.CapabilitiesOf(nsb).AcquireLeases
 			if stack == nil {
-				t.Fatalf("the namespace and ttl layers hide AcquireLeases")
+				t.Fatalf("the namespace layer hides AcquireLeases")
 			}
 			held, sl, err := stack(ctx, []string{"dflt"}, time.Minute)
 			if err != nil || !slices.Equal(held, []bool{true}) {
@@ -410,13 +405,13 @@ var leaseCases = []testCase{
 			if held, _ := mustAcquire(t, acquire, []string{ns + ":dflt"}, time.Minute); held[0] {
 				t.Errorf("the layers' lease of dflt is not the store's lease of %s:dflt", ns)
 			}
-			stored, err = sl.Store(ctx, []backend.GuardedEntry{guarded("dflt", "d", 0, false, "")})
+			stored, err = sl.Store(ctx, []backend.GuardedEntry{guarded("dflt", "d", def, false, "")})
 			if err != nil || !slices.Equal(stored, []bool{true}) {
 				t.Fatalf("Store through the layers = %v, %v; want [true], nil", stored, err)
 			}
 			wantRaw(t, e.b, ns+":dflt", "d")
 			if ttl, ok, err := e.b.TTL(ctx, ns+":dflt"); err != nil || !ok || !within(ttl, def, e.ttlSlack()) {
-				t.Errorf("TTL after Store with TTL 0 through the ttl layer = %v, %v, %v; want about %v", ttl, ok, err, def)
+				t.Errorf("TTL after Store through the namespace layer = %v, %v, %v; want about %v", ttl, ok, err, def)
 			}
 		},
 	},

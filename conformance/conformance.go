@@ -1,6 +1,6 @@
 // Package conformance is the executable contract of [backend.Backend]: a table
 // of cases, each stating the rule it checks, run against a backend through the
-// typed kv.Map that users hold, through the namespace and ttl decorators, and
+// typed kv.Map that users hold, through the namespace decorator, and
 // through the Backend itself.
 //
 // A backend, ours or a third party's, runs it with one call from its own test:

@@ -29,17 +29,13 @@ const aclServiceUser = `ACL SETUSER signal_svc reset on >s1gnal-svc-pass ` +
 	`~:kv-lease:{[0-9]}:signal_cache:* ~:kv-lease:{[0-9][0-9]}:signal_cache:* ` +
 	`~:kv-lease:{[0-9][0-9][0-9]}:signal_cache:* ~:kv-lease:{[0-9][0-9][0-9][0-9]}:signal_cache:* ` +
 	`~:kv-lease:{[0-9][0-9][0-9][0-9][0-9]}:signal_cache:* ~:kv-lease:{[0-9][0-9][0-9][0-9][0-9][0-9]}:signal_cache:* ` +
-	`resetchannels &__redis__:invalidate ` +
 	`-@all +get +mget +set +unlink +del +exists +pttl +pexpire +persist +scan +multi +exec ` +
-	`+evalsha +eval +hello +auth +ping +client|id +client|tracking ` +
-	`+subscribe +unsubscribe +role`
+	`+evalsha +eval +hello +auth +ping +client|tracking`
 
 // aclNoLeaseUser is the same user without the lease key patterns.
 const aclNoLeaseUser = `ACL SETUSER nolease_svc reset on >n0lease-svc-pass ~signal_cache:* ` +
-	`resetchannels &__redis__:invalidate ` +
 	`-@all +get +mget +set +unlink +del +exists +pttl +pexpire +persist +scan +multi +exec ` +
-	`+evalsha +eval +hello +auth +ping +client|id +client|tracking ` +
-	`+subscribe +unsubscribe +role`
+	`+evalsha +eval +hello +auth +ping +client|tracking`
 
 // TestACLServiceUser: a user restricted to its service by the README's ACL
 // SETUSER line (Redis 7's default acl-pubsub-default resetchannels, default

@@ -212,9 +212,7 @@ func TestNearCacheFlushRestartAndLoss(t *testing.T) {
 	})
 	t.Run("TrackingConnectionKilled", func(t *testing.T) {
 		servedLocally(t, m, "id", "v2")
-		if err := c.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
-			t.Fatal(err)
-		}
+		killTracking(t, c, "")
 		// No invalidation can report this write: the cache must have been
 		// bypassed since the kill.
 		if err := c.Set(ctx, "kvnear:id", "external", 0).Err(); err != nil {

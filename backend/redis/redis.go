@@ -53,14 +53,16 @@
 // caller's back, after other clients' writes. Such a write fails with an
 // error matching backend.ErrUnknownOutcome (kv.ErrUnknownOutcome), and a
 // batch lists its keys in BatchError.Unknown. Reads keep the client's
-// retries. Change reports (kv.WithNearCache) come from a connection per master
-// that runs CLIENT TRACKING ON REDIRECT <its id> BCAST PREFIX <namespace>:
-// and SUBSCRIBE __redis__:invalidate and PINGs every 20 ms (the PONG proves
-// the invalidations before it arrived), with a second connection checking
-// once a second that the server is still the master (HELLO's role, ROLE
-// where HELLO is missing; CLUSTER NODES on a cluster, which also lists the
+// retries. Change reports (kv.WithNearCache, and a Map's own watch for
+// leases and stale serving) come from one RESP3 connection per master,
+// shared by every watch of the Backend, that runs CLIENT TRACKING ON BCAST
+// PREFIX <namespace>: for each namespace watched, receives the invalidations
+// as push frames, PINGs every 20 ms (the PONG proves the invalidations
+// before it arrived) and checks once a second that the server is still the
+// master (HELLO's role; CLUSTER NODES on a cluster, which also lists the
 // masters to track, those that own no slot yet included; on Sentinel, the
-// master the sentinels name). [WithAutoPipeline] sends a single-key call
+// master the sentinels name). The client's OnConnect hook does not run on
+// it. Close ends it. [WithAutoPipeline] sends a single-key call
 // made while another is under way through go-redis's auto-pipeliner.
 //
 // # Other Redis types
@@ -103,6 +105,7 @@ type Backend struct {
 	ap       *goredis.AutoPipeliner
 	inflight atomic.Int64 // single-key calls under way, with WithAutoPipeline
 	closed   atomic.Bool
+	watches  watches // the tracking connections of Watch (watch.go)
 }
 
 // Option configures a Backend.
@@ -555,6 +558,7 @@ func (b *Backend) Close() error {
 	if b.closed.Swap(true) {
 		return backend.ErrClosed
 	}
+	b.watches.close()
 	if b.owns {
 		return b.client.Close()
 	}
