@@ -59,37 +59,20 @@ func defaultCodec[V any]() Codec[V] {
 		return any(rawCodec[[]byte]{}).(Codec[V])
 	}
 	t := reflect.TypeFor[V]()
-	switch {
-	case t.Kind() == reflect.String:
-		return reflectStringCodec[V]{}
-	case t.Kind() == reflect.Slice && t.Elem() == reflect.TypeFor[byte]():
-		return reflectBytesCodec[V]{}
+	if t.Kind() == reflect.String || t.Kind() == reflect.Slice && t.Elem() == reflect.TypeFor[byte]() {
+		return reflectCodec[V]{}
 	}
 	return jsonCodec[V]{}
 }
 
-// reflectStringCodec is the raw codec of a named string type.
-type reflectStringCodec[V any] struct{}
+// reflectCodec is the raw codec of a named string or byte-slice type: the
+// conversion to and from []byte.
+type reflectCodec[V any] struct{}
 
-func (reflectStringCodec[V]) Encode(v V) ([]byte, error) {
-	return []byte(reflect.ValueOf(&v).Elem().String()), nil
+func (reflectCodec[V]) Encode(v V) ([]byte, error) {
+	return reflect.ValueOf(v).Convert(reflect.TypeFor[[]byte]()).Bytes(), nil
 }
 
-func (reflectStringCodec[V]) Decode(data []byte) (V, error) {
-	var v V
-	reflect.ValueOf(&v).Elem().SetString(string(data))
-	return v, nil
-}
-
-// reflectBytesCodec is the raw codec of a named byte-slice type.
-type reflectBytesCodec[V any] struct{}
-
-func (reflectBytesCodec[V]) Encode(v V) ([]byte, error) {
-	return reflect.ValueOf(&v).Elem().Bytes(), nil
-}
-
-func (reflectBytesCodec[V]) Decode(data []byte) (V, error) {
-	var v V
-	reflect.ValueOf(&v).Elem().SetBytes(data)
-	return v, nil
+func (reflectCodec[V]) Decode(data []byte) (V, error) {
+	return reflect.ValueOf(data).Convert(reflect.TypeFor[V]()).Interface().(V), nil
 }

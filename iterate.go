@@ -21,69 +21,38 @@ import (
 // ends the pass. The iterator can be ranged over again; each range is a new
 // pass over the namespace.
 func (m *Map[V]) Iterate(ctx context.Context) iter.Seq2[Entry[V], error] {
-	return func(yield func(Entry[V], error) bool) {
-		ctx, c := m.begin(ctx, opIterate, "", 0)
-		err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
-			if err == nil {
-				c.n++
-			}
-			if !yield(e, err) {
-				c.early = true
-				return false
-			}
-			return true
-		})
-		if err != nil && !c.early {
-			yield(Entry[V]{}, m.end(ctx, &c, err))
-			return
-		}
-		m.end(ctx, &c, nil)
-	}
+	return seq(m, ctx, opIterate, true, func(e Entry[V]) Entry[V] { return e })
 }
 
 // Keys returns an iterator over the keys of the namespace, without the
 // namespace. It reads no values. Errors are yielded as by Iterate.
 func (m *Map[V]) Keys(ctx context.Context) iter.Seq2[string, error] {
-	return func(yield func(string, error) bool) {
-		ctx, c := m.begin(ctx, opKeys, "", 0)
-		err := m.pass(ctx, c.op, false, func(page backend.EntryPage) (bool, error) {
-			for _, k := range page.Keys {
-				if err := ctx.Err(); err != nil {
-					return false, err
-				}
-				c.n++
-				if !yield(k, nil) {
-					c.early = true
-					return false, nil
-				}
-			}
-			return true, nil
-		})
-		if err != nil && !c.early {
-			yield("", m.end(ctx, &c, err))
-			return
-		}
-		m.end(ctx, &c, nil)
-	}
+	return seq(m, ctx, opKeys, false, func(e Entry[V]) string { return e.Key })
 }
 
 // Values returns an iterator over the values of the namespace. Errors are
 // yielded as by Iterate.
 func (m *Map[V]) Values(ctx context.Context) iter.Seq2[V, error] {
-	return func(yield func(V, error) bool) {
-		ctx, c := m.begin(ctx, opValues, "", 0)
-		err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
+	return seq(m, ctx, opValues, true, func(e Entry[V]) V { return e.Value })
+}
+
+// seq is the iterator of Iterate, Keys (values false: nothing is read but
+// the keys) and Values, which yield of each entry what out returns.
+func seq[V, T any](m *Map[V], ctx context.Context, o op, values bool, out func(Entry[V]) T) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		ctx, c := m.begin(ctx, o, "", 0)
+		err := m.iterate(ctx, o, values, func(e Entry[V], err error) bool {
 			if err == nil {
 				c.n++
 			}
-			if !yield(e.Value, err) {
+			if !yield(out(e), err) {
 				c.early = true
 				return false
 			}
 			return true
 		})
 		if err != nil && !c.early {
-			var zero V
+			var zero T
 			yield(zero, m.end(ctx, &c, err))
 			return
 		}
@@ -98,12 +67,12 @@ func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
 	ctx, c := m.begin(ctx, opToArray, "", 0)
 	var out []Entry[V]
 	var decodeErrs []error
-	err := m.iterate(ctx, c.op, func(e Entry[V], err error) bool {
+	err := m.iterate(ctx, c.op, true, func(e Entry[V], err error) bool {
 		if err != nil {
 			decodeErrs = append(decodeErrs, err)
-			return true
+		} else {
+			out = append(out, e)
 		}
-		out = append(out, e)
 		return true
 	})
 	if err != nil {
@@ -114,31 +83,29 @@ func (m *Map[V]) ToArray(ctx context.Context) ([]Entry[V], error) {
 }
 
 // iterate runs one pass over the entries of the namespace, calling yield for
-// each entry and for each decode error, until yield returns false. It returns
-// the error that ended the pass, if any; the caller yields it.
-func (m *Map[V]) iterate(ctx context.Context, o op, yield func(Entry[V], error) bool) error {
-	return m.pass(ctx, o, true, func(page backend.EntryPage) (bool, error) {
+// each entry and for each decode error, until yield returns false; without
+// values, each entry has its key only and nothing is decoded. It returns the
+// error that ended the pass, if any; the caller yields it. The context is
+// checked before each entry.
+func (m *Map[V]) iterate(ctx context.Context, o op, values bool, yield func(Entry[V], error) bool) error {
+	return m.pass(ctx, o, values, func(page backend.EntryPage) (bool, error) {
 		for i, k := range page.Keys {
-			if !m.yieldValue(ctx, k, page.Values[i], yield) {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			e := Entry[V]{Key: k}
+			var err error
+			if values {
+				if e.Value, err = m.codec.Decode(page.Values[i]); err != nil {
+					e, err = Entry[V]{}, &DecodeError{Key: k, Err: err}
+				}
+			}
+			if !yield(e, err) {
 				return false, ctx.Err()
 			}
 		}
 		return true, nil
 	})
-}
-
-// yieldValue decodes one value and yields it, or its decode error. It
-// reports whether the pass goes on: false when the loop broke or the context
-// ended.
-func (m *Map[V]) yieldValue(ctx context.Context, key string, data []byte, yield func(Entry[V], error) bool) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	v, err := m.codec.Decode(data)
-	if err != nil {
-		return yield(Entry[V]{}, &DecodeError{Key: key, Err: err})
-	}
-	return yield(Entry[V]{Key: key, Value: v}, nil)
 }
 
 // pageResult is one page of a pass, or the error that ended it.
@@ -169,26 +136,22 @@ func (m *Map[V]) pass(ctx context.Context, o op, values bool, fn func(backend.En
 	results := make(chan pageResult, readAhead-1)
 	stop := make(chan struct{})
 	rctx, cancel := context.WithCancel(ctx)
-	go func() {
-		defer close(results)
-		send := func(p backend.EntryPage, err error) bool {
-			select {
-			case results <- pageResult{p, err}:
-				return true
-			case <-stop:
-				return false
-			}
-		}
-		if values {
-			for p, err := range backend.EntryPages(rctx, m.b, "", m.pageSize) {
-				if !send(p, err) {
+	pages := backend.EntryPages(rctx, m.b, "", m.pageSize)
+	if !values {
+		pages = func(yield func(backend.EntryPage, error) bool) {
+			for p, err := range backend.Pages(rctx, m.b, "", m.pageSize) {
+				if !yield(backend.EntryPage{Keys: p.Keys}, err) {
 					return
 				}
 			}
-			return
 		}
-		for p, err := range backend.Pages(rctx, m.b, "", m.pageSize) {
-			if !send(backend.EntryPage{Keys: p.Keys}, err) {
+	}
+	go func() {
+		defer close(results)
+		for p, err := range pages {
+			select {
+			case results <- pageResult{p, err}:
+			case <-stop:
 				return
 			}
 		}

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,20 +93,13 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	if err != nil {
 		return nil, fmt.Errorf("default TTL: %w", err)
 	}
-	if o.clock == nil {
-		o.clock = nsb.Describe().Clock
-	}
-	if o.clock == nil {
-		o.clock = clock.System()
-	}
+	o.clock = cmp.Or(o.clock, nsb.Describe().Clock, clock.System())
 	caps := backend.CapabilitiesOf(nsb)
 	var tel *telemetry
 	if !o.noTelemetry {
-		tp, mp := o.tracerProvider, o.meterProvider // a nil tp follows the global
-		if mp == nil {
-			mp = otel.GetMeterProvider()
-		}
-		if tel, err = newTelemetry(ns, nsb.Describe(), tp, mp, o.recordKeys, o.near != nil); err != nil {
+		// A nil tracer provider follows the global one at each call.
+		mp := cmp.Or(o.meterProvider, otel.GetMeterProvider())
+		if tel, err = newTelemetry(ns, nsb.Describe(), o.tracerProvider, mp, o.recordKeys, o.near != nil); err != nil {
 			return nil, err
 		}
 	}
@@ -119,6 +113,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		logger:   o.logger,
 		clock:    o.clock,
 		quit:     make(chan struct{}),
+		runs:     runs{cancels: map[uint64]context.CancelCauseFunc{}},
 		syncRef:  o.syncRefresh,
 
 		loadTimeout: o.loadTimeout,
@@ -153,11 +148,8 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: near cache: %w: %w", ErrInvalidOption, nearcache.ErrInvalidOptions, err)
 		}
-		near.Remember, near.Grace, near.MissTTL, near.Clock = to.Remember, to.Grace, to.MissTTL, to.Clock
+		near.Remember, near.Grace, near.MissTTL, near.Clock = to.Remember, to.Grace, to.MissTTL, cmp.Or(n.Clock, to.Clock)
 		near.MaxEntries = max(near.MaxEntries, o.staleSize)
-		if n.Clock != nil {
-			near.Clock = n.Clock
-		}
 		to = near
 	}
 	// The Map watches its namespace where the store reports changes and
@@ -173,7 +165,9 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 }
 
 // NearCacheStats returns the counters of the Map's near cache
-// (WithNearCache), and false when it has none.
+// (WithNearCache), and false when it has none. Entries and Bytes are the
+// Map's whole local tier: near-cached values, and what stale serving and
+// WithMissTTL remember.
 func (m *Map[V]) NearCacheStats() (nearcache.Stats, bool) {
 	if !m.tier.Near() {
 		return nearcache.Stats{}, false
@@ -199,14 +193,15 @@ func (m *Map[V]) Set(ctx context.Context, key string, value V) error {
 // with ErrInvalidTTL and nothing is written.
 func (m *Map[V]) SetWithTTL(ctx context.Context, key string, value V, ttl time.Duration) error {
 	ctx, c := m.begin(ctx, opSetWithTTL, key, -1)
-	var err error
-	if ttl == 0 {
-		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
-	} else {
+	err := errZeroTTL
+	if ttl != 0 {
 		err = m.set(ctx, key, value, ttl)
 	}
 	return m.end(ctx, &c, err)
 }
+
+// errZeroTTL refuses a TTL of 0 given to SetWithTTL or Expire.
+var errZeroTTL = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
 
 func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration) error {
 	if key == "" {
@@ -253,106 +248,97 @@ func (m *Map[V]) deadlines(entries []backend.Entry) []int64 {
 // the key does not exist or has expired. A stored value that does not decode
 // is reported as a *DecodeError.
 func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
-	ctx, c := m.begin(ctx, opGet, key, -1)
-	v, ok, local, err := m.getValue(ctx, key)
-	c.setHit(ok)
-	c.local = local
-	return v, ok, m.end(ctx, &c, err)
-}
-
-func (m *Map[V]) get(ctx context.Context, key string) (V, bool, error) {
-	v, ok, _, err := m.getValue(ctx, key)
+	var v V
+	ok, err := m.one(ctx, opGet, key, func(ctx context.Context, c *call) (ok bool, err error) {
+		v, ok, c.local, err = m.get(ctx, key)
+		return ok, err
+	})
 	return v, ok, err
 }
 
-// getValue is get, also reporting a value served by the near cache.
-func (m *Map[V]) getValue(ctx context.Context, key string) (V, bool, bool, error) {
-	var zero V
+// get reads key and decodes its value; it also reports a value served by
+// the near cache.
+func (m *Map[V]) get(ctx context.Context, key string) (V, bool, bool, error) {
 	if key == "" {
-		return zero, false, false, ErrEmptyKey
+		return *new(V), false, false, ErrEmptyKey
 	}
 	val, err := m.read(ctx, key)
 	if err != nil {
-		return zero, false, false, err
+		return *new(V), false, false, err
 	}
+	v, ok, err := m.decode(key, val)
+	return v, ok, ok && val.Local, err
+}
+
+// decode returns the value of key that val holds, if found.
+func (m *Map[V]) decode(key string, val backend.Value) (V, bool, error) {
+	var zero V
 	if !val.Found {
-		return zero, false, false, nil
+		return zero, false, nil
 	}
 	v, err := m.codec.Decode(val.Bytes)
 	if err != nil {
-		return zero, false, false, &DecodeError{Key: key, Err: err}
+		return zero, false, &DecodeError{Key: key, Err: err}
 	}
-	return v, true, val.Local, nil
+	return v, true, nil
 }
 
-// Has reports whether key exists and has not expired.
-func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
-	ctx, c := m.begin(ctx, opHas, key, -1)
-	var ok bool
-	var err error
-	if key == "" {
-		err = ErrEmptyKey
-	} else {
-		var val backend.Value
-		val, err = m.read(ctx, key)
-		if errors.Is(err, ErrWrongType) {
-			err = nil // data of another kind is not a value
-		}
-		ok = err == nil && val.Found
+// one runs fn as the single-key call o of key, which it refuses with
+// ErrEmptyKey when empty; fn's ok is the call's hit.
+func (m *Map[V]) one(ctx context.Context, o op, key string, fn func(context.Context, *call) (bool, error)) (bool, error) {
+	ctx, c := m.begin(ctx, o, key, -1)
+	ok, err := false, ErrEmptyKey
+	if key != "" {
+		ok, err = fn(ctx, &c)
 	}
 	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
 }
 
+// Has reports whether key exists and has not expired.
+func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
+	return m.one(ctx, opHas, key, func(ctx context.Context, _ *call) (bool, error) {
+		val, err := m.read(ctx, key)
+		if errors.Is(err, ErrWrongType) {
+			return false, nil // data of another kind is not a value
+		}
+		return err == nil && val.Found, err
+	})
+}
+
 // Delete removes key. Deleting a missing key is not an error.
 func (m *Map[V]) Delete(ctx context.Context, key string) error {
-	ctx, c := m.begin(ctx, opDelete, key, -1)
-	var err error
-	if key == "" {
-		err = ErrEmptyKey
-	} else {
+	_, err := m.one(ctx, opDelete, key, func(ctx context.Context, _ *call) (bool, error) {
 		m.tier.Forget(key)
-		err = m.b.Delete(ctx, []string{key})
-		m.tier.Forget(key)
-	}
-	return m.end(ctx, &c, err)
+		defer m.tier.Forget(key)
+		return false, m.b.Delete(ctx, []string{key})
+	})
+	return err
 }
 
 // Expire sets the remaining TTL of key: positive, or NoTTL to make it never
 // expire. It reports false, changing nothing, when the key does not exist. A
 // TTL of 0 or another negative value is refused with ErrInvalidTTL.
 func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	ctx, c := m.begin(ctx, opExpire, key, -1)
-	var ok bool
-	var err error
-	switch {
-	case key == "":
-		err = ErrEmptyKey
-	case ttl == 0:
-		err = fmt.Errorf("%w: 0 (want a positive duration or NoTTL)", ErrInvalidTTL)
-	default:
-		m.tier.Forget(key)
-		ok, err = m.b.Expire(ctx, key, ttl)
-		m.tier.Forget(key)
-	}
-	c.setHit(ok)
-	return ok, m.end(ctx, &c, err)
+	return m.one(ctx, opExpire, key, func(ctx context.Context, _ *call) (bool, error) {
+		if ttl == 0 {
+			return false, errZeroTTL
+		}
+		m.tier.Forget(key) // before and after, as every change
+		defer m.tier.Forget(key)
+		return m.b.Expire(ctx, key, ttl)
+	})
 }
 
 // TTL returns the remaining TTL of key, or NoTTL when it never expires. ok is
 // false when the key does not exist.
 func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
-	ctx, c := m.begin(ctx, opTTL, key, -1)
 	var d time.Duration
-	var ok bool
-	var err error
-	if key == "" {
-		err = ErrEmptyKey
-	} else {
+	ok, err := m.one(ctx, opTTL, key, func(ctx context.Context, _ *call) (ok bool, err error) {
 		d, ok, err = m.b.TTL(ctx, key)
-	}
-	c.setHit(ok)
-	return d, ok, m.end(ctx, &c, err)
+		return ok, err
+	})
+	return d, ok, err
 }
 
 // Clear deletes every key of the namespace, and only those.
@@ -433,15 +419,12 @@ func (m *Map[V]) getMany(ctx context.Context, keys []string) (map[string]V, erro
 	}
 	var errs []error
 	for i, val := range vals {
-		if !val.Found {
-			continue
-		}
-		v, err := m.codec.Decode(val.Bytes)
+		v, ok, err := m.decode(keys[i], val)
 		if err != nil {
-			errs = append(errs, &DecodeError{Key: keys[i], Err: err})
-			continue
+			errs = append(errs, err)
+		} else if ok {
+			out[keys[i]] = v
 		}
-		out[keys[i]] = v
 	}
 	return out, errors.Join(errs...)
 }

@@ -72,7 +72,7 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *tier.Flight[V], re
 // settle reads key into f, and reports whether that settled it: the key
 // was found, or reading failed.
 func (m *Map[V]) settle(ctx context.Context, key string, f *tier.Flight[V]) bool {
-	v, ok, err := m.get(ctx, key)
+	v, ok, _, err := m.get(ctx, key)
 	if err != nil || ok {
 		f.V, f.Found, f.Err = v, ok, err
 		return true
@@ -107,10 +107,7 @@ func (m *Map[V]) leaseMany(ctx context.Context, keys []string, idx []int, noLeas
 	if m.acquire == nil || noLease {
 		return idx, nil, nil
 	}
-	ks := make([]string, len(idx))
-	for j, i := range idx {
-		ks[j] = keys[i]
-	}
+	ks := pick(keys, idx)
 	held, l, err := m.acquire(ctx, ks, m.leaseTTL)
 	if err != nil {
 		m.leaseFailed(ctx, "taking load leases failed; loading without them", err, len(ks))
@@ -136,13 +133,12 @@ func (m *Map[V]) pause(ctx context.Context, d time.Duration, keys ...string) boo
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-t.C:
-		return true
-	case <-wake:
-		return true
 	case <-ctx.Done():
 		return false
+	case <-t.C:
+	case <-wake:
 	}
+	return true
 }
 
 // nextWait is the wait after one of d.
@@ -151,9 +147,13 @@ func (m *Map[V]) nextWait(d time.Duration) time.Duration {
 }
 
 // keepLease renews l every third of the lease time while a load runs, and
-// returns the function that stops renewing and releases l. Nothing renews
-// after Close: the lease then expires by itself.
+// returns the function that stops renewing and releases l (that does
+// nothing for a nil l: no lease). Nothing renews after Close: the lease then
+// expires by itself.
 func (m *Map[V]) keepLease(ctx context.Context, l backend.Lease) (release func()) {
+	if l == nil {
+		return func() {}
+	}
 	stop, stopped := make(chan struct{}), make(chan struct{})
 	m.bgMu.Lock()
 	if m.closed {

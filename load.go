@@ -76,9 +76,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if load == nil {
 		return zero, false, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
-	if m.watch != nil {
-		m.startWatch(ctx)
-	}
+	m.startWatch(ctx)
 	v, ok, err := m.hit(ctx, key, load)
 	if err != nil || ok {
 		return v, ok, err
@@ -101,16 +99,14 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 		}
 		f, leader := m.tier.Join(key, true)
 		if leader {
-			rctx, done, ok := m.startRun(ctx, true)
+			ok := m.startRun(ctx, true, func(rctx context.Context) {
+				m.loadOne(rctx, key, f, load, false, nil)
+			})
 			if !ok {
 				m.tier.Leave(f)
 				m.tier.Finish(key, f)
 				return zero, false, fmt.Errorf("load: %w", ErrClosed)
 			}
-			go func() {
-				defer done()
-				m.loadOne(rctx, key, f, load, false, nil)
-			}()
 		}
 		select {
 		case <-f.Done:
@@ -134,24 +130,21 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context) (V, error)) (V, bool, error) {
 	var zero V
 	if !m.tier.Keeps() {
-		return m.get(ctx, key)
+		v, ok, _, err := m.get(ctx, key)
+		return v, ok, err
 	}
 	if key == "" {
 		return zero, false, ErrEmptyKey
 	}
-	m.startWatch(ctx)
 	val, err := m.readKept(ctx, key)
-	if err != nil || !val.Found {
+	if err != nil {
 		return zero, false, err
 	}
-	v, err := m.codec.Decode(val.Bytes)
-	if err != nil {
-		return zero, false, &DecodeError{Key: key, Err: err}
-	}
-	if val.TTL != NoTTL && val.TTL < m.refresh {
+	v, ok, err := m.decode(key, val)
+	if ok && val.TTL != NoTTL && val.TTL < m.refresh {
 		m.startLoad(ctx, key, load, true, val.Bytes)
 	}
-	return v, true, nil
+	return v, ok, err
 }
 
 // readKept reads key with its remaining TTL for GetOrLoad, keeping the
@@ -159,7 +152,7 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 // Get when the tier knows the key's deadline is far off (no near cache,
 // whose copies need a TTL read with them); else with its TTL.
 func (m *Map[V]) readKept(ctx context.Context, key string) (backend.Value, error) {
-	if raw, ttl, ok := m.tier.Cached(key); ok {
+	if raw, ttl, ok := m.tier.Cached(key, true); ok {
 		return backend.Value{Bytes: raw, Found: true, TTL: ttl, Local: true}, nil
 	}
 	keys := []string{key}
@@ -171,7 +164,8 @@ func (m *Map[V]) readKept(ctx context.Context, key string) (backend.Value, error
 		val, err = m.b.Get(ctx, key)
 		val.TTL = NoTTL
 		if deadline != 0 {
-			val.TTL = time.Duration(deadline - now.UnixNano())
+			// From after the reply, as End counts it: the deadline stays.
+			val.TTL = time.Duration(deadline - m.clock.Now().UnixNano())
 		}
 	} else {
 		var vals []backend.Value
@@ -197,36 +191,19 @@ func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Co
 	if !leader {
 		return
 	}
-	rctx, done, ok := m.startRun(ctx, !m.syncRef)
+	ok := m.startRun(ctx, !m.syncRef, func(rctx context.Context) {
+		m.loadOne(rctx, key, f, load, refresh, prev)
+	})
 	if !ok {
 		m.tier.Finish(key, f)
-		return
 	}
-	if m.syncRef {
-		defer done()
-		m.loadOne(rctx, key, f, load, refresh, prev)
-		return
-	}
-	go func() {
-		defer done()
-		m.loadOne(rctx, key, f, load, refresh, prev)
-	}()
 }
 
 // loadOne runs load for key in flight f and finishes f, on the run's
 // context ctx: the load of a miss, or a refresh ahead of expiry of the
 // stored bytes prev (a stale reload is a miss).
 func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], load func(context.Context) (V, error), refresh bool, prev []byte) {
-	// The lease is released before the flight ends, so that a call that
-	// follows in this process never finds its own lease still held (a
-	// stored value's lease was ended by Lease.Store already).
-	var release func()
-	defer func() {
-		if release != nil {
-			release()
-		}
-		m.tier.Finish(key, f)
-	}()
+	defer m.tier.Finish(key, f)
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss (with leases, once
 	// the lease is taken).
@@ -237,9 +214,10 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], loa
 	if !ok {
 		return
 	}
-	if l != nil {
-		release = m.keepLease(ctx, l)
-	}
+	// Deferred after Finish, the lease is released before the flight ends,
+	// so that a call that follows in this process never finds its own lease
+	// still held (a stored value's lease was ended by Lease.Store already).
+	defer m.keepLease(ctx, l)()
 	v, err := callLoad(m, ctx, load)
 	if err != nil {
 		outcome := loadError
@@ -250,27 +228,22 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], loa
 		case errors.Is(err, ErrLoadTimeout):
 			outcome = loadTimeout
 		}
-		m.recordLoad(ctx, outcome, 1)
-		f.Err = fmt.Errorf("load: %w", err)
+		m.failLoad(ctx, []*tier.Flight[V]{f}, outcome, fmt.Errorf("load: %w", err))
 		return
 	}
 	m.tier.Found(key)
 	f.V, f.Found = v, true
 	stored, err := m.storeLoaded(ctx, l, []*tier.Flight[V]{f}, []Entry[V]{{Key: key, Value: v}}, []guard{{refresh, prev}})
 	if err != nil {
-		m.recordLoad(ctx, loadError, 1)
-		f.Err = fmt.Errorf("store loaded value: %w", err)
+		m.failLoad(ctx, []*tier.Flight[V]{f}, loadError, fmt.Errorf("store loaded value: %w", err))
 		return
 	}
-	if stored == 0 {
-		m.recordLoad(ctx, loadSuperseded, 1)
-		return
-	}
+	outcome := loadLoaded
 	if refresh {
-		m.recordLoad(ctx, loadRefreshed, 1)
-	} else {
-		m.recordLoad(ctx, loadLoaded, 1)
+		outcome = loadRefreshed
 	}
+	m.recordLoad(ctx, loadSuperseded, 1-stored)
+	m.recordLoad(ctx, outcome, stored)
 }
 
 // GetManyOrLoad returns the values stored under keys, loading the missing
@@ -301,10 +274,7 @@ func (m *Map[V]) getManyOrLoad(ctx context.Context, keys []string, loadMany func
 	// another process, a batch that did not produce it) and ended without a
 	// value or an error is loaded here, as GetOrLoad does; a few rounds at
 	// most, as each round is a new flight of its own for the keys left.
-	for range 3 {
-		if err != nil || len(retry) == 0 {
-			break
-		}
+	for round := 0; round < 3 && err == nil && len(retry) > 0; round++ {
 		var more map[string]V
 		var h int
 		more, h, retry, err = m.getManyOrLoadOnce(ctx, retry, loadMany)
@@ -318,16 +288,15 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 	if loadMany == nil {
 		return nil, 0, nil, fmt.Errorf("%w: nil load function", ErrInvalidOption)
 	}
-	if m.watch != nil {
-		m.startWatch(ctx)
-	}
+	m.startWatch(ctx)
 	out, err := m.getMany(ctx, keys)
 	if err != nil {
 		return out, len(out), nil, err
 	}
 	hits := len(out)
 	waits := map[string]*tier.Flight[V]{}
-	var mine []string
+	var mine []string        // the keys this call loads
+	var fs []*tier.Flight[V] // their flights
 	for _, k := range keys {
 		if _, ok := out[k]; ok || waits[k] != nil || m.tier.Missing(k) {
 			continue
@@ -335,7 +304,7 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 		f, leader := m.tier.Join(k, true)
 		waits[k] = f
 		if leader {
-			mine = append(mine, k)
+			mine, fs = append(mine, k), append(fs, f)
 		}
 	}
 	defer func() {
@@ -344,21 +313,14 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 		}
 	}()
 	if len(mine) > 0 {
-		fs := make([]*tier.Flight[V], len(mine))
-		for i, k := range mine {
-			fs[i] = waits[k]
-		}
-		rctx, done, ok := m.startRun(ctx, true)
+		ok := m.startRun(ctx, true, func(rctx context.Context) {
+			m.loadMany(rctx, mine, fs, loadMany)
+		})
 		if !ok {
 			for i, k := range mine {
 				fs[i].Err = fmt.Errorf("load: %w", ErrClosed)
 				m.tier.Finish(k, fs[i])
 			}
-		} else {
-			go func() {
-				defer done()
-				m.loadMany(rctx, mine, fs, loadMany)
-			}()
 		}
 	}
 	var errs []error
@@ -417,10 +379,7 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*tier.Flight[
 			}
 		}
 		if len(mine) > 0 {
-			release := func() {}
-			if l != nil {
-				release = m.keepLease(ctx, l)
-			}
+			release := m.keepLease(ctx, l)
 			m.loadBatch(ctx, l, keys, fs, mine, loadMany)
 			release() // before the flights end, as in loadOne
 			for _, i := range mine {
@@ -439,11 +398,7 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*tier.Flight[
 		if len(others) == 0 {
 			return
 		}
-		waitKeys := make([]string, len(others))
-		for j, i := range others {
-			waitKeys[j] = keys[i]
-		}
-		if !m.pause(ctx, wait, waitKeys...) {
+		if !m.pause(ctx, wait, pick(keys, others)...) {
 			for _, i := range others {
 				fs[i].Err = fmt.Errorf("load: %w", context.Cause(ctx))
 				finish(i)
@@ -458,14 +413,10 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*tier.Flight[
 }
 
 // settleMany reads keys[i] for i in idx into their flights, finishes those
-// found, and returns the indexes still missing. A read error is every
-// flight's: they are all finished, and none is left.
+// found, and returns the indexes still missing (in idx's array). A read
+// error is every flight's: they are all finished, and none is left.
 func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*tier.Flight[V], idx []int, finish func(int)) []int {
-	ks := make([]string, len(idx))
-	for j, i := range idx {
-		ks[j] = keys[i]
-	}
-	got, err := m.getMany(ctx, ks)
+	got, err := m.getMany(ctx, pick(keys, idx))
 	if err != nil {
 		for _, i := range idx {
 			fs[i].Err = err
@@ -473,26 +424,21 @@ func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*tier.Fligh
 		}
 		return nil
 	}
-	var missing []int
-	for _, i := range idx {
-		if v, ok := got[keys[i]]; ok {
+	return slices.DeleteFunc(idx, func(i int) bool {
+		v, ok := got[keys[i]]
+		if ok {
 			fs[i].V, fs[i].Found = v, true
 			finish(i)
-		} else {
-			missing = append(missing, i)
 		}
-	}
-	return missing
+		return ok
+	})
 }
 
 // loadBatch calls loadMany with keys[i] for i in idx, stores what it
 // returns in one batch (through the leases l when not nil), and records the
 // outcome in their flights.
 func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, fs []*tier.Flight[V], idx []int, loadMany func(context.Context, []string) (map[string]V, error)) {
-	ks := make([]string, len(idx))
-	for j, i := range idx {
-		ks[j] = keys[i]
-	}
+	ks := pick(keys, idx)
 	loaded, err := callLoad(m, ctx, func(ctx context.Context) (map[string]V, error) {
 		return loadMany(ctx, ks)
 	})
@@ -501,11 +447,7 @@ func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, 
 		if errors.Is(err, ErrLoadTimeout) {
 			outcome = loadTimeout
 		}
-		m.recordLoad(ctx, outcome, len(idx))
-		err = fmt.Errorf("load: %w", err)
-		for _, i := range idx {
-			fs[i].Err = err
-		}
+		m.failLoad(ctx, pick(fs, idx), outcome, fmt.Errorf("load: %w", err))
 		return
 	}
 	entries := make([]Entry[V], 0, len(loaded))
@@ -527,15 +469,28 @@ func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, 
 	}
 	stored, err := m.storeLoaded(ctx, l, efs, entries, make([]guard, len(entries)))
 	if err != nil {
-		m.recordLoad(ctx, loadError, len(entries))
-		err = fmt.Errorf("store loaded values: %w", err)
-		for _, f := range efs {
-			f.Err = err
-		}
+		m.failLoad(ctx, efs, loadError, fmt.Errorf("store loaded values: %w", err))
 		return
 	}
 	m.recordLoad(ctx, loadSuperseded, len(entries)-stored)
 	m.recordLoad(ctx, loadLoaded, stored)
+}
+
+// failLoad records outcome for the flights fs, and gives each of them err.
+func (m *Map[V]) failLoad(ctx context.Context, fs []*tier.Flight[V], outcome string, err error) {
+	m.recordLoad(ctx, outcome, len(fs))
+	for _, f := range fs {
+		f.Err = err
+	}
+}
+
+// pick returns s[i] for each i in idx.
+func pick[T any](s []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = s[i]
+	}
+	return out
 }
 
 // dedupErrors leaves one error of each message: a batch's error is shared by
@@ -597,10 +552,7 @@ func (m *Map[V]) storeLoaded(ctx context.Context, l backend.Lease, fs []*tier.Fl
 	if l != nil {
 		stored, err = l.Store(ctx, out)
 	} else if err = m.b.MSet(ctx, plain); err == nil {
-		stored = make([]bool, len(out))
-		for i := range stored {
-			stored[i] = true
-		}
+		stored = slices.Repeat([]bool{true}, len(out))
 	}
 	if err != nil {
 		m.tier.Forget(keys...)

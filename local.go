@@ -26,7 +26,7 @@ const rememberCap = 10_000
 // store, with its TTL when the tier keeps what it reads.
 func (m *Map[V]) read(ctx context.Context, key string) (backend.Value, error) {
 	m.startWatch(ctx)
-	if raw, _, ok := m.tier.Cached(key); ok {
+	if raw, _, ok := m.tier.Cached(key, false); ok {
 		return backend.Value{Bytes: raw, Found: true, Local: true}, nil
 	}
 	if !m.tier.Keeps() {
@@ -57,7 +57,7 @@ func (m *Map[V]) readMany(ctx context.Context, keys []string) ([]backend.Value, 
 	out := make([]backend.Value, len(keys))
 	var miss []int
 	for i, k := range keys {
-		if raw, _, ok := m.tier.Cached(k); ok {
+		if raw, _, ok := m.tier.Cached(k, false); ok {
 			out[i] = backend.Value{Bytes: raw, Found: true, Local: true}
 		} else {
 			miss = append(miss, i)

@@ -98,10 +98,8 @@ func (m *Map[V]) begin(ctx context.Context, o op, key string, n int) (context.Co
 				g.noop.Store(true)
 			}
 		}
-		if (c.span != nil && c.span.IsRecording()) || t.duration.Enabled(ctx) || m.logger != nil {
-			c.start = time.Now()
-		}
-	} else if m.logger != nil {
+	}
+	if m.logger != nil || (c.span != nil && c.span.IsRecording()) || (m.tel != nil && m.tel.duration.Enabled(ctx)) {
 		c.start = time.Now()
 	}
 	return ctx, c
@@ -216,25 +214,21 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 		t.tracer = tp.Tracer(ScopeName)
 	}
 	meter := mp.Meter(ScopeName)
-	var err error
-	t.duration, err = meter.Float64Histogram(MetricOperationDuration,
+	var errs [3]error
+	t.duration, errs[0] = meter.Float64Histogram(MetricOperationDuration,
 		metric.WithDescription("Duration of kv.Map operations."),
 		metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricOperationDuration, err)
-	}
-	t.lookups, err = meter.Int64Counter(MetricLookups,
+	t.lookups, errs[1] = meter.Int64Counter(MetricLookups,
 		metric.WithDescription("Lookups of kv.Map keys, by kv.hit."),
 		metric.WithUnit("{lookup}"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricLookups, err)
-	}
-	t.loads, err = meter.Int64Counter(MetricLoads,
+	t.loads, errs[2] = meter.Int64Counter(MetricLoads,
 		metric.WithDescription("Loads of GetOrLoad and GetManyOrLoad, by kv.load.outcome."),
 		metric.WithUnit("{key}"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, MetricLoads, err)
+	for i, name := range []string{MetricOperationDuration, MetricLookups, MetricLoads} {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, name, errs[i])
+		}
 	}
 	t.base = []attribute.KeyValue{semconv.DBSystemNameKey.String(d.System), AttrNamespace.String(ns)}
 	t.loadSets = map[string]attribute.Set{}
@@ -319,7 +313,11 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 		if c.op.isLookup() {
 			s.SetAttributes(AttrHit.Bool(c.hits > 0))
 			if t.near && c.hits > 0 {
-				s.SetAttributes(AttrHitSource.String(hitSource(c.local)))
+				source := "remote"
+				if c.local {
+					source = "local"
+				}
+				s.SetAttributes(AttrHitSource.String(source))
 			}
 		}
 		if c.early {
@@ -331,7 +329,7 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 		if err != nil {
 			// The description is the error type, never err.Error(): that
 			// names the key, and a store's error may quote a value.
-			et := errorType(err)
+			et := semconv.ErrorTypeKey.String(ErrorType(err))
 			s.SetAttributes(et)
 			s.SetStatus(codes.Error, et.Value.AsString())
 		}
@@ -342,7 +340,7 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 	if t.duration.Enabled(ctx) {
 		opt := t.okOpts[c.op]
 		if err != nil {
-			attrs := append(t.okSets[c.op].ToSlice(), errorType(err))
+			attrs := append(t.okSets[c.op].ToSlice(), semconv.ErrorTypeKey.String(ErrorType(err)))
 			opt = metric.WithAttributes(attrs...)
 		}
 		t.duration.Record(ctx, elapsed.Seconds(), opt)
@@ -359,19 +357,6 @@ func (t *telemetry) record(ctx context.Context, c *call, err error, elapsed time
 			t.lookups.Add(ctx, int64(c.miss), metric.WithAttributeSet(t.hitSets[c.op][0]))
 		}
 	}
-}
-
-// hitSource is the kv.hit.source of a hit.
-func hitSource(local bool) string {
-	if local {
-		return "local"
-	}
-	return "remote"
-}
-
-// errorType returns the error.type attribute of err (see ErrorType).
-func errorType(err error) attribute.KeyValue {
-	return semconv.ErrorTypeKey.String(ErrorType(err))
 }
 
 // ErrorType returns the low-cardinality name by which the Map's telemetry

@@ -136,8 +136,10 @@ func WithLoadLease(d time.Duration) Option { return func(o *options) { o.leaseTT
 // stale either, and nothing is served while the reports are not live. On a
 // store that reports none (bbolt), a key deleted through another Map before
 // its deadline may still be served, within its grace, once that deadline
-// has passed. Up to size values are remembered, least recently used first
-// out. Nothing is stored: Get, Size, Iterate and every plain read never see
+// has passed. Up to size values are remembered in the Map's local tier,
+// least recently used first out, within its byte bound (64 MiB, or the near
+// cache's MaxBytes); a value larger than a sixteenth of that bound (4 MiB by
+// default) is not remembered, and so never served stale. Nothing is stored: Get, Size, Iterate and every plain read never see
 // an expired key. grace and size must be positive (ErrInvalidOption), or
 // both 0, which serves nothing stale, as without the option.
 //
@@ -189,8 +191,10 @@ func WithTTLJitter(f float64, seed uint64) Option {
 // and for d by the Map's clock, a key that load reported missing (by
 // returning an error wrapping ErrNotFound, or by leaving it out of
 // loadMany's result): within d it is reported missing again without calling
-// load. Nothing is stored: plain reads never see a remembered miss. 0, the
-// default, remembers nothing.
+// load. A remembered miss is the loader's answer: writes and deletes
+// through the Map do not forget it (a Set's value is still found, as a
+// GetOrLoad reads the store first). Nothing is stored: plain reads never see
+// a remembered miss. 0, the default, remembers nothing.
 func WithMissTTL(d time.Duration) Option { return func(o *options) { o.missTTL = d } }
 
 // WithClock sets the Map's clock, which times what the Map remembers in its
@@ -256,12 +260,6 @@ func WithKeysInTelemetry() Option { return func(o *options) { o.recordKeys = tru
 // provider of WithTracerProvider or WithMeterProvider.
 func WithoutTelemetry() Option { return func(o *options) { o.noTelemetry = true } }
 
-// given is an option, by name, and whether it was given.
-type given struct {
-	on   bool
-	name string
-}
-
 // newOptions applies opts and checks them, against each other and against
 // the clock of the store (nil for a store without one).
 func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
@@ -280,31 +278,44 @@ func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
 	case o.scan != nil:
 		o.pageSize = *o.scan
 	}
-	if o.jitter < 0 || o.jitter >= 1 {
-		return o, fmt.Errorf("%w: TTL jitter %v (want 0 to less than 1)", ErrInvalidOption, o.jitter)
+	clash := o.twoClocks(storeClock)
+	// The reasons of the last six checks: options that act on the Map's TTL,
+	// and there is none, or on its telemetry, and there is none.
+	const (
+		noTTL       = " has no effect with WithTTL(NoTTL): keys never expire"
+		noTelemetry = " has no effect with WithoutTelemetry: the Map records no telemetry"
+	)
+	for _, c := range []struct {
+		bad bool
+		why string
+	}{
+		{o.jitter < 0 || o.jitter >= 1, fmt.Sprintf("TTL jitter %v (want 0 to less than 1)", o.jitter)},
+		{o.refresh < 0 || o.refresh >= 1, fmt.Sprintf("refresh-ahead fraction %v (want 0 to less than 1)", o.refresh)},
+		{o.missTTL < 0, fmt.Sprintf("miss TTL %v (want 0 or positive)", o.missTTL)},
+		{o.leaseTTL < 0 || o.leaseTTL > MaxTTL, fmt.Sprintf("load lease %v (want positive, at most MaxTTL)", o.leaseTTL)},
+		{o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0), fmt.Sprintf("stale-while-revalidate grace %v, size %d (want both positive)", o.staleGrace, o.staleSize)},
+		{o.loadTimeout <= 0, fmt.Sprintf("load timeout %v (want positive)", o.loadTimeout)},
+		{o.pageSize < 1, fmt.Sprintf("page size %d (want at least 1)", o.pageSize)},
+		{o.syncRefresh && o.refresh == 0 && o.staleGrace == 0, "WithSynchronousRefresh without WithRefreshAhead or WithStaleWhileRevalidate has nothing to run"},
+		{clash != "", clash},
+		{o.ttl == NoTTL && o.refresh > 0, "WithRefreshAhead" + noTTL},
+		{o.ttl == NoTTL && o.staleGrace > 0, "WithStaleWhileRevalidate" + noTTL},
+		{o.ttl == NoTTL && o.jitter > 0, "WithTTLJitter" + noTTL},
+		{o.noTelemetry && o.recordKeys, "WithKeysInTelemetry" + noTelemetry},
+		{o.noTelemetry && o.tracerProvider != nil, "WithTracerProvider" + noTelemetry},
+		{o.noTelemetry && o.meterProvider != nil, "WithMeterProvider" + noTelemetry},
+	} {
+		if c.bad {
+			return o, fmt.Errorf("%w: %s", ErrInvalidOption, c.why)
+		}
 	}
-	if o.refresh < 0 || o.refresh >= 1 {
-		return o, fmt.Errorf("%w: refresh-ahead fraction %v (want 0 to less than 1)", ErrInvalidOption, o.refresh)
-	}
-	if o.missTTL < 0 {
-		return o, fmt.Errorf("%w: miss TTL %v (want 0 or positive)", ErrInvalidOption, o.missTTL)
-	}
-	if o.leaseTTL < 0 || o.leaseTTL > MaxTTL {
-		return o, fmt.Errorf("%w: load lease %v (want positive, at most MaxTTL)", ErrInvalidOption, o.leaseTTL)
-	}
-	if o.staleGrace < 0 || o.staleSize < 0 || (o.staleGrace > 0) != (o.staleSize > 0) {
-		return o, fmt.Errorf("%w: stale-while-revalidate grace %v, size %d (want both positive)", ErrInvalidOption, o.staleGrace, o.staleSize)
-	}
-	if o.loadTimeout <= 0 {
-		return o, fmt.Errorf("%w: load timeout %v (want positive)", ErrInvalidOption, o.loadTimeout)
-	}
-	if o.pageSize < 1 {
-		return o, fmt.Errorf("%w: page size %d (want at least 1)", ErrInvalidOption, o.pageSize)
-	}
-	if o.syncRefresh && o.refresh == 0 && o.staleGrace == 0 {
-		return o, fmt.Errorf("%w: WithSynchronousRefresh without WithRefreshAhead or WithStaleWhileRevalidate has nothing to run", ErrInvalidOption)
-	}
-	// One clock times the store's expiry and what the Map remembers.
+	return o, nil
+}
+
+// twoClocks names two clocks of the options and the store that differ,
+// or returns "": one clock times the store's expiry and what the Map
+// remembers.
+func (o *options) twoClocks(storeClock clock.Clock) string {
 	var nearClock clock.Clock
 	if o.near != nil {
 		nearClock = o.near.Clock
@@ -316,28 +327,11 @@ func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
 	for i, a := range clocks {
 		for _, b := range clocks[i+1:] {
 			if a.c != nil && b.c != nil && !sameClock(a.c, b.c) {
-				return o, fmt.Errorf("%w: %s and %s are two clocks: give one (WithClock is for a store without a clock, as Redis)", ErrInvalidOption, a.name, b.name)
+				return fmt.Sprintf("%s and %s are two clocks: give one (WithClock is for a store without a clock, as Redis)", a.name, b.name)
 			}
 		}
 	}
-	// Each of these acts on the Map's TTL, and there is none; or on its
-	// telemetry, and there is none.
-	for _, c := range []struct {
-		off  bool
-		by   string
-		why  string
-		moot []given
-	}{
-		{o.ttl == NoTTL, "WithTTL(NoTTL)", "keys never expire", []given{{o.refresh > 0, "WithRefreshAhead"}, {o.staleGrace > 0, "WithStaleWhileRevalidate"}, {o.jitter > 0, "WithTTLJitter"}}},
-		{o.noTelemetry, "WithoutTelemetry", "the Map records no telemetry", []given{{o.recordKeys, "WithKeysInTelemetry"}, {o.tracerProvider != nil, "WithTracerProvider"}, {o.meterProvider != nil, "WithMeterProvider"}}},
-	} {
-		for _, g := range c.moot {
-			if c.off && g.on {
-				return o, fmt.Errorf("%w: %s has no effect with %s: %s", ErrInvalidOption, g.name, c.by, c.why)
-			}
-		}
-	}
-	return o, nil
+	return ""
 }
 
 // sameClock reports whether a and b are the same clock; a clock of a type

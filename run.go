@@ -21,17 +21,18 @@ const releaseTimeout = time.Second
 // and the load functions still running.
 type runs struct {
 	next    uint64
-	cancels map[uint64]context.CancelCauseFunc
-	loaders int           // load functions still running
-	idle    chan struct{} // made by Close, closed when loaders reaches 0
+	cancels map[uint64]context.CancelCauseFunc // made by New
+	loaders int                                // load functions still running
+	idle    chan struct{}                      // made by Close, closed when loaders reaches 0
 }
 
-// startRun registers a load run and returns its context: the values of ctx
+// startRun runs fn in a load run, on the run's context: the values of ctx
 // (and its cancellation, for a run that is not in the background),
-// cancelled by Close or by done. It returns false, running nothing, once
-// the Map is closed. A run that goes on after its caller returns (anything
-// but a synchronous refresh) is counted for Close with background true.
-func (m *Map[V]) startRun(ctx context.Context, background bool) (context.Context, func(), bool) {
+// cancelled by Close or when fn returns. A run that goes on after its
+// caller returns (anything but a synchronous refresh) runs, with background
+// true, in a goroutine of its own, counted for Close; another runs in the
+// caller. It returns false, running nothing, once the Map is closed.
+func (m *Map[V]) startRun(ctx context.Context, background bool, fn func(context.Context)) bool {
 	parent := ctx
 	if background {
 		parent = context.WithoutCancel(ctx)
@@ -40,13 +41,10 @@ func (m *Map[V]) startRun(ctx context.Context, background bool) (context.Context
 	// context.
 	rctx, cancel := context.WithCancelCause(parent)
 	m.bgMu.Lock()
-	defer m.bgMu.Unlock()
 	if m.closed {
+		m.bgMu.Unlock()
 		cancel(ErrClosed)
-		return nil, nil, false
-	}
-	if m.runs.cancels == nil {
-		m.runs.cancels = map[uint64]context.CancelCauseFunc{}
+		return false
 	}
 	id := m.runs.next
 	m.runs.next++
@@ -54,15 +52,25 @@ func (m *Map[V]) startRun(ctx context.Context, background bool) (context.Context
 	if background {
 		m.bg.Add(1) // under bgMu, so never once Close has begun to wait
 	}
-	return rctx, func() {
-		m.bgMu.Lock()
-		delete(m.runs.cancels, id)
-		m.bgMu.Unlock()
-		cancel(nil)
-		if background {
-			m.bg.Done()
-		}
-	}, true
+	m.bgMu.Unlock()
+	run := func() {
+		defer func() {
+			m.bgMu.Lock()
+			delete(m.runs.cancels, id)
+			m.bgMu.Unlock()
+			cancel(nil)
+			if background {
+				m.bg.Done()
+			}
+		}()
+		fn(rctx)
+	}
+	if background {
+		go run()
+	} else {
+		run()
+	}
+	return true
 }
 
 // isClosed reports whether Close has been called.
@@ -70,12 +78,6 @@ func (m *Map[V]) isClosed() bool {
 	m.bgMu.Lock()
 	defer m.bgMu.Unlock()
 	return m.closed
-}
-
-// loadTimeoutError is the error of a load that ran past the Map's load
-// timeout: it matches ErrLoadTimeout and context.DeadlineExceeded.
-func (m *Map[V]) loadTimeoutError() error {
-	return fmt.Errorf("%w after %v (%w)", ErrLoadTimeout, m.loadTimeout, context.DeadlineExceeded)
 }
 
 // callLoad calls fn in a goroutine of its own with a context derived from
@@ -86,7 +88,10 @@ func (m *Map[V]) loadTimeoutError() error {
 // returned as an error.
 func callLoad[V, T any](m *Map[V], rctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	lctx, cancel := context.WithTimeoutCause(rctx, m.loadTimeout, m.loadTimeoutError())
+	// A load that runs past the timeout fails with an error that matches
+	// ErrLoadTimeout and context.DeadlineExceeded.
+	timeout := fmt.Errorf("%w after %v (%w)", ErrLoadTimeout, m.loadTimeout, context.DeadlineExceeded)
+	lctx, cancel := context.WithTimeoutCause(rctx, m.loadTimeout, timeout)
 	defer cancel()
 	if lctx.Err() != nil {
 		return zero, context.Cause(lctx) // Close came first
@@ -156,14 +161,11 @@ func (m *Map[V]) Close() error {
 	m.bgMu.Unlock()
 	m.bg.Wait()
 	m.bgMu.Lock()
-	var idle chan struct{}
 	n := m.runs.loaders
-	if n > 0 {
-		if m.runs.idle == nil {
-			m.runs.idle = make(chan struct{})
-		}
-		idle = m.runs.idle
+	if n > 0 && m.runs.idle == nil {
+		m.runs.idle = make(chan struct{})
 	}
+	idle := m.runs.idle // nil when n is 0
 	m.bgMu.Unlock()
 	if idle != nil {
 		t := time.NewTimer(m.loadTimeout)
@@ -179,7 +181,7 @@ func (m *Map[V]) Close() error {
 		}
 		t.Stop()
 	}
+	m.tier.Stop() // first: no verifier starts once stopWatch has waited for them
 	m.stopWatch()
-	m.tier.Stop()
 	return nil
 }

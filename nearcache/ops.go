@@ -39,7 +39,7 @@ func (c *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 			idx = append(idx, i)
 			continue
 		}
-		if v, ttl, ok := c.t.Cached(k); ok {
+		if v, ttl, ok := c.t.Cached(k, false); ok {
 			out[i] = backend.Value{Bytes: v, Found: true, Local: true}
 			if withTTL {
 				out[i].TTL = ttl

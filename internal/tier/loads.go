@@ -128,7 +128,7 @@ func (t *Tier[V]) SetVerifier(spawn func()) {
 
 func (t *Tier[V]) queueLocked(key string) {
 	t.verify[key] = true
-	if !t.running && t.spawn != nil {
+	if !t.running && t.spawn != nil && !t.stopped {
 		t.running = true
 		t.spawn()
 	}

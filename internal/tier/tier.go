@@ -260,8 +260,9 @@ func (t *Tier[V]) touch(s *slot[V]) {
 
 // Cached returns a copy of the near-cached value of key and its remaining
 // TTL, when the cache is live, the store's reports are proved up to date
-// within MaxLag, and the value is unexpired and fresh enough.
-func (t *Tier[V]) Cached(key string) ([]byte, time.Duration, bool) {
+// within MaxLag, and the value is unexpired and fresh enough. stale marks a
+// value served as one to serve stale too (GetOrLoad's hits).
+func (t *Tier[V]) Cached(key string, stale bool) ([]byte, time.Duration, bool) {
 	if !t.o.Near {
 		return nil, 0, false
 	}
@@ -282,8 +283,8 @@ func (t *Tier[V]) Cached(key string) ([]byte, time.Duration, bool) {
 		t.stats.Misses++
 		return nil, 0, false
 	}
-	stale := t.o.MaxStaleness > 0 && now-s.read >= int64(t.o.MaxStaleness)
-	if (s.lo != 0 && now >= s.lo) || stale {
+	old := t.o.MaxStaleness > 0 && now-s.read >= int64(t.o.MaxStaleness)
+	if (s.lo != 0 && now >= s.lo) || old {
 		s.fresh = false
 		if !t.o.Remember {
 			t.drop(key, s)
@@ -294,6 +295,9 @@ func (t *Tier[V]) Cached(key string) ([]byte, time.Duration, bool) {
 	}
 	t.stats.Hits++
 	t.touch(s)
+	if stale && t.o.Remember {
+		s.hasV = true
+	}
 	ttl := backend.NoTTL
 	if s.lo != 0 {
 		ttl = time.Duration(s.lo - now)
@@ -434,7 +438,7 @@ func (t *Tier[V]) Wrote(r Read, keys []string, raws [][]byte, deadlines []int64)
 			continue
 		}
 		s.has, s.lo, s.hi, s.read = true, deadlines[i], deadlines[i], r.sent
-		if loaded {
+		if loaded && int64(len(raws[i])) <= t.o.MaxBytes/16 {
 			s.raw, s.hasV = bytes.Clone(raws[i]), true
 			if s.tainted {
 				s.unverify = true
@@ -496,9 +500,10 @@ func (t *Tier[V]) Stale(key string) ([]byte, bool) {
 	return bytes.Clone(s.raw), true
 }
 
-// Forget forgets keys: their values and misses, the recordings under way,
-// and the right of their loads under way to store (the owner is writing,
-// deleting or changing the expiry of the keys).
+// Forget forgets keys: their values, the recordings under way, and the
+// right of their loads under way to store (the owner is writing, deleting
+// or changing the expiry of the keys). A remembered miss stays: it is the
+// loader's answer, which no write to the store changes.
 func (t *Tier[V]) Forget(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

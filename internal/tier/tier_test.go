@@ -59,7 +59,7 @@ func TestOneRule(t *testing.T) {
 				tr.Changed(backend.Change{Kind: backend.ChangeLive})
 			}
 			raced := tr.End(r, []string{"k"}, found("v", time.Second), true)
-			if _, _, got := tr.Cached("k"); got != tc.wantNear {
+			if _, _, got := tr.Cached("k", false); got != tc.wantNear {
 				t.Errorf("near hit after the read: got %v, want %v", got, tc.wantNear)
 			}
 			if got := len(raced) == 1; got != tc.wantRaced {
@@ -83,7 +83,7 @@ func TestWriteForgetsBeforeAndAfter(t *testing.T) {
 	r := tr.Begin("k") // a read during the write
 	tr.End(r, []string{"k"}, found("old", time.Minute), true)
 	tr.Wrote(w, []string{"k"}, nil, []int64{t0.Add(time.Minute).UnixNano()})
-	if v, _, ok := tr.Cached("k"); ok {
+	if v, _, ok := tr.Cached("k", false); ok {
 		t.Fatalf("near hit %q after a write that a read raced", v)
 	}
 	if _, ok := tr.Far("k", t0.UnixNano()); ok {
@@ -94,7 +94,7 @@ func TestWriteForgetsBeforeAndAfter(t *testing.T) {
 	if d, ok := tr.Far("k", t0.UnixNano()); !ok || d != t0.Add(time.Minute).UnixNano() {
 		t.Fatalf("Far after a write: got %v %v, want its deadline", d, ok)
 	}
-	if _, _, ok := tr.Cached("k"); ok {
+	if _, _, ok := tr.Cached("k", false); ok {
 		t.Fatal("a written value is served near")
 	}
 }
@@ -138,7 +138,7 @@ func TestBounds(t *testing.T) {
 	if s := tr.Stats(); s.Entries != 3 {
 		t.Errorf("entries: got %d, want 3", s.Entries)
 	}
-	if _, _, ok := tr.Cached("0"); ok {
+	if _, _, ok := tr.Cached("0", false); ok {
 		t.Error("the least recently used key was kept")
 	}
 	o, _ = Near(100, 16*200, 0, 0)
@@ -212,7 +212,7 @@ func TestConcurrent(t *testing.T) {
 				case 2:
 					tr.Changed(backend.Change{Kind: backend.ChangeKeys, Keys: []string{k}})
 				default:
-					tr.Cached(k)
+					tr.Cached(k, false)
 					f, lead := tr.Join(k, false)
 					if lead {
 						tr.Finish(k, f)
