@@ -3,6 +3,7 @@ package backend
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -61,10 +62,8 @@ func CheckKey(key string) error {
 
 // CheckKeys checks every key with CheckKey.
 func CheckKeys(keys []string) error {
-	for _, k := range keys {
-		if k == "" {
-			return ErrEmptyKey
-		}
+	if slices.Contains(keys, "") {
+		return ErrEmptyKey
 	}
 	return nil
 }

@@ -54,6 +54,38 @@ func OptimizationsOf(b Backend) Optimizations {
 	return Optimizations{}
 }
 
+// PrefixOptimizations returns o as a namespace under prefix sees it: each
+// call's prefix is given without prefix, and ScanEntries returns its keys
+// without it, dropping any key outside it (a faulty store must not leak
+// another namespace's keys).
+func PrefixOptimizations(o Optimizations, prefix string) Optimizations {
+	var out Optimizations
+	if f := o.DeletePrefix; f != nil {
+		out.DeletePrefix = func(ctx context.Context, p string, pageSize int) error {
+			return f(ctx, prefix+p, pageSize)
+		}
+	}
+	if f := o.CountPrefix; f != nil {
+		out.CountPrefix = func(ctx context.Context, p string, pageSize int) (int, error) {
+			return f(ctx, prefix+p, pageSize)
+		}
+	}
+	if f := o.ScanEntries; f != nil {
+		out.ScanEntries = func(ctx context.Context, p, cursor string, pageSize int) (EntryPage, error) {
+			page, err := f(ctx, prefix+p, cursor, pageSize)
+			if err != nil {
+				return EntryPage{}, err
+			}
+			keep(&page, prefix+p, nil, true)
+			for i, k := range page.Keys {
+				page.Keys[i] = k[len(prefix):]
+			}
+			return page, nil
+		}
+	}
+	return out
+}
+
 // DeletePrefix deletes every key of b that starts with prefix, with b's own
 // DeletePrefix when it has one and page by page otherwise. pageSize is the
 // page-size hint.

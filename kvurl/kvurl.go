@@ -31,6 +31,7 @@ package kvurl
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -225,12 +226,7 @@ func Register(scheme string, open Opener) {
 func Schemes() []string {
 	openersMu.RLock()
 	defer openersMu.RUnlock()
-	out := make([]string, 0, len(openers))
-	for s := range openers {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(openers))
 }
 
 func init() {

@@ -149,36 +149,7 @@ func (b *Backend) Capabilities() backend.Capabilities {
 }
 
 // Optimizations implements backend.Optimizer: those of the wrapped Backend,
-// under the namespace's prefix.
+// under the namespace's prefix (backend.PrefixOptimizations).
 func (b *Backend) Optimizations() backend.Optimizations {
-	o := backend.OptimizationsOf(b.Backend)
-	var out backend.Optimizations
-	if f := o.DeletePrefix; f != nil {
-		out.DeletePrefix = func(ctx context.Context, prefix string, count int) error {
-			return f(ctx, b.prefix+prefix, count)
-		}
-	}
-	if f := o.CountPrefix; f != nil {
-		out.CountPrefix = func(ctx context.Context, prefix string, count int) (int, error) {
-			return f(ctx, b.prefix+prefix, count)
-		}
-	}
-	if f := o.ScanEntries; f != nil {
-		out.ScanEntries = func(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-			page, err := f(ctx, b.prefix+prefix, cursor, count)
-			if err != nil {
-				return backend.EntryPage{}, err
-			}
-			keys, vals := page.Keys[:0], page.Values[:0]
-			for i, k := range page.Keys {
-				if rest, ok := strings.CutPrefix(k, b.prefix); ok && strings.HasPrefix(rest, prefix) {
-					keys = append(keys, rest)
-					vals = append(vals, page.Values[i])
-				}
-			}
-			page.Keys, page.Values = keys, vals
-			return page, nil
-		}
-	}
-	return out
+	return backend.PrefixOptimizations(backend.OptimizationsOf(b.Backend), b.prefix)
 }

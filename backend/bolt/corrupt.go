@@ -209,12 +209,7 @@ func checkFile(f *os.File, readOnly bool) error {
 // chooseMeta returns the meta page bbolt uses: the valid one with the
 // highest transaction id.
 func chooseMeta(f io.ReaderAt) (meta, error) {
-	m0, err0 := readMeta(f, 0)
-	ps := int64(os.Getpagesize())
-	if err0 == nil {
-		ps = int64(m0.pageSize)
-	}
-	m1, err1 := readMeta(f, ps)
+	m0, m1, err0, err1 := readMetas(f)
 	switch {
 	case err0 != nil && err1 != nil:
 		return meta{}, corruptf("no valid meta page (%v; %v)", err0, err1)
@@ -224,6 +219,18 @@ func chooseMeta(f io.ReaderAt) (meta, error) {
 		return m0, nil
 	}
 	return m1, nil
+}
+
+// readMetas reads the meta pages 0 and 1 (page 1 at the page size page 0
+// gives, else the system's).
+func readMetas(f io.ReaderAt) (m0, m1 meta, err0, err1 error) {
+	m0, err0 = readMeta(f, 0)
+	ps := int64(os.Getpagesize())
+	if err0 == nil {
+		ps = int64(m0.pageSize)
+	}
+	m1, err1 = readMeta(f, ps)
+	return m0, m1, err0, err1
 }
 
 // pageHeader reads the header of page id.
@@ -391,12 +398,7 @@ func (b *Backend) Check(ctx context.Context) error {
 // metaOfTx returns the meta page of the transaction txid, read from disk
 // (the valid one with that id), and whether there is one.
 func metaOfTx(f io.ReaderAt, txid uint64) (meta, bool, error) {
-	m0, err0 := readMeta(f, 0)
-	ps := int64(os.Getpagesize())
-	if err0 == nil {
-		ps = int64(m0.pageSize)
-	}
-	m1, err1 := readMeta(f, ps)
+	m0, m1, err0, err1 := readMetas(f)
 	switch {
 	case err0 == nil && m0.txid == txid:
 		return m0, true, nil
@@ -449,8 +451,11 @@ func (w *walker) problem(format string, args ...any) {
 }
 
 // readFailed notes a failed read of page id.
-func (w *walker) readFailed(id uint64, err error) {
-	if err := readError(id, err); errors.Is(err, errTruncated) {
+func (w *walker) readFailed(id uint64, err error) { w.failed(id, readError(id, err)) }
+
+// failed notes err, the error (wrapping ErrCorrupt) of a read of page id.
+func (w *walker) failed(id uint64, err error) {
+	if errors.Is(err, errTruncated) {
 		w.truncated(id)
 	} else {
 		w.problem("%s", bare(err))
@@ -547,11 +552,7 @@ func (w *walker) page(id uint64, lo, hi []byte, depth int) []byte {
 	_, _, of, err := pageHeader(w.f, w.m, id)
 	if err != nil {
 		w.seen[id] = true
-		if errors.Is(err, errTruncated) {
-			w.truncated(id)
-		} else {
-			w.problem("%s", bare(err))
-		}
+		w.failed(id, err)
 		return nil
 	}
 	overflow := uint64(of)

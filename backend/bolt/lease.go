@@ -93,10 +93,8 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 			l := locs[i]
 			var cur []byte
 			found := false
-			if data := tx.Bucket(l.dataName()); data != nil {
-				if v := data.Get([]byte(l.key)); v != nil && !expired(deadlineOf(v), now) {
-					cur, found = v[headerLength:], true
-				}
+			if v := get(tx, l); v != nil && !expired(deadlineOf(v), now) {
+				cur, found = v[headerLength:], true
 			}
 			if !e.Matches(found, cur) {
 				continue
@@ -113,32 +111,4 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 	}
 	b.leases.Release(owner, held, h.Now())
 	return stored, nil
-}
-
-// putEntry writes e at l in tx, as MSet does: the value with its deadline,
-// and its expiry index entry in place of the old one.
-func putEntry(tx *bbolt.Tx, l loc, e backend.Entry, now instant) error {
-	data, err := tx.CreateBucketIfNotExists(l.dataName())
-	if err != nil {
-		return err
-	}
-	idx, err := tx.CreateBucketIfNotExists(l.indexName())
-	if err != nil {
-		return err
-	}
-	key := []byte(l.key)
-	if old := data.Get(key); old != nil {
-		if od := deadlineOf(old); od != 0 {
-			if err := idx.Delete(indexKey(od, l.key)); err != nil {
-				return err
-			}
-		}
-	}
-	d := deadlineCode(now, e.TTL)
-	if d != 0 {
-		if err := idx.Put(indexKey(d, l.key), nil); err != nil {
-			return err
-		}
-	}
-	return data.Put(key, encode(d, e.Value))
 }

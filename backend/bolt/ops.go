@@ -99,36 +99,13 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	return b.get(ctx, key, locate)
 }
 
+// get is mget of one key, without its TTL.
 func (b *Backend) get(ctx context.Context, key string, at func(string) loc) (backend.Value, error) {
-	if err := b.check(ctx); err != nil {
-		return backend.Value{}, err
-	}
-	if err := backend.CheckKey(key); err != nil {
-		return backend.Value{}, err
-	}
-	l := at(key)
-	now, err := b.now()
+	vals, err := b.mget(ctx, []string{key}, false, at)
 	if err != nil {
 		return backend.Value{}, err
 	}
-	var out backend.Value
-	err = b.view(func(tx *bbolt.Tx) error {
-		var buf [128]byte
-		bk := tx.Bucket(l.appendDataName(buf[:0]))
-		if bk == nil {
-			return nil
-		}
-		v := bk.Get([]byte(l.key))
-		if v == nil {
-			return nil
-		}
-		if expired(deadlineOf(v), now) {
-			return nil
-		}
-		out = backend.Value{Bytes: append(make([]byte, 0, len(v)-headerLength), v[headerLength:]...), Found: true}
-		return nil
-	})
-	return out, err
+	return vals[0], nil
 }
 
 // MSet implements backend.Backend.MSet in one write transaction.
@@ -267,6 +244,34 @@ func deleteKey(tx *bbolt.Tx, l loc) error {
 	return data.Delete(key)
 }
 
+// putEntry writes e at l in tx, as MSet does: the value with its deadline,
+// and its expiry index entry in place of the old one.
+func putEntry(tx *bbolt.Tx, l loc, e backend.Entry, now instant) error {
+	data, err := tx.CreateBucketIfNotExists(l.dataName())
+	if err != nil {
+		return err
+	}
+	idx, err := tx.CreateBucketIfNotExists(l.indexName())
+	if err != nil {
+		return err
+	}
+	key := []byte(l.key)
+	if old := data.Get(key); old != nil {
+		if od := deadlineOf(old); od != 0 {
+			if err := idx.Delete(indexKey(od, l.key)); err != nil {
+				return err
+			}
+		}
+	}
+	d := deadlineCode(now, e.TTL)
+	if d != 0 {
+		if err := idx.Put(indexKey(d, l.key), nil); err != nil {
+			return err
+		}
+	}
+	return data.Put(key, encode(d, e.Value))
+}
+
 // Expire implements backend.Backend.Expire.
 func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	return b.expire(ctx, key, ttl, locate)
@@ -297,34 +302,14 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 		if err != nil {
 			return err
 		}
-		data := tx.Bucket(l.dataName())
-		if data == nil {
-			return nil
-		}
-		k := []byte(l.key)
-		old := data.Get(k)
+		old := get(tx, l)
 		if old == nil || expired(deadlineOf(old), now) {
 			return nil
 		}
 		found = true
+		// The value is copied before putEntry changes the file.
 		val := append([]byte(nil), old[headerLength:]...)
-		od := deadlineOf(old)
-		idx, err := tx.CreateBucketIfNotExists(l.indexName())
-		if err != nil {
-			return err
-		}
-		if od != 0 {
-			if err := idx.Delete(indexKey(od, l.key)); err != nil {
-				return err
-			}
-		}
-		d := deadlineCode(now, ttl)
-		if d != 0 {
-			if err := idx.Put(indexKey(d, l.key), nil); err != nil {
-				return err
-			}
-		}
-		return data.Put(k, encode(d, val))
+		return putEntry(tx, l, backend.Entry{Value: val, TTL: ttl}, now)
 	})
 	return found, err
 }

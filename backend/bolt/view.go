@@ -82,19 +82,7 @@ func (v *view) Describe() backend.Description { return v.b.Describe() }
 
 // Optimizations implements backend.Optimizer: the store's, on the bucket.
 func (v *view) Optimizations() backend.Optimizations {
-	return backend.Optimizations{
-		DeletePrefix: func(ctx context.Context, prefix string, count int) error {
-			return v.b.deletePrefix(ctx, v.prefix+prefix, count)
-		},
-		CountPrefix: func(ctx context.Context, prefix string, count int) (int, error) {
-			return v.b.countPrefix(ctx, v.prefix+prefix, count)
-		},
-		ScanEntries: func(ctx context.Context, prefix, cursor string, count int) (backend.EntryPage, error) {
-			page, err := v.b.scanEntries(ctx, v.prefix+prefix, cursor, count)
-			page.Keys = v.strip(page.Keys)
-			return page, err
-		},
-	}
+	return backend.PrefixOptimizations(v.b.Optimizations(), v.prefix)
 }
 
 // Capabilities implements backend.Capable: the Backend's leases of "ns:k"

@@ -190,21 +190,13 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	return out, nil
 }
 
-// Get implements backend.Backend.Get.
+// Get implements backend.Backend.Get: MGet of one key, without its TTL.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	if err := backend.CheckKey(key); err != nil {
+	vals, err := b.MGet(ctx, []string{key}, false)
+	if err != nil {
 		return backend.Value{}, err
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
-		return backend.Value{}, err
-	}
-	it, ok := b.lookup(key, b.now(), true)
-	if !ok {
-		return backend.Value{}, nil
-	}
-	return backend.Value{Bytes: clone(it.val), Found: true}, nil
+	return vals[0], nil
 }
 
 // MSet implements backend.Backend.MSet.

@@ -177,13 +177,7 @@ func (t *Table) AcquireLeases(ctx context.Context, host Host, prefix string, key
 	if err := backend.CheckKeys(keys); err != nil {
 		return nil, nil, err
 	}
-	full := keys
-	if prefix != "" {
-		full = make([]string, len(keys))
-		for i, k := range keys {
-			full[i] = prefix + k
-		}
-	}
+	full, _ := backend.PrefixKeys(prefix, keys) // keys are checked: it cannot fail
 	held, owner, taken := t.Acquire(full, host.Now(), ttl)
 	if taken == nil {
 		return held, nil, nil
@@ -225,13 +219,7 @@ func (l *Lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bo
 	if len(entries) == 0 {
 		return []bool{}, nil
 	}
-	if l.prefix != "" {
-		full := make([]backend.GuardedEntry, len(entries))
-		for i, e := range entries {
-			e.Key = l.prefix + e.Key
-			full[i] = e
-		}
-		entries = full
-	}
+	// The keys are checked: Prefixed cannot fail.
+	entries, _ = backend.Prefixed(l.prefix, entries, func(e *backend.GuardedEntry) *string { return &e.Key })
 	return l.host.StoreLeased(ctx, l.owner, entries)
 }

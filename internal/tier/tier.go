@@ -230,6 +230,18 @@ func (t *Tier[V]) evict(key string, s *slot[V]) {
 	t.drop(key, s)
 }
 
+// unmiss forgets the miss of the slot of key, and the slot if it holds
+// nothing else.
+func (t *Tier[V]) unmiss(key string, s *slot[V]) {
+	s.missUntil = 0
+	if s.has {
+		t.resize(key, s)
+	} else {
+		t.drop(key, s)
+	}
+	t.tidy(key, s)
+}
+
 // keep puts s, just given a value or a miss, in the LRU and evicts the
 // least recently used beyond the bounds.
 func (t *Tier[V]) keep(key string, s *slot[V]) {
@@ -399,8 +411,11 @@ func (t *Tier[V]) End(r Read, keys []string, vals []backend.Value, stale bool) (
 			lo = backend.Deadline(r.sent, v.TTL-time.Millisecond)
 			hi = backend.Deadline(after, v.TTL)
 		}
-		// A value to serve stale stays one when read again unchanged.
-		stale := stale || (s.hasV && bytes.Equal(s.raw, v.Bytes))
+		// A value to serve stale stays one when read again unchanged:
+		// the same bytes, the same deadline (another client's expiry
+		// change makes it one no more, as for the verifier).
+		d := hi - s.hi
+		stale := stale || (s.hasV && bytes.Equal(s.raw, v.Bytes) && s.hi != 0 && hi != 0 && max(d, -d) <= int64(deadlineSlack))
 		s.has, s.raw, s.lo, s.hi, s.read, s.fresh = true, bytes.Clone(v.Bytes), lo, hi, r.sent, fresh
 		s.hasV, s.unverify = stale, false
 		if s.tainted {
@@ -635,8 +650,7 @@ func (t *Tier[V]) AddMiss(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.get(key, true)
-	t.drop(key, s)
-	s.missUntil = until
+	s.missUntil = until // a value remembered stays, to be served stale
 	t.keep(key, s)
 }
 
@@ -653,8 +667,7 @@ func (t *Tier[V]) Missing(key string) bool {
 		return false
 	}
 	if now >= s.missUntil {
-		t.evict(key, s)
-		t.tidy(key, s)
+		t.unmiss(key, s)
 		return false
 	}
 	return true
@@ -668,7 +681,6 @@ func (t *Tier[V]) Found(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if s := t.slots[key]; s != nil && s.missUntil != 0 {
-		t.evict(key, s)
-		t.tidy(key, s)
+		t.unmiss(key, s)
 	}
 }
