@@ -48,7 +48,8 @@ func (m *Map[V]) read(ctx context.Context, key string) (backend.Value, error) {
 }
 
 // readMany reads keys as read does, the keys the near cache does not hold
-// in one call of the store.
+// in one call of the store; a bulk read (more keys than a sixteenth of the
+// tier's bound) records nothing.
 func (m *Map[V]) readMany(ctx context.Context, keys []string) ([]backend.Value, error) {
 	m.startWatch(ctx)
 	if !m.tier.Keeps() {
@@ -69,6 +70,17 @@ func (m *Map[V]) readMany(ctx context.Context, keys []string) ([]backend.Value, 
 	mk := make([]string, len(miss))
 	for j, i := range miss {
 		mk[j] = keys[i]
+	}
+	if m.tier.Bulk(len(mk)) {
+		// A bulk read neither evicts what the tier holds nor reads TTLs.
+		vals, err := m.b.MGet(ctx, mk, false)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range miss {
+			out[i] = vals[j]
+		}
+		return out, nil
 	}
 	r := m.tier.Begin(mk...)
 	vals, err := m.b.MGet(ctx, mk, true)

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,15 +57,7 @@ func (b *Backend) wrapWrite(ctx context.Context, cmd string, err error) error {
 // backend.ErrUnknownOutcome when a command's outcome is unknown (see
 // outcomes).
 func (b *Backend) pipeErr(ctx context.Context, cmd string, cmds []goredis.Cmder, execErr error) error {
-	var first error
-	for _, c := range cmds {
-		if first == nil {
-			first = c.Err()
-		}
-	}
-	if first == nil {
-		first = execErr
-	}
+	first := cmp.Or(cmdErr(cmds), execErr)
 	if first == nil {
 		return nil
 	}
@@ -127,13 +120,7 @@ const (
 // was acknowledged.
 func outcomes(cmds []goredis.Cmder, execErr error) []int {
 	out := make([]int, len(cmds))
-	anyErr := false
-	for _, c := range cmds {
-		if c.Err() != nil {
-			anyErr = true
-			break
-		}
-	}
+	anyErr := cmdErr(cmds) != nil
 	for i, c := range cmds {
 		err := c.Err()
 		switch {
@@ -157,20 +144,11 @@ func outcomes(cmds []goredis.Cmder, execErr error) []int {
 // otherwise a *backend.BatchError that sorts keys[i] (the key of cmds[i]) by
 // outcome, with the first error as its cause.
 func (b *Backend) batchError(ctx context.Context, op, cmd string, keys []string, cmds []goredis.Cmder, execErr error) error {
-	if execErr == nil {
-		ok := true
-		for _, c := range cmds {
-			if c.Err() != nil {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			return nil
-		}
+	first := cmp.Or(execErr, cmdErr(cmds))
+	if first == nil {
+		return nil
 	}
-	be := &backend.BatchError{Op: op}
-	first := execErr
+	be := &backend.BatchError{Op: op, Err: b.wrap(ctx, cmd, first)}
 	for i, o := range outcomes(cmds, execErr) {
 		switch o {
 		case done:
@@ -180,12 +158,18 @@ func (b *Backend) batchError(ctx context.Context, op, cmd string, keys []string,
 		default:
 			be.Unknown = append(be.Unknown, keys[i])
 		}
-		if first == nil {
-			first = cmds[i].Err()
+	}
+	return be
+}
+
+// cmdErr returns the first error of cmds, if any.
+func cmdErr(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return err
 		}
 	}
-	be.Err = b.wrap(ctx, cmd, first)
-	return be
+	return nil
 }
 
 // execErr returns the error of a pipeline of reads: Exec's error unless it

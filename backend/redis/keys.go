@@ -102,18 +102,18 @@ func tryAgain(b *Backend, err error) bool {
 	return err != nil && b.cluster != nil && goredis.IsTryAgainError(err)
 }
 
-// getEach reads the keys at idx of wire one by one (GET, and PTTL when
-// withTTL), in one pipeline on the cluster client, into out: a single-key
-// command is served where the key is, following an ASK redirection during
-// a migration, and never meets TRYAGAIN.
-func (b *Backend) getEach(ctx context.Context, wire []string, idx []int, out []backend.Value, withTTL bool) error {
+// getEach reads the keys at idx of wire one by one with GET, in one
+// pipeline on the cluster client, into out, with a PTTL of each in ttls
+// when it is not nil: a single-key command is served where the key is,
+// following an ASK redirection during a migration, and never meets
+// TRYAGAIN.
+func (b *Backend) getEach(ctx context.Context, wire []string, idx []int, out []backend.Value, ttls []*goredis.DurationCmd) error {
 	pipe := b.client.Pipeline()
 	gets := make([]*goredis.StringCmd, len(idx))
-	ttls := make([]*goredis.DurationCmd, len(idx))
 	for j, i := range idx {
 		gets[j] = pipe.Get(ctx, wire[i])
-		if withTTL {
-			ttls[j] = pipe.PTTL(ctx, wire[i])
+		if ttls != nil {
+			ttls[i] = pipe.PTTL(ctx, wire[i])
 		}
 	}
 	_, err := pipe.Exec(ctx)
@@ -121,31 +121,63 @@ func (b *Backend) getEach(ctx context.Context, wire []string, idx []int, out []b
 		return err
 	}
 	for j, i := range idx {
-		v, err := gets[j].Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil), isWrongType(err): // absent
-			continue
-		case err != nil:
-			return b.wrap(ctx, "GET", err)
-		}
-		out[i] = backend.Value{Bytes: v, Found: true}
-		if !withTTL {
-			continue
-		}
-		d, err := ttls[j].Result()
-		if err != nil {
-			return b.wrap(ctx, "PTTL", err)
-		}
-		switch {
-		case d == -2: // expired between the read and PTTL
-			out[i] = backend.Value{}
-		case d == -1:
-			out[i].TTL = backend.NoTTL
-		case d < time.Millisecond:
-			out[i].TTL = time.Millisecond
-		default:
-			out[i].TTL = d
+		if err := b.readGet(ctx, gets[j], &out[i]); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// readGet reads the reply of a GET into v: a missing key, or one of
+// another Redis type, leaves v absent.
+func (b *Backend) readGet(ctx context.Context, c *goredis.StringCmd, v *backend.Value) error {
+	bs, err := c.Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil), isWrongType(err): // absent
+	case err != nil:
+		return b.wrap(ctx, "GET", err)
+	default:
+		*v = backend.Value{Bytes: bs, Found: true}
+	}
+	return nil
+}
+
+// remaining returns the TTL of a key from its PTTL reply d (NoTTL for
+// none, at least a millisecond), and false when the key does not exist.
+func remaining(d time.Duration) (time.Duration, bool) {
+	switch {
+	case d == -2:
+		return 0, false
+	case d == -1:
+		return backend.NoTTL, true
+	case d < time.Millisecond:
+		return time.Millisecond, true
+	}
+	return d, true
+}
+
+// slotGroups returns the indexes of wire grouped by hash slot, in the order
+// of each slot's first key.
+func slotGroups(wire []string) [][]int {
+	var groups [][]int
+	at := map[int]int{} // slot -> index into groups
+	for i, w := range wire {
+		gi, ok := at[Slot(w)]
+		if !ok {
+			gi = len(groups)
+			at[Slot(w)] = gi
+			groups = append(groups, nil)
+		}
+		groups[gi] = append(groups[gi], i)
+	}
+	return groups
+}
+
+// pick returns the elements of s at idx.
+func pick(s []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for j, i := range idx {
+		out[j] = s[i]
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -66,22 +67,15 @@ func leaseKey(w string) string {
 // dataKeyOfLease returns the stored key whose lease is lk, and false when
 // lk is not a lease key.
 func dataKeyOfLease(lk string) (string, bool) {
-	rest, ok := cutPrefix(lk, backend.LeasePrefix+"{")
+	rest, ok := strings.CutPrefix(lk, backend.LeasePrefix+"{")
 	if !ok {
 		return "", false
 	}
-	i := indexByte(rest, '}')
+	i := strings.IndexByte(rest, '}')
 	if i < 0 || i+1 >= len(rest) || rest[i+1] != ':' {
 		return "", false
 	}
 	return rest[i+2:], true
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return s, false
-	}
-	return s[len(prefix):], true
 }
 
 // acquireLeases is Capabilities.AcquireLeases: the lease of key k is the
@@ -105,16 +99,14 @@ func (b *Backend) acquireLeases(ctx context.Context, keys []string, ttl time.Dur
 	l := &lease{b: b, token: rand.Text()}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(keys))
-	sets := make([]boolNR, len(keys))
 	for i, w := range wire {
-		sets[i] = setNXCmd(ctx, leaseKey(w), l.token, ttl)
-		cmds[i] = sets[i]
-		_ = pipe.Process(ctx, sets[i]) // queues it; Exec reports its error
+		cmds[i] = setNXCmd(ctx, leaseKey(w), l.token, ttl)
+		_ = pipe.Process(ctx, cmds[i]) // queues it; Exec reports its error
 	}
 	_, err = pipe.Exec(ctx)
 	held := make([]bool, len(keys))
-	for i, c := range sets {
-		if c.Err() == nil && c.Val() {
+	for i, c := range cmds {
+		if c.Err() == nil && c.(boolNR).Val() {
 			held[i] = true
 			l.keys = append(l.keys, leaseKey(wire[i]))
 		}
@@ -146,19 +138,16 @@ func (l *lease) Renew(ctx context.Context, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	if err := l.b.check(ctx); err != nil {
-		return err
-	}
-	keys := make([][]string, len(l.keys))
-	for i, k := range l.keys {
-		keys[i] = []string{k}
-	}
-	cmds, execErr := l.b.runScript(ctx, renewScript, keys, func(int) []any { return []any{l.token, ttl.Milliseconds()} })
-	return l.b.pipeErr(ctx, "renew lease", cmds, execErr)
+	return l.each(ctx, renewScript, "renew lease", l.token, ttl.Milliseconds())
 }
 
 // Release implements backend.Lease.Release.
 func (l *lease) Release(ctx context.Context) error {
+	return l.each(ctx, releaseScript, "release lease", l.token)
+}
+
+// each runs s on every lease key, with args as ARGV; cmd names it in errors.
+func (l *lease) each(ctx context.Context, s script, cmd string, args ...any) error {
 	if err := l.b.check(ctx); err != nil {
 		return err
 	}
@@ -166,8 +155,8 @@ func (l *lease) Release(ctx context.Context) error {
 	for i, k := range l.keys {
 		keys[i] = []string{k}
 	}
-	cmds, execErr := l.b.runScript(ctx, releaseScript, keys, func(int) []any { return []any{l.token} })
-	return l.b.pipeErr(ctx, "release lease", cmds, execErr)
+	cmds, execErr := l.b.runScript(ctx, s, keys, func(int) []any { return args })
+	return l.b.pipeErr(ctx, cmd, cmds, execErr)
 }
 
 // Store implements backend.Lease.Store: storeScript once per entry, in
@@ -232,10 +221,9 @@ func (l *lease) Store(ctx context.Context, entries []backend.GuardedEntry) ([]bo
 // (NOSCRIPT), which loads it there. It returns each call's final command and
 // the last Exec's error, for pipeErr or batchError.
 func (b *Backend) runScript(ctx context.Context, s script, keys [][]string, args func(int) []any) ([]goredis.Cmder, error) {
-	final := make([]cmdNR, len(keys))
-	all := make([]goredis.Cmder, len(keys))
+	final := make([]goredis.Cmder, len(keys))
 	if len(keys) == 0 {
-		return all, nil
+		return final, nil
 	}
 	todo := make([]int, len(keys))
 	for i := range todo {
@@ -261,8 +249,5 @@ func (b *Backend) runScript(ctx context.Context, s script, keys [][]string, args
 		todo = missing
 		lastErr = nil
 	}
-	for i := range final {
-		all[i] = final[i]
-	}
-	return all, lastErr
+	return final, lastErr
 }

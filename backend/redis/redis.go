@@ -195,6 +195,18 @@ func (b *Backend) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// checkedKey returns the stored key of key, once the Backend, ctx and key
+// have passed their checks.
+func (b *Backend) checkedKey(ctx context.Context, key string) (string, error) {
+	if err := b.check(ctx); err != nil {
+		return "", err
+	}
+	if err := backend.CheckKey(key); err != nil {
+		return "", err
+	}
+	return b.wireKey(key)
+}
+
 // MGet implements backend.Backend.MGet with MGET (per hash slot on a
 // cluster), which reports keys of other Redis types as absent, as the
 // contract says; Get reports them with backend.ErrWrongType. On a cluster,
@@ -226,43 +238,24 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return out, nil
 	}
 
-	pipe := b.client.Pipeline()
-	type group struct {
-		idx []int // indexes into keys
-		cmd *goredis.SliceCmd
-		get *goredis.StringCmd // when the group is one key
-	}
-	var groups []group
-	if b.cluster == nil {
-		g := group{idx: make([]int, len(keys))}
-		for i := range keys {
-			g.idx[i] = i
-		}
-		groups = append(groups, g)
+	var groups [][]int // indexes into keys: all of them, or on a cluster those of each slot
+	if b.cluster != nil {
+		groups = slotGroups(wire)
 	} else {
-		bySlot := map[int]int{} // slot -> index into groups
-		for i, w := range wire {
-			s := Slot(w)
-			gi, ok := bySlot[s]
-			if !ok {
-				gi = len(groups)
-				bySlot[s] = gi
-				groups = append(groups, group{})
-			}
-			groups[gi].idx = append(groups[gi].idx, i)
+		groups = [][]int{make([]int, len(keys))}
+		for i := range keys {
+			groups[0][i] = i
 		}
 	}
-	for gi := range groups {
-		g := &groups[gi]
-		if len(g.idx) == 1 {
-			g.get = pipe.Get(ctx, wire[g.idx[0]])
-			continue
+	pipe := b.client.Pipeline()
+	mgets := make([]*goredis.SliceCmd, len(groups))
+	gets := make([]*goredis.StringCmd, len(groups)) // instead, for a group of one key
+	for gi, g := range groups {
+		if len(g) == 1 {
+			gets[gi] = pipe.Get(ctx, wire[g[0]])
+		} else {
+			mgets[gi] = pipe.MGet(ctx, pick(wire, g)...)
 		}
-		ks := make([]string, len(g.idx))
-		for j, i := range g.idx {
-			ks[j] = wire[i]
-		}
-		g.cmd = pipe.MGet(ctx, ks...)
 	}
 	var ttls []*goredis.DurationCmd
 	if withTTL {
@@ -276,22 +269,16 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return nil, err
 	}
 	var again []int // keys of the MGETs that met TRYAGAIN
-	for _, g := range groups {
-		if g.get != nil {
-			i := g.idx[0]
-			v, err := g.get.Bytes()
-			switch {
-			case errors.Is(err, goredis.Nil), isWrongType(err): // absent
-			case err != nil:
-				return nil, b.wrap(ctx, "GET", err)
-			default:
-				out[i] = backend.Value{Bytes: v, Found: true}
+	for gi, g := range groups {
+		if gets[gi] != nil {
+			if err := b.readGet(ctx, gets[gi], &out[g[0]]); err != nil {
+				return nil, err
 			}
 			continue
 		}
-		vals, err := g.cmd.Result()
+		vals, err := mgets[gi].Result()
 		if tryAgain(b, err) {
-			again = append(again, g.idx...)
+			again = append(again, g...)
 			continue
 		}
 		if err != nil {
@@ -299,7 +286,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		}
 		for j, v := range vals {
 			if s, ok := v.(string); ok {
-				out[g.idx[j]] = backend.Value{Bytes: []byte(s), Found: true}
+				out[g[j]] = backend.Value{Bytes: []byte(s), Found: true}
 			}
 		}
 	}
@@ -307,32 +294,22 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		// A slot is migrating and its keys are split between two masters:
 		// read them one by one (a single-key read follows the ASK
 		// redirection), with their TTLs.
-		if err := b.getEach(ctx, wire, again, out, withTTL); err != nil {
+		if err := b.getEach(ctx, wire, again, out, ttls); err != nil {
 			return nil, err
-		}
-		for _, i := range again {
-			if ttls != nil {
-				ttls[i] = nil // read again with the value
-			}
 		}
 	}
 	for i, c := range ttls {
-		if !out[i].Found || c == nil {
+		if !out[i].Found {
 			continue
 		}
 		d, err := c.Result()
 		if err != nil {
 			return nil, b.wrap(ctx, "PTTL", err)
 		}
-		switch {
-		case d == -2: // expired between the read and PTTL
-			out[i] = backend.Value{}
-		case d == -1:
-			out[i].TTL = backend.NoTTL
-		case d < time.Millisecond:
-			out[i].TTL = time.Millisecond
-		default:
-			out[i].TTL = d
+		if ttl, ok := remaining(d); ok {
+			out[i].TTL = ttl
+		} else {
+			out[i] = backend.Value{} // expired between the read and PTTL
 		}
 	}
 	return out, nil
@@ -341,13 +318,7 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 // Get implements backend.Backend.Get with GET: a key of another Redis type
 // fails with backend.ErrWrongType.
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	if err := b.check(ctx); err != nil {
-		return backend.Value{}, err
-	}
-	if err := backend.CheckKey(key); err != nil {
-		return backend.Value{}, err
-	}
-	w, err := b.wireKey(key)
+	w, err := b.checkedKey(ctx, key)
 	if err != nil {
 		return backend.Value{}, err
 	}
@@ -456,20 +427,11 @@ func (b *Backend) withLeases(wire []string) []string {
 // UNLINK per hash slot, in one pipeline on the cluster client. A failure
 // part-way is a *backend.BatchError that names keys as given.
 func (b *Backend) unlinkBySlot(ctx context.Context, keys, wire []string) error {
-	bySlot := map[int][]int{} // slot -> indexes into keys
-	for i, w := range wire {
-		s := Slot(w)
-		bySlot[s] = append(bySlot[s], i)
-	}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, 0, len(keys))
 	order := make([]string, 0, len(keys))
-	for _, idx := range bySlot {
-		ws := make([]string, len(idx))
-		for j, i := range idx {
-			ws[j] = wire[i]
-		}
-		c := unlinkCmd(ctx, b.withLeases(ws))
+	for _, idx := range slotGroups(wire) {
+		c := unlinkCmd(ctx, b.withLeases(pick(wire, idx)))
 		_ = pipe.Process(ctx, c) // queues it; Exec reports its error
 
 		for _, i := range idx { // one entry per key: its slot's command
@@ -528,28 +490,16 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 
 // TTL implements backend.Backend.TTL with PTTL.
 func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
-	if err := b.check(ctx); err != nil {
-		return 0, false, err
-	}
-	if err := backend.CheckKey(key); err != nil {
-		return 0, false, err
-	}
-	w, err := b.wireKey(key)
+	w, err := b.checkedKey(ctx, key)
 	if err != nil {
 		return 0, false, err
 	}
 	d, err := b.client.PTTL(ctx, w).Result()
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, false, b.wrap(ctx, "PTTL", err)
-	case d == -2:
-		return 0, false, nil
-	case d == -1:
-		return backend.NoTTL, true, nil
-	case d < time.Millisecond:
-		return time.Millisecond, true, nil
 	}
-	return d, true, nil
+	ttl, ok := remaining(d)
+	return ttl, ok, nil
 }
 
 // Close implements backend.Backend.Close. It closes the client only when

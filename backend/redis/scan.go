@@ -449,20 +449,12 @@ func (st *scanState) rescan(to, cur string) {
 
 // String returns the cursor of the state.
 func (st *scanState) String() string {
-	var sb strings.Builder
-	sb.WriteString(strings.Join(slices.Sorted(maps.Keys(st.scanned)), ","))
-	sb.WriteByte('|')
-	sb.WriteString(strings.Join(st.schedule, ","))
-	sb.WriteByte('|')
-	sb.WriteString(strconv.FormatUint(st.cur, 10))
-	sb.WriteByte('|')
-	for i, m := range slices.Sorted(maps.Keys(st.owners)) {
-		if i > 0 {
-			sb.WriteByte(';')
-		}
-		sb.WriteString(m + "=" + st.owners[m])
+	owners := make([]string, 0, len(st.owners))
+	for _, m := range slices.Sorted(maps.Keys(st.owners)) {
+		owners = append(owners, m+"="+st.owners[m])
 	}
-	return sb.String()
+	scanned := slices.Sorted(maps.Keys(st.scanned))
+	return fmt.Sprintf("%s|%s|%d|%s", strings.Join(scanned, ","), strings.Join(st.schedule, ","), st.cur, strings.Join(owners, ";"))
 }
 
 // parseScanState reads a cursor of scanCluster; the empty cursor begins a
@@ -678,14 +670,10 @@ func (b *Backend) unlink(ctx context.Context, c *goredis.Client, keys []string, 
 	if !bySlot {
 		return b.wrapWrite(ctx, "UNLINK", c.Process(ctx, unlinkCmd(ctx, keys)))
 	}
-	groups := map[int][]string{}
-	for _, k := range keys {
-		groups[Slot(k)] = append(groups[Slot(k)], k)
-	}
 	pipe := c.Pipeline()
 	var cmds []goredis.Cmder
-	for _, ks := range groups {
-		cmd := unlinkCmd(ctx, ks)
+	for _, idx := range slotGroups(keys) {
+		cmd := unlinkCmd(ctx, pick(keys, idx))
 		cmds = append(cmds, cmd)
 		_ = pipe.Process(ctx, cmd) // queues it; Exec reports its error
 	}

@@ -151,8 +151,8 @@ func (b *Backend) unwatch(h *hub, w *watcher) {
 		b.watches.h = nil
 	}
 	b.watches.mu.Unlock()
-	w.mu.Lock() // a report under way ends first
-	w.stopped = true
+	w.mu.Lock() // a report under way ends first; none follows
+	w.report = func(backend.Change) {}
 	w.mu.Unlock()
 	if last {
 		h.shutdown()
@@ -178,10 +178,9 @@ type hub struct {
 type watcher struct {
 	prefix string // backend prefix
 	wire   string // stored prefix
-	report func(backend.Change)
 
-	mu       sync.Mutex // held while reporting
-	stopped  bool
+	mu       sync.Mutex           // held while reporting
+	report   func(backend.Change) // a no-op once the watch stopped
 	live     bool
 	reported bool
 	lastErr  string    // of the latest ChangeLost
@@ -357,9 +356,7 @@ func (h *hub) lostAll(err error, liveOnly bool) {
 		w.mu.Lock()
 		if (w.live || !liveOnly) && !(!w.live && w.reported && msg == w.lastErr) {
 			w.live, w.reported, w.lastErr = false, true, msg
-			if !w.stopped {
-				w.report(backend.Change{Kind: backend.ChangeLost, Err: err})
-			}
+			w.report(backend.Change{Kind: backend.ChangeLost, Err: err})
 		}
 		w.mu.Unlock()
 	}
@@ -380,9 +377,7 @@ func (h *hub) maybeLive(w *watcher) {
 	defer w.mu.Unlock()
 	at := time.Now()
 	w.live, w.reported, w.lastErr, w.synced = true, true, "", at
-	if !w.stopped {
-		w.report(backend.Change{Kind: backend.ChangeLive, At: at})
-	}
+	w.report(backend.Change{Kind: backend.ChangeLive, At: at})
 }
 
 func (h *hub) maybeLiveAll() {
@@ -407,9 +402,7 @@ func (h *hub) synced() {
 		w.mu.Lock()
 		if w.live && at.After(w.synced) {
 			w.synced = at
-			if !w.stopped {
-				w.report(backend.Change{Kind: backend.ChangeSynced, At: at})
-			}
+			w.report(backend.Change{Kind: backend.ChangeSynced, At: at})
 		}
 		w.mu.Unlock()
 	}
@@ -441,7 +434,7 @@ func (h *hub) push(p pushFrame) {
 			}
 		}
 		w.mu.Lock()
-		if w.live && !w.stopped {
+		if w.live {
 			w.report(ch)
 		}
 		w.mu.Unlock()

@@ -65,12 +65,11 @@ func (h *hub) connect(ctx context.Context, n *node) (*respConn, error) {
 	if n.opt.ClientName != "" {
 		hello = append(hello, "SETNAME", n.opt.ClientName)
 	}
-	check := h.checkReply(n)
 	_ = cn.send(func(v any, err error) {
 		if err != nil {
 			err = fmt.Errorf("HELLO 3 (RESP3, which tracking needs): %w", err)
 		} else if h.b.cluster == nil {
-			err = check(v, nil)
+			err = h.checkReply(n, v, nil)
 		}
 		errs = append(errs, err)
 	}, hello...)
@@ -81,7 +80,7 @@ func (h *hub) connect(ctx context.Context, n *node) (*respConn, error) {
 		_ = cn.send(fail, trackArgs(prefixes)...)
 	}
 	if h.b.cluster != nil {
-		_ = cn.send(func(v any, err error) { errs = append(errs, check(v, err)) }, "CLUSTER", "NODES")
+		_ = cn.send(func(v any, err error) { errs = append(errs, h.checkReply(n, v, err)) }, "CLUSTER", "NODES")
 	}
 	for err == nil {
 		if k, _ := cn.waiting(); k == 0 {
@@ -110,6 +109,11 @@ func (h *hub) connect(ctx context.Context, n *node) (*respConn, error) {
 // serve reads n's connection cn, PINGs it every syncEvery and checks its
 // server every checkEvery, until it fails or ctx ends.
 func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
+	lost := func(err error) {
+		h.mu.Lock()
+		h.drop(n, cn, err)
+		h.mu.Unlock()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -117,15 +121,8 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 		for err == nil {
 			err = cn.readOne(h.push)
 		}
-		h.mu.Lock()
-		h.drop(n, cn, fmt.Errorf("redis: tracking connection to %s: %w", n.addr, err))
-		h.mu.Unlock()
+		lost(fmt.Errorf("redis: tracking connection to %s: %w", n.addr, err))
 	}()
-	lost := func(err error) {
-		h.mu.Lock()
-		h.drop(n, cn, err)
-		h.mu.Unlock()
-	}
 	server := cn.nc.RemoteAddr().String()
 	tick := time.NewTicker(syncEvery)
 	defer tick.Stop()
@@ -178,13 +175,12 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 					continue
 				}
 			}
-			check := h.checkReply(n)
 			args := []string{"HELLO", "3"}
 			if h.b.cluster != nil {
 				args = []string{"CLUSTER", "NODES"}
 			}
 			if err := cn.send(func(v any, err error) {
-				if err = check(v, err); err != nil {
+				if err = h.checkReply(n, v, err); err != nil {
 					lost(err)
 				}
 			}, args...); err != nil {
@@ -194,44 +190,43 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 	}
 }
 
-// checkReply returns the check of the reply of HELLO 3 (its role) or, on a
-// cluster, of CLUSTER NODES (the node's flags, and the masters it lists,
-// which go to the hub): an error unless the server says it is a master.
-func (h *hub) checkReply(n *node) func(v any, err error) error {
-	return func(v any, err error) error {
-		if err != nil {
-			return fmt.Errorf("redis: watch: checking that %s is a master: %w", n.addr, err)
+// checkReply checks n's reply v (or error err) to HELLO 3 (its role) or,
+// on a cluster, to CLUSTER NODES (the node's flags, and the masters it
+// lists, which go to the hub): an error unless the server says it is a
+// master.
+func (h *hub) checkReply(n *node, v any, err error) error {
+	if err != nil {
+		return fmt.Errorf("redis: watch: checking that %s is a master: %w", n.addr, err)
+	}
+	if h.b.cluster != nil {
+		reply, _ := v.(string)
+		view := parseClusterNodes(reply)
+		if !view.master {
+			return fmt.Errorf("redis: watch: %s is no longer a master", n.addr)
 		}
-		if h.b.cluster != nil {
-			reply, _ := v.(string)
-			view := parseClusterNodes(reply)
-			if !view.master {
-				return fmt.Errorf("redis: watch: %s is no longer a master", n.addr)
-			}
-			h.mu.Lock()
-			n.view, n.viewAt = view.masters, time.Now()
-			if slices.ContainsFunc(view.masters, func(a string) bool { return h.nodes[a] == nil }) {
-				select { // a master joined: track it
-				case h.kick <- struct{}{}:
-				default:
-				}
-			}
-			h.mu.Unlock()
-			return nil
-		}
-		role := ""
-		if kv, ok := v.([]any); ok {
-			for i := 0; i+1 < len(kv); i += 2 {
-				if kv[i] == "role" {
-					role, _ = kv[i+1].(string)
-				}
+		h.mu.Lock()
+		n.view, n.viewAt = view.masters, time.Now()
+		if slices.ContainsFunc(view.masters, func(a string) bool { return h.nodes[a] == nil }) {
+			select { // a master joined: track it
+			case h.kick <- struct{}{}:
+			default:
 			}
 		}
-		if role != "master" {
-			return fmt.Errorf("redis: watch: %s is no longer a master (role %q)", n.addr, role)
-		}
+		h.mu.Unlock()
 		return nil
 	}
+	role := ""
+	if kv, ok := v.([]any); ok {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i] == "role" {
+				role, _ = kv[i+1].(string)
+			}
+		}
+	}
+	if role != "master" {
+		return fmt.Errorf("redis: watch: %s is no longer a master (role %q)", n.addr, role)
+	}
+	return nil
 }
 
 // sentinel reports whether n is the master that Sentinel names.

@@ -178,6 +178,11 @@ func (t *Tier[V]) Near() bool { return t.o.Near }
 // reads then ask for TTLs and take tickets.
 func (t *Tier[V]) Keeps() bool { return t.o.Near || t.o.Remember }
 
+// Bulk reports whether a read of n keys is a bulk read, which is to record
+// nothing: more than a sixteenth of the entry bound, so that one batch
+// cannot evict what the tier holds.
+func (t *Tier[V]) Bulk(n int) bool { return n > max(t.o.MaxEntries/16, 1) }
+
 // Serves reports whether the tier serves values stale (Grace).
 func (t *Tier[V]) Serves() bool { return t.o.Remember && t.o.Grace > 0 }
 
