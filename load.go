@@ -175,6 +175,9 @@ func (m *Map[V]) readKept(ctx context.Context, key string) (backend.Value, error
 	}
 	if err != nil || !val.Found {
 		m.tier.Abort(r, keys)
+		if err == nil && val.OtherKind {
+			_, err = m.b.Get(ctx, key) // ErrWrongType, as a plain Get says
+		}
 		return backend.Value{}, err
 	}
 	m.verify(ctx, m.tier.End(r, keys, []backend.Value{val}, true)...)

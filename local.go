@@ -40,7 +40,7 @@ func (m *Map[V]) read(ctx context.Context, key string) (backend.Value, error) {
 		return backend.Value{}, err
 	}
 	m.verify(ctx, m.tier.End(r, keys, vals, false)...)
-	if !vals[0].Found {
+	if !vals[0].Found && vals[0].OtherKind {
 		// Get tells a missing key from one of another kind.
 		return m.b.Get(ctx, key)
 	}

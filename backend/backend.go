@@ -33,6 +33,12 @@ type Value struct {
 	// Local reports a value served from a copy in this process (a near
 	// cache) without reaching the store.
 	Local bool
+	// OtherKind reports, for a key not Found by MGet asked for TTLs, that
+	// the key may exist holding data of another kind (a Redis list): Get
+	// tells (ErrWrongType). A store whose keys are all values never sets
+	// it, so that a caller reading with TTLs learns of a missing key in one
+	// call.
+	OtherKind bool
 }
 
 // Page is one page of a scan.

@@ -20,8 +20,8 @@ func (c *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 	if err != nil {
 		return backend.Value{}, err
 	}
-	if !vals[0].Found {
-		return c.next.Get(ctx, key)
+	if !vals[0].Found && vals[0].OtherKind {
+		return c.next.Get(ctx, key) // tells a key of another kind
 	}
 	return vals[0], nil
 }

@@ -300,6 +300,10 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	}
 	for i, c := range ttls {
 		if !out[i].Found {
+			// A key that exists but was not read is of another type (or
+			// was written since the read): Get tells.
+			d, err := c.Result()
+			out[i].OtherKind = err != nil || d != -2
 			continue
 		}
 		d, err := c.Result()
