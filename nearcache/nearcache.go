@@ -4,8 +4,10 @@
 // the store's change reports (backend.Capabilities.Watch: Redis's
 // server-assisted invalidation, CLIENT TRACKING in broadcast mode).
 //
-// Most users turn it on with kv.WithNearCache, which puts it over one
-// Map's namespace; New puts it over any Backend that reports changes.
+// Most users turn it on with kv.WithNearCache, which gives one Map's local
+// tier (the one structure per Map that also holds its loads, misses and
+// values remembered for stale serving) these Options; New puts the same
+// cache (package internal/tier) over any Backend that reports changes.
 //
 // # Coherence
 //
