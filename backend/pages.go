@@ -12,11 +12,17 @@ import (
 // with prefix, pageSize being the page-size hint. It owns what every scan loop
 // needs: the cursor, a check of the context before each page, keys outside
 // the prefix dropped (even from a faulty store: a Clear must never reach
-// another namespace), and each key yielded at most once (a Redis SCAN may
-// return a key twice; stores whose Description promises unique scans are
-// not de-duplicated: Description.UniqueScan). Empty pages are skipped. An error ends the sequence
-// and is yielded once; breaking out of the loop ends the scan. The yielded
-// Keys are the caller's; Cursor is the scan's cursor after the page.
+// another namespace), and each key yielded at most once. A Redis SCAN may
+// return a key twice: the scan remembers a 72-bit fingerprint of each key
+// yielded (internal/keyset, about 10 bytes a key, never the key), so that a
+// key is wrongly taken for one already yielded, and skipped, with
+// probability below n²/2^73 for a scan of n keys (1.1e-10 for a million),
+// well below the odds of a memory error on the machine during the scan.
+// Stores whose Description promises unique scans (Description.UniqueScan)
+// are not de-duplicated and hold nothing per key. Empty pages are skipped.
+// An error ends the sequence and is yielded once; breaking out of the loop
+// ends the scan. The yielded Keys are the caller's; Cursor is the scan's
+// cursor after the page.
 func Pages(ctx context.Context, b Backend, prefix string, pageSize int) iter.Seq2[Page, error] {
 	return func(yield func(Page, error) bool) {
 		err := scan(ctx, b, prefix, pageSize, false, func(p EntryPage) bool {

@@ -48,14 +48,12 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 		it, found := b.lookup(e.Key, now, false)
 		var cur []byte
 		if found {
-			cur = it.val
+			cur = it.val()
 		}
 		if !e.Matches(found, cur) {
 			continue
 		}
-		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: backend.Deadline(now, e.TTL)})
-		b.index.ReplaceOrInsert(e.Key)
-		b.changedKey(e.Key)
+		b.put(e.Key, e.Value, backend.Deadline(now, e.TTL))
 		stored[i] = true
 	}
 	return stored, nil

@@ -1,26 +1,26 @@
 // Package memory is an in-process [backend.Backend] for unit tests and
 // programs that need no server.
 //
-// Keys live in a least-recently-used list (golang-lru's simplelru) under the
-// backend's own mutex, so multi-key operations are atomic, and in an ordered
-// index that serves scans in key order, without duplicates. Every key has its
+// Keys live in a map and in an ordered index (a B-tree) that serves scans in
+// key order, without duplicates, under the backend's own mutex, so multi-key
+// operations are atomic. A key and its value share one allocation, 250-270
+// heap bytes a key for 35-byte keys and 100-byte values. Every key has its
 // own deadline, read from an injectable [clock.Clock]: an expired key is
 // invisible to every operation at once, and a background sweep reclaims
 // expired keys so they do not pile up.
 //
 // A backend is unbounded by default; [WithCapacity] bounds it, evicting the
-// least recently used key when a write would exceed the capacity.
+// least recently used key when a write would exceed the capacity (the keys of
+// a bounded backend are kept in a recency list too).
 package memory
 
 import (
 	"context"
-	"math"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/btree"
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
@@ -45,10 +45,13 @@ var (
 type Backend struct {
 	clock clock.Clock
 
-	mu     sync.Mutex
-	lru    *simplelru.LRU[string, *item]
-	index  *btree.BTreeG[string] // the keys of lru, in order
-	closed bool
+	mu       sync.Mutex
+	keys     map[string]*entry     // each key shares its entry's kv
+	index    *btree.BTreeG[*entry] // the entries of keys, in key order
+	capacity int                   // > 0: the bound of a bounded backend
+	recent   *entry                // a bounded backend's recency list: newest
+	oldest   *entry                // and oldest entries
+	closed   bool
 
 	leases leases.Table // the load leases; see acquireLeases
 
@@ -60,11 +63,23 @@ type Backend struct {
 	done chan struct{}
 }
 
-// item is one stored value.
-type item struct {
-	val      []byte
-	deadline int64 // Unix nanoseconds; 0: no expiry
+// entry is one stored key and its value, in one allocation.
+type entry struct {
+	kv           string // the key, then the value
+	klen         int
+	deadline     int64  // Unix nanoseconds; 0: no expiry
+	newer, older *entry // the recency list of a bounded backend
 }
+
+func (e *entry) key() string { return e.kv[:e.klen] }
+
+// val returns a copy of the value, the caller's.
+func (e *entry) val() []byte { return append(make([]byte, 0, len(e.kv)-e.klen), e.kv[e.klen:]...) }
+
+func entryLess(a, b *entry) bool { return a.key() < b.key() }
+
+// probe returns an entry of key alone, for seeking in the index.
+func probe(key string) *entry { return &entry{kv: key, klen: len(key)} }
 
 // Option configures a Backend.
 type Option func(*config)
@@ -97,24 +112,12 @@ func New(opts ...Option) *Backend {
 	if cfg.clock == nil {
 		cfg.clock = clock.System()
 	}
-	size := cfg.capacity
-	if size <= 0 {
-		size = math.MaxInt // simplelru refuses 0; this is the largest it takes
-	}
 	b := &Backend{
-		clock: cfg.clock,
-		index: btree.NewOrderedG[string](32),
+		clock:    cfg.clock,
+		keys:     map[string]*entry{},
+		index:    btree.NewG(32, entryLess),
+		capacity: max(0, cfg.capacity),
 	}
-	// The callback runs inside simplelru calls made under b.mu: it only keeps
-	// the index in step, it calls no user code.
-	lru, err := simplelru.NewLRU(size, func(key string, _ *item) {
-		b.index.Delete(key)
-		b.changedKey(key)
-	})
-	if err != nil { // unreachable: size is positive
-		panic(err)
-	}
-	b.lru = lru
 	if cfg.sweep > 0 {
 		b.stop = make(chan struct{})
 		b.done = make(chan struct{})
@@ -135,34 +138,91 @@ func (b *Backend) check(ctx context.Context) error {
 // now returns the clock's time in Unix nanoseconds.
 func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
 
-// lookup returns the live item of key, removing it if it has expired. It
+// lookup returns the live entry of key, removing it if it has expired. It
 // updates recency only when touch is set. b.mu must be held.
-func (b *Backend) lookup(key string, now int64, touch bool) (*item, bool) {
-	var it *item
-	var ok bool
-	if touch {
-		it, ok = b.lru.Get(key)
-	} else {
-		it, ok = b.lru.Peek(key)
-	}
+func (b *Backend) lookup(key string, now int64, touch bool) (*entry, bool) {
+	e, ok := b.keys[key]
 	if !ok {
 		return nil, false
 	}
-	if it.expired(now) {
-		b.lru.Remove(key)
+	if e.expired(now) {
+		b.remove(e)
 		return nil, false
 	}
-	return it, true
+	if touch {
+		b.unlink(e)
+		b.link(e)
+	}
+	return e, true
 }
 
-func (it *item) expired(now int64) bool { return it.deadline != 0 && it.deadline <= now }
+// put stores key with val and deadline, the newest key, evicting the oldest
+// key of a full bounded backend. b.mu must be held.
+func (b *Backend) put(key string, val []byte, deadline int64) {
+	e, ok := b.keys[key]
+	if ok {
+		b.unlink(e)
+		e.kv, e.deadline = key+string(val), deadline
+	} else {
+		e = &entry{kv: key + string(val), klen: len(key), deadline: deadline}
+		b.index.ReplaceOrInsert(e)
+	}
+	b.keys[e.key()] = e // a string key is replaced too: it shares the new kv
+	b.link(e)
+	b.changedKey(key)
+	if b.capacity > 0 && len(b.keys) > b.capacity {
+		b.remove(b.oldest)
+	}
+}
 
-// ttl returns the remaining TTL of a live item.
-func (it *item) ttl(now int64) time.Duration {
-	if it.deadline == 0 {
+// remove deletes e. b.mu must be held.
+func (b *Backend) remove(e *entry) {
+	delete(b.keys, e.key())
+	b.index.Delete(e)
+	b.unlink(e)
+	b.changedKey(e.key())
+}
+
+// link makes e the newest entry of a bounded backend's recency list.
+func (b *Backend) link(e *entry) {
+	if b.capacity == 0 {
+		return
+	}
+	e.older, e.newer = b.recent, nil
+	if b.recent != nil {
+		b.recent.newer = e
+	} else {
+		b.oldest = e
+	}
+	b.recent = e
+}
+
+// unlink takes e out of a bounded backend's recency list.
+func (b *Backend) unlink(e *entry) {
+	if b.capacity == 0 {
+		return
+	}
+	if e.newer != nil {
+		e.newer.older = e.older
+	} else {
+		b.recent = e.older
+	}
+	if e.older != nil {
+		e.older.newer = e.newer
+	} else {
+		b.oldest = e.newer
+	}
+	e.newer, e.older = nil, nil
+}
+
+func (e *entry) expired(now int64) bool { return e.deadline != 0 && e.deadline <= now }
+
+// ttl returns the remaining TTL of a live entry.
+func (e *entry) ttl(now int64) time.Duration {
+	if e.deadline == 0 {
 		return backend.NoTTL
 	}
-	return time.Duration(it.deadline - now)
+	return time.Duration(e.deadline - now)
 }
 
 // MGet implements backend.Backend.MGet.
@@ -178,13 +238,13 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	}
 	now := b.now()
 	for i, k := range keys {
-		it, ok := b.lookup(k, now, true)
+		e, ok := b.lookup(k, now, true)
 		if !ok {
 			continue
 		}
-		out[i] = backend.Value{Bytes: clone(it.val), Found: true}
+		out[i] = backend.Value{Bytes: e.val(), Found: true}
 		if withTTL {
-			out[i].TTL = it.ttl(now)
+			out[i].TTL = e.ttl(now)
 		}
 	}
 	return out, nil
@@ -212,9 +272,7 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	}
 	now := b.now()
 	for _, e := range entries {
-		b.lru.Add(e.Key, &item{val: clone(e.Value), deadline: backend.Deadline(now, e.TTL)})
-		b.index.ReplaceOrInsert(e.Key)
-		b.changedKey(e.Key)
+		b.put(e.Key, e.Value, backend.Deadline(now, e.TTL))
 	}
 	return nil
 }
@@ -232,7 +290,9 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	}
 	b.leases.End(keys...)
 	for _, k := range keys {
-		b.lru.Remove(k)
+		if e, ok := b.keys[k]; ok {
+			b.remove(e)
+		}
 	}
 	return nil
 }
@@ -254,11 +314,11 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	}
 	b.leases.End(key)
 	now := b.now()
-	it, ok := b.lookup(key, now, false)
+	e, ok := b.lookup(key, now, false)
 	if !ok {
 		return false, nil
 	}
-	it.deadline = backend.Deadline(now, ttl)
+	e.deadline = backend.Deadline(now, ttl)
 	b.changedKey(key)
 	return true, nil
 }
@@ -274,11 +334,11 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 		return 0, false, err
 	}
 	now := b.now()
-	it, ok := b.lookup(key, now, false)
+	e, ok := b.lookup(key, now, false)
 	if !ok {
 		return 0, false, nil
 	}
-	return it.ttl(now), true, nil
+	return e.ttl(now), true, nil
 }
 
 // Scan implements backend.Backend.Scan. Keys come in byte order; the cursor
@@ -306,18 +366,17 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	now := b.now()
 	var page backend.EntryPage
 	more := false
-	b.ascend(prefix, cursor, func(k string) bool {
-		it, _ := b.lru.Peek(k)
-		if it.expired(now) {
+	b.ascend(prefix, cursor, func(e *entry) bool {
+		if e.expired(now) {
 			return true
 		}
 		if len(page.Keys) == count {
 			more = true
 			return false
 		}
-		page.Keys = append(page.Keys, k)
+		page.Keys = append(page.Keys, e.key())
 		if values {
-			page.Values = append(page.Values, clone(it.val))
+			page.Values = append(page.Values, e.val())
 		}
 		return true
 	})
@@ -327,24 +386,21 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	return page, nil
 }
 
-// ascend calls fn for each indexed key that starts with prefix and sorts
+// ascend calls fn for each entry whose key starts with prefix and sorts
 // after cursor, in order, until fn returns false. b.mu must be held, and fn
 // must not change the index.
-func (b *Backend) ascend(prefix, cursor string, fn func(string) bool) {
-	visit := func(k string) bool {
+func (b *Backend) ascend(prefix, cursor string, fn func(*entry) bool) {
+	visit := func(e *entry) bool {
+		k := e.key()
 		if !strings.HasPrefix(k, prefix) {
 			return false // past the prefix range
 		}
 		if cursor != "" && k <= cursor {
 			return true
 		}
-		return fn(k)
+		return fn(e)
 	}
-	start := prefix
-	if cursor > start {
-		start = cursor
-	}
-	b.index.AscendGreaterOrEqual(start, visit)
+	b.index.AscendGreaterOrEqual(probe(max(prefix, cursor)), visit)
 }
 
 // countPrefix is Optimizations.CountPrefix, in one locked pass.
@@ -355,8 +411,8 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 		return 0, err
 	}
 	now, n := b.now(), 0
-	b.ascend(prefix, "", func(k string) bool {
-		if it, _ := b.lru.Peek(k); !it.expired(now) {
+	b.ascend(prefix, "", func(e *entry) bool {
+		if !e.expired(now) {
 			n++
 		}
 		return true
@@ -366,7 +422,9 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 
 // deletePrefix is Optimizations.DeletePrefix, atomic: no reader sees
 // part of the prefix deleted. It ends the load leases of every key under
-// prefix.
+// prefix. When every key starts with prefix and no watch needs the keys,
+// the store is dropped at once; otherwise the keys are removed a chunk at a
+// time, so that the call holds no list of them.
 func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
 	b.mu.Lock()
 	defer b.unlock()
@@ -374,15 +432,45 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error 
 		return err
 	}
 	b.leases.EndPrefix(prefix)
-	var keys []string
-	b.ascend(prefix, "", func(k string) bool {
-		keys = append(keys, k)
-		return true
-	})
-	for _, k := range keys {
-		b.lru.Remove(k)
+	first, _ := b.index.Min()
+	last, _ := b.index.Max()
+	if b.watching == 0 && (first == nil || strings.HasPrefix(first.key(), prefix) && strings.HasPrefix(last.key(), prefix)) {
+		b.drop()
+		return nil
+	}
+	for n, _ := b.removeChunk(prefix, "", nil); n == sweepChunk; n, _ = b.removeChunk(prefix, "", nil) {
 	}
 	return nil
+}
+
+// removeChunk removes those of the next sweepChunk entries under prefix
+// after cursor (all of them if fewer) that match (all when match is nil). It
+// returns how many it examined and the key of the last one. b.mu must be
+// held.
+func (b *Backend) removeChunk(prefix, after string, match func(*entry) bool) (n int, last string) {
+	chunk := make([]*entry, 0, sweepChunk)
+	b.ascend(prefix, after, func(e *entry) bool {
+		if n == sweepChunk {
+			return false
+		}
+		n++
+		last = e.key()
+		if match == nil || match(e) {
+			chunk = append(chunk, e)
+		}
+		return true
+	})
+	for _, e := range chunk {
+		b.remove(e)
+	}
+	return n, last
+}
+
+// drop removes every key at once. b.mu must be held.
+func (b *Backend) drop() {
+	b.keys = map[string]*entry{}
+	b.index.Clear(false)
+	b.recent, b.oldest = nil, nil
 }
 
 // Describe implements backend.Backend.Describe: the system "memory", in
@@ -410,7 +498,7 @@ func (b *Backend) Capabilities() backend.Capabilities {
 func (b *Backend) Len() int {
 	b.mu.Lock()
 	defer b.unlock()
-	return b.lru.Len()
+	return len(b.keys)
 }
 
 // Close implements backend.Backend.Close: it stops the background sweep,
@@ -422,7 +510,7 @@ func (b *Backend) Close() error {
 		return backend.ErrClosed
 	}
 	b.closed = true
-	b.lru.Purge()
+	b.drop()
 	b.mu.Unlock()
 	if b.stop != nil {
 		close(b.stop)
@@ -455,35 +543,13 @@ func (b *Backend) sweep() int {
 			b.mu.Unlock()
 			return removed
 		}
-		now := b.now()
-		var expired []string
-		seen, last := 0, ""
-		b.ascend("", after, func(k string) bool {
-			if seen == sweepChunk {
-				return false
-			}
-			seen++
-			last = k
-			if it, _ := b.lru.Peek(k); it.expired(now) {
-				expired = append(expired, k)
-			}
-			return true
-		})
-		for _, k := range expired {
-			b.lru.Remove(k)
-		}
-		removed += len(expired)
+		now, before := b.now(), len(b.keys)
+		seen, last := b.removeChunk("", after, func(e *entry) bool { return e.expired(now) })
+		removed += before - len(b.keys)
 		b.unlock()
 		if seen < sweepChunk {
 			return removed
 		}
 		after = last
 	}
-}
-
-func clone(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return append(make([]byte, 0, len(b)), b...)
 }
