@@ -41,8 +41,11 @@ type Capabilities struct {
 	// made after a ChangeLive report is reported (ChangeKeys, ChangeAll)
 	// unless a ChangeLost report comes first; a key reaching its deadline
 	// may be reported late or not at all (its TTL says when it expires). A
-	// key may be reported without having changed. report must not call the
-	// Backend. The near cache (package nearcache) uses it to stay coherent.
+	// key may be reported without having changed. report runs on the
+	// store's reader and must return quickly: not block, not call the
+	// Backend, and not stop a watch (its own or another's); a slow report
+	// delays every watch of the store. The near cache (package nearcache)
+	// uses it to stay coherent.
 	// Fallback: none; no near cache can be put over the store.
 	Watch func(ctx context.Context, prefix string, report func(Change)) (stop func(), err error)
 

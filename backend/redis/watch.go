@@ -41,6 +41,9 @@ const (
 	retryMax = time.Second
 	// maxPending bounds the PINGs awaiting their PONG.
 	maxPending = int(silentAfter / syncEvery)
+	// maxStale bounds the prefixes of stopped watches that a connection
+	// tracks, unless the running watches have more.
+	maxStale = 16
 )
 
 // failoverAddr is the Addr of the options of go-redis's Sentinel failover
@@ -52,6 +55,10 @@ const failoverAddr = "FailoverClient"
 // covers one the connection tracks, which Redis can neither add (prefixes
 // of a connection must not overlap) nor replace (it removes none).
 var errWider = errors.New("redis: watch: a wider prefix to track: tracking anew")
+
+// errStale is why a tracking connection is made anew: it tracks more
+// prefixes of stopped watches than maxStale and than of running ones.
+var errStale = errors.New("redis: watch: the prefixes of stopped watches pile up: tracking anew")
 
 // watch is Capabilities.Watch, with Redis's server-assisted invalidation.
 // Every watch of the Backend shares one connection per master (the server,
@@ -65,20 +72,26 @@ var errWider = errors.New("redis: watch: a wider prefix to track: tracking anew"
 // the key's prefix itself. A prefix that covers a tracked one makes the
 // connection anew (Redis refuses overlapping prefixes); one whose watches
 // all stopped stays tracked, its keys dropped, until the last watch stops,
-// which closes the connections. Every 20 ms a PING proves, with its PONG,
-// that every invalidation queued before it has arrived (ChangeSynced); a
-// connection that breaks is reported at once (ChangeLost, before any
-// reconnect, which the watch makes itself and the last stop cancels); one
-// that answers nothing for a second is given up; each second the same
-// connection checks that its server is still a master (HELLO's role; on a
-// cluster its CLUSTER NODES, which also lists the masters to track), and on
-// Sentinel that the sentinels still name it (through the client's own
-// dialer, which asks them); a check that fails or cannot be made (HELLO
-// missing, NOPERM) reports ChangeLost with its error. A change of the
-// cluster's masters reports ChangeLost until every master's connection is
-// live; FLUSHDB and FLUSHALL (an invalidation with no keys) report
-// ChangeAll. A watch is live when every master's connection tracks its
-// prefix.
+// which closes the connections, or until such prefixes outnumber those of
+// running watches and 16 (maxStale), which makes the connection anew
+// (ChangeLost, then ChangeLive, for the running watches). Every 20 ms a
+// PING proves, with its PONG, that every invalidation queued before it has
+// arrived (ChangeSynced); a connection that breaks is reported at once
+// (ChangeLost, before any reconnect, which the watch makes itself and the
+// last stop cancels); one that answers nothing for a second is given up;
+// each second the same connection checks that its server is still a master
+// (HELLO's role; on a cluster its CLUSTER NODES, which also lists the
+// masters to track), and on Sentinel that the sentinels still name it
+// (through the client's own dialer, which asks them); a check that fails or
+// cannot be made (HELLO missing, NOPERM) reports ChangeLost with its error.
+// A change of the cluster's masters reports ChangeLost until every master's
+// connection is live; FLUSHDB and FLUSHALL (an invalidation with no keys)
+// report ChangeAll. A watch is live when every master's connection tracks
+// its prefix; one started while a connection is down reports the latest
+// loss at once. A report runs on a connection's reader, or on the goroutine
+// that decided it (Watch, stop, Close, a connection's upkeep), without the
+// hub's lock: a slow report delays the other watches' reports (a key waits
+// for the reader), never a Watch, a stop (but its own) or Close.
 func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
@@ -98,8 +111,10 @@ func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.
 		h = b.newHub()
 		b.watches.h = h
 	}
-	h.add(w)
+	h.mu.Lock()
 	b.watches.mu.Unlock()
+	h.add(w)
+	h.unlock()
 	var once sync.Once
 	stop := func() { once.Do(func() { b.unwatch(h, w) }) }
 	unhook := context.AfterFunc(ctx, stop)
@@ -125,7 +140,8 @@ type watches struct {
 	h  *hub
 }
 
-// close ends the watches of a closed Backend: they report ChangeLost.
+// close ends the watches of a closed Backend: they report ChangeLost (one
+// whose report is under way, after it).
 func (ws *watches) close() {
 	ws.mu.Lock()
 	h := ws.h
@@ -135,25 +151,37 @@ func (ws *watches) close() {
 		h.shutdown()
 		h.mu.Lock()
 		h.lostAll(backend.ErrClosed, false)
-		h.mu.Unlock()
+		h.unlock()
 	}
 }
 
-// unwatch stops w; the last watch of the hub ends it.
+// unwatch stops w; the last watch of the hub ends it. A connection that
+// tracks too many prefixes of stopped watches is made anew.
 func (b *Backend) unwatch(h *hub, w *watcher) {
 	b.watches.mu.Lock()
 	h.mu.Lock()
 	ws := slices.DeleteFunc(slices.Clone(*h.ws.Load()), func(x *watcher) bool { return x == w })
 	h.ws.Store(&ws)
-	h.mu.Unlock()
+	for _, n := range h.nodes {
+		used := 0
+		for _, p := range n.asked {
+			if slices.ContainsFunc(h.wires(), func(w string) bool { return strings.HasPrefix(w, p) }) {
+				used++
+			}
+		}
+		if stale := len(n.asked) - used; len(ws) > 0 && stale > max(used, maxStale) {
+			h.drop(n, n.cn, errStale)
+		}
+	}
 	last := len(ws) == 0 && b.watches.h == h
 	if last {
 		b.watches.h = nil
 	}
 	b.watches.mu.Unlock()
-	w.mu.Lock() // a report under way ends first; none follows
+	h.unlock()
+	w.rmu.Lock() // a report under way ends first; none follows
 	w.report = func(backend.Change) {}
-	w.mu.Unlock()
+	w.rmu.Unlock()
 	if last {
 		h.shutdown()
 	}
@@ -170,21 +198,65 @@ type hub struct {
 
 	ws atomic.Pointer[[]*watcher] // written under mu, read by the readers
 
-	mu    sync.Mutex // guards nodes and every watcher's state (lock order: mu, then watcher.mu)
+	mu    sync.Mutex // guards nodes, their state and lost; never held while reporting
 	nodes map[string]*node
+	lost  error // of the latest ChangeLost of every watch
 }
 
-// watcher is one watch.
+// watcher is one watch. The hub decides its reports under hub.mu and
+// queues them; they are made after, in order, under rmu.
 type watcher struct {
 	prefix string // backend prefix
 	wire   string // stored prefix
 
-	mu       sync.Mutex           // held while reporting
-	report   func(backend.Change) // a no-op once the watch stopped
+	rmu    sync.Mutex           // held while reporting
+	report func(backend.Change) // a no-op once the watch stopped
+
+	mu       sync.Mutex       // guards the rest; taken last, held briefly
+	queue    []backend.Change // decided, not yet made
 	live     bool
 	reported bool
 	lastErr  string    // of the latest ChangeLost
 	synced   time.Time // of the latest ChangeLive or ChangeSynced
+}
+
+// unlock unlocks h.mu, then makes the reports decided under it.
+func (h *hub) unlock() {
+	h.mu.Unlock()
+	for _, w := range *h.ws.Load() {
+		w.flush()
+	}
+}
+
+// flush makes w's queued reports unless a report of w is under way, whose
+// goroutine makes them after it.
+func (w *watcher) flush() {
+	for {
+		w.mu.Lock()
+		n := len(w.queue)
+		w.mu.Unlock()
+		if n == 0 || !w.rmu.TryLock() {
+			return
+		}
+		w.drain()
+		w.rmu.Unlock()
+	}
+}
+
+// drain makes w's queued reports, rmu held, and reports whether w is then
+// live.
+func (w *watcher) drain() bool {
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			defer w.mu.Unlock()
+			return w.live
+		}
+		ch := w.queue[0]
+		w.queue = w.queue[1:]
+		w.mu.Unlock()
+		w.report(ch)
+	}
 }
 
 // node is the tracking of one master.
@@ -220,15 +292,31 @@ func (h *hub) shutdown() {
 	h.wg.Wait()
 }
 
+// add starts w; h.mu is held. Its first report is the latest loss while
+// a connection is down.
 func (h *hub) add(w *watcher) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	ws := append(slices.Clone(*h.ws.Load()), w)
 	h.ws.Store(&ws)
 	for _, n := range h.nodes {
 		h.track(n)
 	}
-	h.maybeLive(w)
+	h.maybeLive()
+	if !h.connected() && h.lost != nil {
+		w.mu.Lock()
+		w.lose(h.lost)
+		w.mu.Unlock()
+	}
+}
+
+// connected reports whether every master's connection is live; h.mu is
+// held.
+func (h *hub) connected() bool {
+	for _, n := range h.nodes {
+		if n.cn == nil {
+			return false
+		}
+	}
+	return len(h.nodes) > 0
 }
 
 // startNode starts the tracking of a master; h.mu is held, or the hub
@@ -306,7 +394,7 @@ func (h *hub) track(n *node) {
 	n.asked = append(n.asked, add...)
 	err := cn.send(func(_ any, err error) {
 		h.mu.Lock()
-		defer h.mu.Unlock()
+		defer h.unlock()
 		if n.cn != cn {
 			return
 		}
@@ -315,7 +403,7 @@ func (h *hub) track(n *node) {
 			return
 		}
 		n.tracked = append(n.tracked, add...)
-		h.maybeLiveAll()
+		h.maybeLive()
 	}, trackArgs(add)...)
 	if err != nil {
 		h.drop(n, cn, fmt.Errorf("redis: tracking connection to %s: %w", n.addr, err))
@@ -345,48 +433,48 @@ func (h *hub) drop(n *node, cn *respConn, err error) {
 	}
 }
 
-// lostAll reports ChangeLost for err to the watches (those live only, if
-// liveOnly), once for the same error while not live. h.mu is held.
+// lostAll decides ChangeLost for err for the watches (those live only, if
+// liveOnly). h.mu is held.
 func (h *hub) lostAll(err error, liveOnly bool) {
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
+	h.lost = err
 	for _, w := range *h.ws.Load() {
 		w.mu.Lock()
-		if (w.live || !liveOnly) && !(!w.live && w.reported && msg == w.lastErr) {
-			w.live, w.reported, w.lastErr = false, true, msg
-			w.report(backend.Change{Kind: backend.ChangeLost, Err: err})
+		if w.live || !liveOnly {
+			w.lose(err)
 		}
 		w.mu.Unlock()
 	}
 }
 
-// maybeLive reports ChangeLive to w when every master's connection tracks
-// its prefix. h.mu is held.
-func (h *hub) maybeLive(w *watcher) {
-	if w.live || len(h.nodes) == 0 {
-		return
+// lose decides ChangeLost for err, once for the same error while not live.
+// w.mu is held.
+func (w *watcher) lose(err error) {
+	msg := err.Error()
+	if w.live || !w.reported || msg != w.lastErr {
+		w.live, w.reported, w.lastErr = false, true, msg
+		w.queue = append(w.queue, backend.Change{Kind: backend.ChangeLost, Err: err})
 	}
-	for _, n := range h.nodes {
-		if n.cn == nil || !covers(n.tracked, w.wire) {
-			return
-		}
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	at := time.Now()
-	w.live, w.reported, w.lastErr, w.synced = true, true, "", at
-	w.report(backend.Change{Kind: backend.ChangeLive, At: at})
 }
 
-func (h *hub) maybeLiveAll() {
+// maybeLive decides ChangeLive for the watches not live whose prefix
+// every master's connection tracks. h.mu is held.
+func (h *hub) maybeLive() {
 	for _, w := range *h.ws.Load() {
-		h.maybeLive(w)
+		w.mu.Lock()
+		ok := !w.live && h.connected()
+		for _, n := range h.nodes {
+			ok = ok && covers(n.tracked, w.wire)
+		}
+		if ok {
+			at := time.Now()
+			w.live, w.reported, w.lastErr, w.synced = true, true, "", at
+			w.queue = append(w.queue, backend.Change{Kind: backend.ChangeLive, At: at})
+		}
+		w.mu.Unlock()
 	}
 }
 
-// synced reports ChangeSynced to the live watches once every master has
+// synced decides ChangeSynced for the live watches once every master has
 // proved its reports up to a later time than their latest. h.mu is held.
 func (h *hub) synced() {
 	var at time.Time
@@ -402,7 +490,7 @@ func (h *hub) synced() {
 		w.mu.Lock()
 		if w.live && at.After(w.synced) {
 			w.synced = at
-			w.report(backend.Change{Kind: backend.ChangeSynced, At: at})
+			w.queue = append(w.queue, backend.Change{Kind: backend.ChangeSynced, At: at})
 		}
 		w.mu.Unlock()
 	}
@@ -410,9 +498,9 @@ func (h *hub) synced() {
 
 // push hands a push frame of a tracking connection to the live watches:
 // the changed keys to those of their prefix, the null list of keys of
-// FLUSHDB and FLUSHALL (any key may have changed) to all. It runs on the
-// connection's reader, without h.mu: a watch is live only while every
-// master's connection tracks its prefix.
+// FLUSHDB and FLUSHALL (any key may have changed) to all, after their
+// queued reports. It runs on the connection's reader, without h.mu: a
+// watch is live only while every master's connection tracks its prefix.
 func (h *hub) push(p pushFrame) {
 	if len(p) != 2 || p[0] != "invalidate" {
 		return
@@ -434,10 +522,17 @@ func (h *hub) push(p pushFrame) {
 			}
 		}
 		w.mu.Lock()
-		if w.live {
+		live := w.live
+		w.mu.Unlock()
+		if !live {
+			continue // nor wait for a report under way
+		}
+		w.rmu.Lock()
+		if w.drain() {
 			w.report(ch)
 		}
-		w.mu.Unlock()
+		w.rmu.Unlock()
+		w.flush()
 	}
 }
 
@@ -476,7 +571,7 @@ func (h *hub) reconcile() {
 		if h.ctx.Err() == nil {
 			h.lostAll(err, false)
 		}
-		h.mu.Unlock()
+		h.unlock()
 		return
 	}
 	var gone []*node
@@ -500,8 +595,8 @@ func (h *hub) reconcile() {
 	if len(h.nodes) == 0 {
 		h.lostAll(errors.New("redis: watch: no master to track"), false)
 	}
-	h.maybeLiveAll()
-	h.mu.Unlock()
+	h.maybeLive()
+	h.unlock()
 	for _, n := range gone {
 		<-n.done
 	}

@@ -22,7 +22,7 @@ func (h *hub) runNode(ctx context.Context, n *node) {
 		} else if ctx.Err() == nil {
 			h.mu.Lock()
 			h.lostAll(fmt.Errorf("redis: tracking connection to %s: %w", n.addr, err), false)
-			h.mu.Unlock()
+			h.unlock()
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -99,10 +99,10 @@ func (h *hub) connect(ctx context.Context, n *node) (*respConn, error) {
 		return nil, err
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer h.unlock()
 	n.cn, n.asked, n.tracked, n.synced = cn, prefixes, slices.Clone(prefixes), time.Now()
 	h.track(n) // the watches that started meanwhile
-	h.maybeLiveAll()
+	h.maybeLive()
 	return cn, nil
 }
 
@@ -112,7 +112,7 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 	lost := func(err error) {
 		h.mu.Lock()
 		h.drop(n, cn, err)
-		h.mu.Unlock()
+		h.unlock()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -135,8 +135,7 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 				n.cn = nil // given up without a report: the hub or the node ends
 			}
 			h.mu.Unlock()
-			cn.close()
-			<-done
+			cn.close() // the reader ends with it, or after a report under way
 			return
 		case <-done:
 			return
@@ -150,7 +149,7 @@ func (h *hub) serve(ctx context.Context, n *node, cn *respConn) {
 				at := time.Now()
 				if err := cn.send(func(_ any, err error) {
 					h.mu.Lock()
-					defer h.mu.Unlock()
+					defer h.unlock()
 					if err != nil {
 						h.drop(n, cn, fmt.Errorf("redis: tracking connection to %s: PING: %w", n.addr, err))
 					} else if n.cn == cn {

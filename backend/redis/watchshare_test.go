@@ -283,12 +283,9 @@ func TestWatchEndsWithClose(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r.mu.Lock()
-	kinds := slices.Clone(r.kinds)
-	r.mu.Unlock()
-	if !slices.Contains(kinds, backend.ChangeLost) {
-		t.Errorf("reports after Close = %v; want a ChangeLost", kinds)
-	}
+	// The ChangeLost may come just after Close returns, from a report of
+	// the watch that was running when Close began.
+	r.awaitKind(backend.ChangeLost, 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		list, err := c.ClientList(ctx).Result()
