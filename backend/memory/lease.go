@@ -33,11 +33,10 @@ func (h leaseHost) Now() time.Time { return h.b.clock.Now() }
 // lock, so that no write, delete or expiry change comes in between.
 func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []backend.GuardedEntry) ([]bool, error) {
 	b := h.b
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
+	defer b.unlock()
 	now := b.now()
 	leaseNow := h.Now()
 	stored := make([]bool, len(entries))

@@ -135,6 +135,17 @@ func (b *Backend) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// lock takes b.mu for a call, unless the call must fail before doing
+// anything (check): then it returns the error, b.mu released.
+func (b *Backend) lock(ctx context.Context) error {
+	b.mu.Lock()
+	err := b.check(ctx)
+	if err != nil {
+		b.mu.Unlock()
+	}
+	return err
+}
+
 // now returns the clock's time in Unix nanoseconds.
 func (b *Backend) now() int64 { return b.clock.Now().UnixNano() }
 
@@ -231,11 +242,10 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return nil, err
 	}
 	out := make([]backend.Value, len(keys))
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
+	defer b.unlock()
 	now := b.now()
 	for i, k := range keys {
 		e, ok := b.lookup(k, now, true)
@@ -265,11 +275,10 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	if err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
+	defer b.unlock()
 	now := b.now()
 	for _, e := range entries {
 		b.put(e.Key, e.Value, backend.Deadline(now, e.TTL))
@@ -283,11 +292,10 @@ func (b *Backend) Delete(ctx context.Context, keys []string) error {
 	if err := backend.CheckKeys(keys); err != nil {
 		return err
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
+	defer b.unlock()
 	b.leases.End(keys...)
 	for _, k := range keys {
 		if e, ok := b.keys[k]; ok {
@@ -307,11 +315,10 @@ func (b *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bo
 	if err != nil {
 		return false, err
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return false, err
 	}
+	defer b.unlock()
 	b.leases.End(key)
 	now := b.now()
 	e, ok := b.lookup(key, now, false)
@@ -328,11 +335,10 @@ func (b *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, err
 	if err := backend.CheckKey(key); err != nil {
 		return 0, false, err
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return 0, false, err
 	}
+	defer b.unlock()
 	now := b.now()
 	e, ok := b.lookup(key, now, false)
 	if !ok {
@@ -358,11 +364,10 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	if count <= 0 {
 		count = 1
 	}
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return backend.EntryPage{}, err
 	}
+	defer b.unlock()
 	now := b.now()
 	var page backend.EntryPage
 	more := false
@@ -405,11 +410,10 @@ func (b *Backend) ascend(prefix, cursor string, fn func(*entry) bool) {
 
 // countPrefix is Optimizations.CountPrefix, in one locked pass.
 func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, error) {
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return 0, err
 	}
+	defer b.unlock()
 	now, n := b.now(), 0
 	b.ascend(prefix, "", func(e *entry) bool {
 		if !e.expired(now) {
@@ -426,11 +430,10 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 // the store is dropped at once; otherwise the keys are removed a chunk at a
 // time, so that the call holds no list of them.
 func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error {
-	b.mu.Lock()
-	defer b.unlock()
-	if err := b.check(ctx); err != nil {
+	if err := b.lock(ctx); err != nil {
 		return err
 	}
+	defer b.unlock()
 	b.leases.EndPrefix(prefix)
 	first, _ := b.index.Min()
 	last, _ := b.index.Max()

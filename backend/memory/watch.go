@@ -25,9 +25,7 @@ type watch struct {
 // removed at their deadline are reported when the removal happens (a read
 // or the sweep), not at the deadline.
 func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
-	b.mu.Lock()
-	if err := b.check(ctx); err != nil {
-		b.mu.Unlock()
+	if err := b.lock(ctx); err != nil {
 		return nil, err
 	}
 	b.watching++
@@ -42,17 +40,14 @@ func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.
 	ws.m[id] = watch{prefix: prefix, report: report}
 	report(backend.Change{Kind: backend.ChangeLive})
 	ws.mu.Unlock()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			ws.mu.Lock()
-			delete(ws.m, id)
-			ws.mu.Unlock()
-			b.mu.Lock()
-			b.watching--
-			b.mu.Unlock()
-		})
-	}
+	stop := sync.OnceFunc(func() {
+		ws.mu.Lock()
+		delete(ws.m, id)
+		ws.mu.Unlock()
+		b.mu.Lock()
+		b.watching--
+		b.mu.Unlock()
+	})
 	context.AfterFunc(ctx, stop)
 	return stop, nil
 }

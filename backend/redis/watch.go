@@ -115,8 +115,7 @@ func (b *Backend) watch(ctx context.Context, prefix string, report func(backend.
 	b.watches.mu.Unlock()
 	h.add(w)
 	h.unlock()
-	var once sync.Once
-	stop := func() { once.Do(func() { b.unwatch(h, w) }) }
+	stop := sync.OnceFunc(func() { b.unwatch(h, w) })
 	unhook := context.AfterFunc(ctx, stop)
 	return func() { unhook(); stop() }, nil
 }

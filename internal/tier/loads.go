@@ -2,6 +2,8 @@ package tier
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/kvmap/kv/backend"
@@ -13,7 +15,7 @@ import (
 func (t *Tier[V]) Join(key string, caller bool) (*Flight[V], bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.get(key, true)
+	s := t.get(key)
 	f, started := s.flight, false
 	if f == nil {
 		f, started = &Flight[V]{Done: make(chan struct{})}, true
@@ -75,7 +77,7 @@ func (t *Tier[V]) Wait(keys []string) (<-chan struct{}, func()) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		s := t.get(k, true)
+		s := t.get(k)
 		s.wake = append(s.wake, ch)
 	}
 	return ch, func() {
@@ -86,11 +88,8 @@ func (t *Tier[V]) Wait(keys []string) (<-chan struct{}, func()) {
 			if s == nil {
 				continue
 			}
-			for i, c := range s.wake {
-				if c == ch {
-					s.wake = append(s.wake[:i], s.wake[i+1:]...)
-					break
-				}
+			if i := slices.Index(s.wake, ch); i >= 0 {
+				s.wake = slices.Delete(s.wake, i, i+1)
 			}
 			t.tidy(k, s)
 		}
@@ -142,20 +141,7 @@ func (t *Tier[V]) BeginVerify(keys []string) Read {
 		delete(t.verify, k)
 	}
 	t.mu.Unlock()
-	return t.begin(keys)
-}
-
-func (t *Tier[V]) begin(keys []string) Read {
-	r := Read{tickets: make([]uint64, len(keys))}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for i, k := range keys {
-		t.ticket++
-		r.tickets[i] = t.ticket
-		s := t.get(k, true)
-		s.ticket, s.tainted, s.nearOK = t.ticket, false, false
-	}
-	return r
+	return t.begin(keys, false)
 }
 
 // TakeVerify returns the keys waiting for the verifier, with their read;
@@ -167,13 +153,10 @@ func (t *Tier[V]) TakeVerify(stop bool) ([]string, Read) {
 		t.mu.Unlock()
 		return nil, Read{}
 	}
-	keys := make([]string, 0, len(t.verify))
-	for k := range t.verify {
-		keys = append(keys, k)
-	}
+	keys := slices.Collect(maps.Keys(t.verify))
 	clear(t.verify)
 	t.mu.Unlock()
-	return keys, t.begin(keys)
+	return keys, t.begin(keys, false)
 }
 
 // deadlineSlack is how far the deadline a verifying read finds may be from
@@ -182,6 +165,13 @@ func (t *Tier[V]) TakeVerify(stop bool) ([]string, Read) {
 // milliseconds, a round trip apart. Another client's expiry change moves it
 // further.
 const deadlineSlack = 100 * time.Millisecond
+
+// sameDeadline reports whether deadlines a and b (Unix ns) are within
+// deadlineSlack of each other.
+func sameDeadline(a, b int64) bool {
+	d := a - b
+	return max(d, -d) <= int64(deadlineSlack)
+}
 
 // Verified applies what a verifying read r of keys found (vals read with
 // their TTLs; nil after an error): an unverified value whose key still holds
@@ -200,21 +190,17 @@ func (t *Tier[V]) Verified(r Read, keys []string, vals []backend.Value) {
 			t.queueLocked(k) // reported again during the read
 			continue
 		}
-		if !s.has || !s.unverify {
-			t.tidy(k, s)
-			continue
-		}
 		// Only a key that still holds the same bytes with the same deadline
 		// is verified: a report comes before the deadline, so a key gone
 		// since was deleted, or its expiry changed, even if its deadline
 		// has passed by the time of this read.
-		if vals != nil && vals[i].Found && vals[i].TTL != backend.NoTTL && bytes.Equal(vals[i].Bytes, s.raw) {
-			if d := now + int64(vals[i].TTL) - s.hi; d <= int64(deadlineSlack) && d >= -int64(deadlineSlack) {
-				s.unverify = false
-				continue
-			}
+		switch {
+		case !s.has || !s.unverify:
+			t.tidy(k, s)
+		case vals != nil && vals[i].Found && vals[i].TTL != backend.NoTTL && bytes.Equal(vals[i].Bytes, s.raw) && sameDeadline(now+int64(vals[i].TTL), s.hi):
+			s.unverify = false
+		default:
+			t.discard(k, s)
 		}
-		t.drop(k, s)
-		t.tidy(k, s)
 	}
 }

@@ -155,12 +155,9 @@ type slot[V any] struct {
 	wake []chan struct{}
 }
 
-func (s *slot[V]) size(key string) int64 {
-	if !s.has {
-		return int64(len(key) + 64)
-	}
-	return int64(len(key) + len(s.raw) + 64)
-}
+// size returns the bytes of s as counted in Tier.bytes (raw is nil unless
+// s.has).
+func (s *slot[V]) size(key string) int64 { return int64(len(key) + len(s.raw) + 64) }
 
 // New returns an empty Tier. A Tier over a store that does not report
 // changes (o.Watched false) is live from the start.
@@ -188,10 +185,10 @@ func (t *Tier[V]) Serves() bool { return t.o.Remember && t.o.Grace > 0 }
 
 func (t *Tier[V]) now() int64 { return t.o.Clock.Now().UnixNano() }
 
-// get returns the slot of key, made when make is set.
-func (t *Tier[V]) get(key string, create bool) *slot[V] {
+// get returns the slot of key, made if missing.
+func (t *Tier[V]) get(key string) *slot[V] {
 	s := t.slots[key]
-	if s == nil && create {
+	if s == nil {
 		s = &slot[V]{}
 		t.slots[key] = s
 	}
@@ -229,10 +226,11 @@ func (t *Tier[V]) resize(key string, s *slot[V]) {
 	s.sz = n
 }
 
-// evict forgets the value and the miss of the slot of key.
-func (t *Tier[V]) evict(key string, s *slot[V]) {
-	s.missUntil = 0
+// discard drops the value of the slot of key, and the slot if it holds
+// nothing else.
+func (t *Tier[V]) discard(key string, s *slot[V]) {
 	t.drop(key, s)
+	t.tidy(key, s)
 }
 
 // unmiss forgets the miss of the slot of key, and the slot if it holds
@@ -257,11 +255,10 @@ func (t *Tier[V]) keep(key string, s *slot[V]) {
 	}
 	t.resize(key, s)
 	for t.lru.Len() > max(t.o.MaxEntries, 1) || (t.o.MaxBytes > 0 && t.bytes > t.o.MaxBytes) {
-		e := t.lru.Back()
-		k := e.Value.(string)
+		k := t.lru.Back().Value.(string)
 		o := t.slots[k]
-		t.evict(k, o)
-		t.tidy(k, o)
+		o.missUntil = 0 // evicted: its miss too
+		t.discard(k, o)
 		if o == s {
 			break
 		}
@@ -304,8 +301,7 @@ func (t *Tier[V]) Cached(key string, stale bool) ([]byte, time.Duration, bool) {
 	if (s.lo != 0 && now >= s.lo) || old {
 		s.fresh = false
 		if !t.o.Remember {
-			t.drop(key, s)
-			t.tidy(key, s)
+			t.discard(key, s)
 		}
 		t.stats.Misses++
 		return nil, 0, false
@@ -331,20 +327,26 @@ type Read struct {
 // Begin registers a read of keys about to start. A tier that keeps nothing
 // gives no tickets.
 func (t *Tier[V]) Begin(keys ...string) Read {
-	r := Read{tickets: make([]uint64, len(keys))}
 	if !t.o.Near && !t.o.Remember {
-		return r
+		return Read{tickets: make([]uint64, len(keys))}
 	}
+	return t.begin(keys, true)
+}
+
+// begin takes the tickets of a read of keys: a read to keep near (near)
+// gets none once the tier stopped; a verifying read is never kept near.
+func (t *Tier[V]) begin(keys []string, near bool) Read {
+	r := Read{tickets: make([]uint64, len(keys))}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped {
+	if near && t.stopped {
 		return r
 	}
 	for i, k := range keys {
 		t.ticket++
 		r.tickets[i] = t.ticket
-		s := t.get(k, true)
-		s.ticket, s.tainted, s.nearOK = t.ticket, false, t.o.Near && t.live
+		s := t.get(k)
+		s.ticket, s.tainted, s.nearOK = t.ticket, false, near && t.o.Near && t.live
 	}
 	r.sent = t.now()
 	return r
@@ -393,8 +395,7 @@ func (t *Tier[V]) End(r Read, keys []string, vals []backend.Value, stale bool) (
 			continue
 		case vals[i].TTL == 0 || int64(len(vals[i].Bytes)) > t.o.MaxBytes/16:
 			// Read without its TTL, or too large to keep.
-			t.drop(k, s)
-			t.tidy(k, s)
+			t.discard(k, s)
 			continue
 		}
 		v := vals[i]
@@ -402,8 +403,7 @@ func (t *Tier[V]) End(r Read, keys []string, vals []backend.Value, stale bool) (
 		// its deadline.
 		fresh := s.nearOK && t.live && !s.tainted && (v.TTL == backend.NoTTL || v.TTL > time.Millisecond)
 		if !fresh && !t.o.Remember {
-			t.drop(k, s)
-			t.tidy(k, s)
+			t.discard(k, s)
 			continue
 		}
 		lo, hi := int64(0), int64(0)
@@ -419,14 +419,12 @@ func (t *Tier[V]) End(r Read, keys []string, vals []backend.Value, stale bool) (
 		// A value to serve stale stays one when read again unchanged:
 		// the same bytes, the same deadline (another client's expiry
 		// change makes it one no more, as for the verifier).
-		d := hi - s.hi
-		stale := stale || (s.hasV && bytes.Equal(s.raw, v.Bytes) && s.hi != 0 && hi != 0 && max(d, -d) <= int64(deadlineSlack))
+		stale := stale || (s.hasV && bytes.Equal(s.raw, v.Bytes) && s.hi != 0 && hi != 0 && sameDeadline(hi, s.hi))
 		s.has, s.raw, s.lo, s.hi, s.read, s.fresh = true, bytes.Clone(v.Bytes), lo, hi, r.sent, fresh
 		s.hasV, s.unverify = stale, false
 		if s.tainted {
 			if !stale {
-				t.drop(k, s) // a deadline another client may have changed
-				t.tidy(k, s)
+				t.discard(k, s) // a deadline another client may have changed
 				continue
 			}
 			s.unverify = true
@@ -448,7 +446,7 @@ func (t *Tier[V]) Wrote(r Read, keys []string, raws [][]byte, deadlines []int64)
 	for i, k := range keys {
 		s := t.claim(k, r.tickets[i])
 		if s == nil {
-			t.forgetLocked(k)
+			t.forgetLocked(k, true)
 			continue
 		}
 		t.drop(k, s)
@@ -513,8 +511,7 @@ func (t *Tier[V]) Stale(key string) ([]byte, bool) {
 		return nil, false
 	}
 	if now < s.hi || now >= s.hi+int64(t.o.Grace) {
-		t.drop(key, s)
-		t.tidy(key, s)
+		t.discard(key, s)
 		return nil, false
 	}
 	return bytes.Clone(s.raw), true
@@ -528,18 +525,20 @@ func (t *Tier[V]) Forget(keys ...string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range keys {
-		t.forgetLocked(k)
+		t.forgetLocked(k, true)
 	}
 }
 
-func (t *Tier[V]) forgetLocked(k string) {
+// forgetLocked forgets the value of key and voids its recording under way;
+// revoke also takes from its load under way the right to store.
+func (t *Tier[V]) forgetLocked(k string, revoke bool) {
 	s := t.slots[k]
 	if s == nil {
 		return
 	}
 	t.drop(k, s)
 	s.ticket = 0
-	if s.flight != nil {
+	if revoke && s.flight != nil {
 		s.flight.revoked = true
 	}
 	t.tidy(k, s)
@@ -555,13 +554,8 @@ func (t *Tier[V]) Purge(revoke bool) {
 }
 
 func (t *Tier[V]) purgeLocked(revoke bool) {
-	for k, s := range t.slots {
-		t.drop(k, s)
-		s.ticket = 0
-		if revoke && s.flight != nil {
-			s.flight.revoked = true
-		}
-		t.tidy(k, s)
+	for k := range t.slots {
+		t.forgetLocked(k, revoke)
 	}
 	clear(t.verify)
 }
@@ -592,11 +586,10 @@ func (t *Tier[V]) Changed(ch backend.Change) {
 				s.fresh = false
 			}
 			switch {
-			case !t.o.Remember || (s.hi != 0 && now >= s.hi):
-				// Expired (kept to be served stale), or not remembered.
-				if !t.o.Remember {
-					t.drop(k, s)
-				}
+			case !t.o.Remember:
+				t.drop(k, s)
+			case s.hi != 0 && now >= s.hi:
+				// Expired: kept to be served stale.
 			case !s.hasV:
 				t.drop(k, s) // a deadline another client may have changed
 			default:
@@ -654,7 +647,7 @@ func (t *Tier[V]) AddMiss(key string) {
 	until := t.o.Clock.Now().Add(t.o.MissTTL).UnixNano()
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s := t.get(key, true)
+	s := t.get(key)
 	s.missUntil = until // a value remembered stays, to be served stale
 	t.keep(key, s)
 }
