@@ -55,29 +55,24 @@ func scan(ctx context.Context, b Backend, prefix string, pageSize int, values bo
 	if !ScansUnique(b) {
 		seen = new(keyset.Set)
 	}
-	var scanEntries func(ctx context.Context, prefix, cursor string, pageSize int) (EntryPage, error)
-	if values {
-		scanEntries = OptimizationsOf(b).ScanEntries
+	scanEntries := func(ctx context.Context, prefix, cursor string, pageSize int) (EntryPage, error) {
+		p, err := b.Scan(ctx, prefix, cursor, pageSize)
+		return EntryPage{Keys: p.Keys, Cursor: p.Cursor}, err
 	}
-	native := scanEntries != nil
+	native := false
+	if values {
+		if f := OptimizationsOf(b).ScanEntries; f != nil {
+			scanEntries, native = f, true
+		}
+	}
 	cursor := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var page EntryPage
-		if native {
-			p, err := scanEntries(ctx, prefix, cursor, pageSize)
-			if err != nil {
-				return err
-			}
-			page = p
-		} else {
-			p, err := b.Scan(ctx, prefix, cursor, pageSize)
-			if err != nil {
-				return err
-			}
-			page = EntryPage{Keys: p.Keys, Cursor: p.Cursor}
+		page, err := scanEntries(ctx, prefix, cursor, pageSize)
+		if err != nil {
+			return err
 		}
 		keep(&page, prefix, seen, native)
 		if values && !native && len(page.Keys) > 0 {

@@ -38,21 +38,15 @@ const (
 	ChangeSynced
 )
 
+// changeKindNames are the names of the kinds, in order.
+var changeKindNames = [...]string{"ChangeKeys", "ChangeAll", "ChangeLost", "ChangeLive", "ChangeSynced"}
+
 // String returns the kind's name.
 func (k ChangeKind) String() string {
-	switch k {
-	case ChangeKeys:
-		return "ChangeKeys"
-	case ChangeAll:
-		return "ChangeAll"
-	case ChangeLost:
-		return "ChangeLost"
-	case ChangeLive:
-		return "ChangeLive"
-	case ChangeSynced:
-		return "ChangeSynced"
+	if k < 0 || int(k) >= len(changeKindNames) {
+		return "ChangeKind(?)"
 	}
-	return "ChangeKind(?)"
+	return changeKindNames[k]
 }
 
 // Change is one report of Capabilities.Watch.

@@ -14,7 +14,7 @@ import (
 // (a watch is taken below the cache) and no namespace views (which would
 // bypass it).
 func (c *Backend) Capabilities() backend.Capabilities {
-	caps := backend.CapabilitiesOf(c.next)
+	caps := c.Wrapper.Capabilities()
 	caps.Watch, caps.Namespace = nil, nil
 	if f := caps.AcquireLeases; f != nil {
 		caps.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {

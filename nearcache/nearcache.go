@@ -140,9 +140,11 @@ type Stats struct {
 }
 
 // Backend is a backend.Backend that caches the values it reads from the
-// Backend it wraps. It is safe for concurrent use.
+// Backend it wraps. It is safe for concurrent use. Its Wrapper's Backend is
+// the Backend it wraps: the calls it does not cache (TTL, Scan, Describe) go
+// there.
 type Backend struct {
-	next    backend.Backend
+	backend.Wrapper
 	opt     backend.Optimizations
 	prefix  string
 	t       *tier.Tier[struct{}] // the cached values (internal/tier, as kv.Map's)
@@ -177,7 +179,7 @@ func New(next backend.Backend, prefix string, o Options) (*Backend, error) {
 	if to.Clock == nil {
 		to.Clock = next.Describe().Clock
 	}
-	c := &Backend{next: next, prefix: prefix, t: tier.New[struct{}](to), watch: watch}
+	c := &Backend{Wrapper: backend.Wrapper{Backend: next}, prefix: prefix, t: tier.New[struct{}](to), watch: watch}
 	// The cache's own Optimizations: the store's, prefix deletes emptying
 	// the cache. Its Capabilities are in lease.go.
 	c.opt = backend.OptimizationsOf(next)
@@ -233,11 +235,8 @@ func (c *Backend) Stop() {
 // Close stops the cache and closes the Backend it wraps.
 func (c *Backend) Close() error {
 	c.Stop()
-	return c.next.Close()
+	return c.Backend.Close()
 }
-
-// Describe implements backend.Backend.Describe: the wrapped store's.
-func (c *Backend) Describe() backend.Description { return c.next.Describe() }
 
 // Optimizations implements backend.Optimizer: the wrapped store's, its
 // prefix deletes emptying the cache.

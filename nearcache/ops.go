@@ -21,7 +21,7 @@ func (c *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 		return backend.Value{}, err
 	}
 	if !vals[0].Found && vals[0].OtherKind {
-		return c.next.Get(ctx, key) // tells a key of another kind
+		return c.Backend.Get(ctx, key) // tells a key of another kind
 	}
 	return vals[0], nil
 }
@@ -53,7 +53,7 @@ func (c *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 		return out, nil
 	}
 	r := c.t.Begin(fetch...)
-	vals, err := c.next.MGet(ctx, miss, true)
+	vals, err := c.Backend.MGet(ctx, miss, true)
 	if err != nil {
 		c.t.Abort(r, fetch)
 		return nil, err
@@ -81,29 +81,19 @@ func (c *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	}
 	c.forget(keys...)
 	defer c.forget(keys...)
-	return c.next.MSet(ctx, entries)
+	return c.Backend.MSet(ctx, entries)
 }
 
 // Delete implements backend.Backend.Delete, as MSet.
 func (c *Backend) Delete(ctx context.Context, keys []string) error {
 	c.forget(keys...)
 	defer c.forget(keys...)
-	return c.next.Delete(ctx, keys)
+	return c.Backend.Delete(ctx, keys)
 }
 
 // Expire implements backend.Backend.Expire, as MSet.
 func (c *Backend) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	c.forget(key)
 	defer c.forget(key)
-	return c.next.Expire(ctx, key, ttl)
-}
-
-// TTL implements backend.Backend.TTL from the store.
-func (c *Backend) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
-	return c.next.TTL(ctx, key)
-}
-
-// Scan implements backend.Backend.Scan from the store.
-func (c *Backend) Scan(ctx context.Context, prefix, cursor string, n int) (backend.Page, error) {
-	return c.next.Scan(ctx, prefix, cursor, n)
+	return c.Backend.Expire(ctx, key, ttl)
 }

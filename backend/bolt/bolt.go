@@ -164,12 +164,7 @@ type config struct {
 	given       map[string]bool // the options given, by name
 }
 
-func (c *config) give(name string) {
-	if c.given == nil {
-		c.given = map[string]bool{}
-	}
-	c.given[name] = true
-}
+func (c *config) give(name string) { c.given[name] = true }
 
 // WithClock sets the clock that deadlines are read from: the system clock by
 // default (or when c is nil), or a stand-in for it (a test's fake clock). Its
@@ -244,7 +239,7 @@ func WithLockTimeout(d time.Duration) Option {
 
 // configure applies opts and checks them, for Open, or for New on db.
 func configure(opts []Option, db *bbolt.DB) (config, error) {
-	c := config{clock: clock.System(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout}
+	c := config{clock: clock.System(), kind: WallClock, sweep: DefaultSweepInterval, lockTimeout: DefaultLockTimeout, given: map[string]bool{}}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -406,11 +401,8 @@ func start(db *bbolt.DB, owns bool, cfg config) (*Backend, error) {
 			return fail(err)
 		}
 	}
-	if !b.sweeps {
-		return b, nil
-	}
-	if cfg.fileTime {
-		return b, nil // a clock that stands still neither sweeps nor records
+	if !b.sweeps || cfg.fileTime {
+		return b, nil // nothing to sweep; a clock that stands still neither sweeps nor records
 	}
 	if _, err := b.sweep(); err != nil {
 		return fail(err)
@@ -532,6 +524,24 @@ func (b *Backend) update(now instant, fn func(tx *bbolt.Tx) error) error {
 	return err
 }
 
+// read runs fn in a read transaction (view) at the clock's time.
+func (b *Backend) read(fn func(tx *bbolt.Tx, now instant) error) error {
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
+	return b.view(func(tx *bbolt.Tx) error { return fn(tx, now) })
+}
+
+// write runs fn in a write transaction (update) at the clock's time.
+func (b *Backend) write(fn func(tx *bbolt.Tx, now instant) error) error {
+	now, err := b.now()
+	if err != nil {
+		return err
+	}
+	return b.update(now, func(tx *bbolt.Tx) error { return fn(tx, now) })
+}
+
 // now returns the clock's time, or an error wrapping ErrTimeRange when it
 // reads outside TimeRange.
 func (b *Backend) now() (instant, error) { return instantOf(b.clock.Now()) }
@@ -561,11 +571,7 @@ func (b *Backend) sweep() (int, error) {
 	total := 0
 	for {
 		n := 0
-		now, err := b.now()
-		if err != nil {
-			return total, fmt.Errorf("bolt: sweep: %w", err)
-		}
-		err = b.update(now, func(tx *bbolt.Tx) error {
+		err := b.write(func(tx *bbolt.Tx, now instant) error {
 			return tx.ForEach(func(name []byte, idx *bbolt.Bucket) error {
 				var data *bbolt.Bucket
 				switch {

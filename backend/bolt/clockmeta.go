@@ -87,11 +87,7 @@ func encodeLatest(t time.Time) []byte {
 // stampClock records the kind of the file's clock (and, through update, the
 // clock's time).
 func (b *Backend) stampClock(kind ClockKind) error {
-	now, err := b.now()
-	if err != nil {
-		return err
-	}
-	return b.update(now, func(tx *bbolt.Tx) error {
+	return b.write(func(tx *bbolt.Tx, _ instant) error {
 		mb, err := tx.CreateBucketIfNotExists(metaBucket)
 		if err != nil {
 			return err

@@ -71,14 +71,6 @@ func (l loc) indexName() []byte {
 	return append(append([]byte(nil), indexPrefix...), l.ns...)
 }
 
-// encode returns the stored form of value with its deadline's code.
-func encode(deadline uint64, value []byte) []byte {
-	out := make([]byte, headerLength+len(value))
-	binary.BigEndian.PutUint64(out, deadline)
-	copy(out[headerLength:], value)
-	return out
-}
-
 // deadlineOf reads the deadline code of a stored value or an index key (0,
 // no deadline, for one too short to hold it).
 func deadlineOf(stored []byte) uint64 {

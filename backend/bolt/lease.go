@@ -69,13 +69,9 @@ func (h leaseHost) StoreLeased(ctx context.Context, owner uint64, entries []back
 			return nil, err
 		}
 	}
-	now, err := b.now()
-	if err != nil {
-		return nil, err
-	}
 	stored := make([]bool, len(entries))
 	var held []string
-	err = b.update(now, func(tx *bbolt.Tx) error {
+	err := b.write(func(tx *bbolt.Tx, now instant) error {
 		clear(stored)
 		held = held[:0]
 		leaseNow := h.Now()

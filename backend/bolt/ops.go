@@ -50,11 +50,7 @@ func (b *Backend) mget(ctx context.Context, keys []string, withTTL bool, at func
 		return nil, err
 	}
 	out := make([]backend.Value, len(keys))
-	now, err := b.now()
-	if err != nil {
-		return nil, err
-	}
-	err = b.view(func(tx *bbolt.Tx) error {
+	err := b.read(func(tx *bbolt.Tx, now instant) error {
 		var (
 			buf      [128]byte // bucket names up to this size cost no allocation
 			lastNS   string
@@ -144,11 +140,7 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 		return block[start : start+n : start+n]
 	}
 	var scratch []byte // index keys to delete: bbolt does not keep them
-	now, err := b.now()
-	if err != nil {
-		return err
-	}
-	return b.update(now, func(tx *bbolt.Tx) error {
+	return b.write(func(tx *bbolt.Tx, now instant) error {
 		var (
 			data, idx *bbolt.Bucket
 			lastNS    string
@@ -166,31 +158,40 @@ func (b *Backend) mset(ctx context.Context, entries []backend.Entry, at func(str
 				}
 				lastNS, resolved = l.ns, !l.root
 			}
-			key := carve(len(l.key))
-			copy(key, l.key)
-			if old := data.Get(key); old != nil {
-				if od := deadlineOf(old); od != 0 {
-					scratch = appendIndexKey(scratch[:0], od, l.key)
-					if err := idx.Delete(scratch); err != nil {
-						return err
-					}
-				}
-			}
-			d := deadlineCode(now, e.TTL)
-			if d != 0 {
-				if err := idx.Put(appendIndexKey(carve(headerLength + len(l.key))[:0], d, l.key), nil); err != nil {
-					return err
-				}
-			}
-			value := carve(headerLength + len(e.Value))
-			binary.BigEndian.PutUint64(value, d)
-			copy(value[headerLength:], e.Value)
-			if err := data.Put(key, value); err != nil {
+			if err := put(data, idx, l, e, now, carve, &scratch); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// put writes e at l in its buckets data and idx: the value with its
+// deadline, and its expiry index entry in place of the old one. bbolt keeps
+// the keys and values given to Put until the transaction ends: put takes
+// them from alloc. The index key it deletes, which bbolt does not keep, is
+// built in *scratch.
+func put(data, idx *bbolt.Bucket, l loc, e backend.Entry, now instant, alloc func(n int) []byte, scratch *[]byte) error {
+	key := alloc(len(l.key))
+	copy(key, l.key)
+	if old := data.Get(key); old != nil {
+		if od := deadlineOf(old); od != 0 {
+			*scratch = appendIndexKey((*scratch)[:0], od, l.key)
+			if err := idx.Delete(*scratch); err != nil {
+				return err
+			}
+		}
+	}
+	d := deadlineCode(now, e.TTL)
+	if d != 0 {
+		if err := idx.Put(appendIndexKey(alloc(headerLength + len(l.key))[:0], d, l.key), nil); err != nil {
+			return err
+		}
+	}
+	value := alloc(headerLength + len(e.Value))
+	binary.BigEndian.PutUint64(value, d)
+	copy(value[headerLength:], e.Value)
+	return data.Put(key, value)
 }
 
 // Delete implements backend.Backend.Delete in one write transaction.
@@ -209,11 +210,7 @@ func (b *Backend) del(ctx context.Context, keys []string, at func(string) loc) e
 		return nil
 	}
 	b.endLeases(keys, at) // lease.go
-	now, err := b.now()
-	if err != nil {
-		return err
-	}
-	return b.update(now, func(tx *bbolt.Tx) error {
+	return b.write(func(tx *bbolt.Tx, _ instant) error {
 		for _, k := range keys {
 			if err := deleteKey(tx, at(k)); err != nil {
 				return err
@@ -255,21 +252,7 @@ func putEntry(tx *bbolt.Tx, l loc, e backend.Entry, now instant) error {
 	if err != nil {
 		return err
 	}
-	key := []byte(l.key)
-	if old := data.Get(key); old != nil {
-		if od := deadlineOf(old); od != 0 {
-			if err := idx.Delete(indexKey(od, l.key)); err != nil {
-				return err
-			}
-		}
-	}
-	d := deadlineCode(now, e.TTL)
-	if d != 0 {
-		if err := idx.Put(indexKey(d, l.key), nil); err != nil {
-			return err
-		}
-	}
-	return data.Put(key, encode(d, e.Value))
+	return put(data, idx, l, e, now, func(n int) []byte { return make([]byte, n) }, new([]byte))
 }
 
 // Expire implements backend.Backend.Expire.
@@ -290,12 +273,8 @@ func (b *Backend) expire(ctx context.Context, key string, ttl time.Duration, at 
 	}
 	b.endLeases([]string{key}, at) // lease.go
 	l := at(key)
-	now, err := b.now()
-	if err != nil {
-		return false, err
-	}
 	found := false
-	err = b.update(now, func(tx *bbolt.Tx) error {
+	err = b.write(func(tx *bbolt.Tx, _ instant) error {
 		// The clock is read again under the write lock: a key that expired
 		// while this call waited for the lock is not revived.
 		now, err := b.now()
@@ -327,26 +306,14 @@ func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (tim
 		return 0, false, err
 	}
 	l := at(key)
-	now, err := b.now()
-	if err != nil {
-		return 0, false, err
-	}
-	var d uint64
-	found := false
-	err = b.view(func(tx *bbolt.Tx) error {
-		v := get(tx, l)
-		if v == nil {
-			return nil
+	var left time.Duration // 0: not found (remaining is never 0)
+	err := b.read(func(tx *bbolt.Tx, now instant) (err error) {
+		if v := get(tx, l); v != nil && !expired(deadlineOf(v), now) {
+			left, err = remaining(deadlineOf(v), now)
 		}
-		d = deadlineOf(v)
-		found = !expired(d, now)
-		return nil
+		return err
 	})
-	if err != nil || !found {
-		return 0, false, err
-	}
-	left, err := remaining(d, now)
-	if err != nil {
+	if err != nil || left == 0 {
 		return 0, false, err
 	}
 	return left, true, nil

@@ -136,17 +136,13 @@ func (b *Backend) scanPage(ctx context.Context, prefix, cursor string, count int
 	if count <= 0 {
 		count = 1
 	}
-	now, err := b.now()
-	if err != nil {
-		return backend.EntryPage{}, err
-	}
 	page := backend.EntryPage{Keys: make([]string, 0, min(count, 1024))}
 	if values {
 		page.Values = make([][]byte, 0, min(count, 1024))
 	}
 	var last loc
 	var mem arena
-	err = b.view(func(tx *bbolt.Tx) error {
+	err = b.read(func(tx *bbolt.Tx, now instant) error {
 		walk(tx, prefix, pos, func(l loc, k, v []byte) bool {
 			if expired(deadlineOf(v), now) {
 				return true
@@ -184,11 +180,7 @@ func (b *Backend) deletePrefix(ctx context.Context, prefix string, _ int) error 
 	}
 	b.leases.EndPrefix(prefix) // lease.go
 	ns, rest, hasNS := strings.Cut(prefix, ":")
-	now, err := b.now()
-	if err != nil {
-		return err
-	}
-	return b.update(now, func(tx *bbolt.Tx) error {
+	return b.write(func(tx *bbolt.Tx, _ instant) error {
 		deleteBuckets := func(ns string) error {
 			for _, name := range [][]byte{loc{ns: ns}.dataName(), loc{ns: ns}.indexName()} {
 				if err := tx.DeleteBucket(name); err != nil && tx.Bucket(name) != nil {
@@ -239,13 +231,9 @@ func (b *Backend) countPrefix(ctx context.Context, prefix string, _ int) (int, e
 	if err := b.check(ctx); err != nil {
 		return 0, err
 	}
-	now, err := b.now()
-	if err != nil {
-		return 0, err
-	}
 	ns, rest, hasNS := strings.Cut(prefix, ":")
 	n := 0
-	err = b.view(func(tx *bbolt.Tx) error {
+	err := b.read(func(tx *bbolt.Tx, now instant) error {
 		if hasNS && rest == "" {
 			l := loc{ns: ns}
 			data := tx.Bucket(l.dataName())
