@@ -2,78 +2,77 @@ package redis
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// WithAutoPipeline sends single-key reads and writes (Get, and MSet of one
-// entry: kv.Map's Get, Has, Set, SetWithTTL) through go-redis's
-// auto-pipeliner when another such call is under way, so that concurrent
-// callers share round trips; a call made while none is under way takes the
-// client's direct path, as without the option. Each call keeps its own context (a call whose
-// context ends returns ctx.Err() at once; its command may still run, as a
-// command whose reply is lost may) and its own error.
-//
-// The auto-pipeliner is the client's shared asynchronous one
-// (client.AsyncAutoPipeline(), go-redis v9.23, marked experimental there):
-// New fails if the client cannot make one. Closing the Backend does not
-// close it; it ends with the client. Batches, scans and TTL reads use the
-// client's pool as without the option.
-func WithAutoPipeline() Option { return func(b *Backend) { b.autoPipe = true } }
+// The auto-pipeliner is client.AsyncAutoPipeline() (go-redis v9.23,
+// experimental there: autopipe_test.go pins what is relied on). Every command
+// sent there is NoRetry, reads too, so that reads and writes share batches (a
+// batch mixing retry policies goes out as pipelines one after the other); a
+// read that fails there is sent again on the direct path, with retries.
 
-// autoPipeliner is what WithAutoPipeline needs of a client.
-type autoPipeliner interface {
-	AsyncAutoPipeline() (*goredis.AutoPipeliner, error)
+// WithoutAutoPipeline makes every single-key call take the client's direct
+// path, one pooled connection per call in flight, and never starts the
+// client's auto-pipeliner.
+func WithoutAutoPipeline() Option { return func(b *Backend) { b.direct = true } }
+
+// WithAutoPipeline is the default, auto-pipelining: it undoes an earlier
+// WithoutAutoPipeline.
+func WithAutoPipeline() Option { return func(b *Backend) { b.direct = false } }
+
+// pipeliner counts a single-key call in (the caller counts it out) and
+// reports whether it goes through the auto-pipeliner: only if another is
+// under way.
+func (b *Backend) pipeliner() bool {
+	return b.inflight.Add(1) > 1 && !b.direct && b.autoPipeliner() != nil
 }
 
-// startAutoPipeline gets the client's auto-pipeliner.
-func (b *Backend) startAutoPipeline() error {
-	c, ok := b.client.(autoPipeliner)
+// autoPipeliner returns the client's auto-pipeliner, got at the first call;
+// nil when the client cannot make one (closed: the direct path reports it).
+func (b *Backend) autoPipeliner() *goredis.AutoPipeliner {
+	if ap := b.ap.Load(); ap != nil {
+		return ap
+	}
+	c, ok := b.client.(interface {
+		AsyncAutoPipeline() (*goredis.AutoPipeliner, error)
+	})
 	if !ok {
-		return fmt.Errorf("redis: %T has no auto-pipeliner", b.client)
+		return nil
 	}
 	ap, err := c.AsyncAutoPipeline()
 	if err != nil {
-		return fmt.Errorf("redis: auto-pipeline: %w", err)
+		return nil
 	}
-	b.ap = ap
-	return nil
+	b.ap.Store(ap)
+	return ap
 }
 
-// busy counts a single-key call in and reports whether another is under
-// way: only then is the call sent through the auto-pipeliner, so that a
-// lone call takes the client's direct path, without the hand-off to the
-// pipeliner's goroutines. A call that took the direct path ends with idle;
-// one that took the pipeliner decrements inflight itself.
-func (b *Backend) busy() bool { return b.inflight.Add(1) > 1 }
-
-// idle ends a call counted by busy that took the direct path. Without
-// WithAutoPipeline nothing is counted.
-func (b *Backend) idle() {
-	if b.ap != nil {
-		b.inflight.Add(-1)
+// getAuto is get through the auto-pipeliner, then the direct path if it failed.
+func (b *Backend) getAuto(ctx context.Context, wire string) ([]byte, error) {
+	cmd := stringNR{goredis.NewStringCmd(ctx, "get", wire)}
+	err := b.run(ctx, cmd)
+	if err == nil {
+		return cmd.Bytes()
 	}
+	if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
+		return nil, err
+	}
+	return b.client.Get(ctx, wire).Bytes()
+}
+
+// setAuto is the SET of one entry through the auto-pipeliner, never re-sent.
+func (b *Backend) setAuto(ctx context.Context, wire string, value []byte, ttl time.Duration) error {
+	return b.run(ctx, setCmd(ctx, wire, value, ttl))
 }
 
 // run sends cmd through the auto-pipeliner and waits for it, up to ctx.
 func (b *Backend) run(ctx context.Context, cmd goredis.Cmder) error {
-	return b.ap.Submit(ctx, cmd).WaitContext(ctx)
-}
-
-// getAuto is get through the auto-pipeliner.
-func (b *Backend) getAuto(ctx context.Context, wire string) ([]byte, error) {
-	cmd := goredis.NewStringCmd(ctx, "get", wire)
-	if err := b.run(ctx, cmd); err != nil {
-		return nil, err
+	ap := b.autoPipeliner()
+	if ap == nil {
+		return goredis.ErrClosed
 	}
-	return cmd.Bytes()
-}
-
-// setAuto is the SET of one entry through the auto-pipeliner, never re-sent
-// (setCmd): the auto-pipeliner honours NoRetry, dispatching it in a
-// pipeline of its own retry policy.
-func (b *Backend) setAuto(ctx context.Context, wire string, value []byte, ttl time.Duration) error {
-	return b.run(ctx, setCmd(ctx, wire, value, ttl))
+	return ap.Submit(ctx, cmd).WaitContext(ctx)
 }

@@ -479,8 +479,9 @@ func inFlight50(b *testing.B) {
 }
 
 // BenchmarkGetConcurrent50 runs Get from 50 goroutines at once: raw
-// go-redis with its default pool, the Map on its default backend, and the
-// Map on a backend WithAutoPipeline (#13's target: 2x raw).
+// go-redis with its default pool, the Map on its default (auto-pipelined)
+// backend, and the Map on a backend WithoutAutoPipeline (#13's and #20's
+// target: the default 2x raw).
 func BenchmarkGetConcurrent50(b *testing.B) {
 	c := ownClient(b)
 	ctx := context.Background()
@@ -488,11 +489,11 @@ func BenchmarkGetConcurrent50(b *testing.B) {
 	if err := m.Set(ctx, "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"); err != nil {
 		b.Fatal(err)
 	}
-	be, err := redis.New(c, redis.WithAutoPipeline())
+	be, err := redis.New(c, redis.WithoutAutoPipeline())
 	if err != nil {
 		b.Fatal(err)
 	}
-	ap, err := kv.New[string](be, "kvbench_getc")
+	direct, err := kv.New[string](be, "kvbench_getc")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -507,7 +508,7 @@ func BenchmarkGetConcurrent50(b *testing.B) {
 			}
 		})
 	})
-	for name, m := range map[string]*kv.Map[string]{"kv": m, "kvautopipe": ap} {
+	for name, m := range map[string]*kv.Map[string]{"kv": m, "kvdirect": direct} {
 		b.Run("impl="+name, func(b *testing.B) {
 			inFlight50(b)
 			b.RunParallel(func(pb *testing.PB) {
@@ -677,3 +678,67 @@ func BenchmarkNearCacheInvalidation(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 }
+
+// concurrent50 is a sub-benchmark of 50 goroutines each running op with a
+// counter of its own.
+func concurrent50(op func(n int) error) func(*testing.B) {
+	return func(b *testing.B) {
+		inFlight50(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for n := 0; pb.Next(); n++ {
+				if err := op(n); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+}
+
+// benchWrites50 runs ops from 50 goroutines at once, every every-th a Set
+// with a 5-minute TTL and the others a Get (every 1: Sets only): raw
+// go-redis with its default pool, the Map on its default backend, and the
+// Map on a backend WithoutAutoPipeline.
+func benchWrites50(b *testing.B, ns string, every int) {
+	c := ownClient(b)
+	ctx := context.Background()
+	const key, value = "binance:s:BTC/USDT:USDT", "66f1c0ffee0123456789abcd"
+	b.Run("impl=raw", concurrent50(func(n int) error {
+		if n%every == 0 {
+			return c.Set(ctx, ns+":"+key, value, kv.DefaultTTL).Err()
+		}
+		return c.Get(ctx, ns+":"+key).Err()
+	}))
+	for _, v := range []struct {
+		name string
+		opts []redis.Option
+	}{{"kv", nil}, {"kvdirect", []redis.Option{redis.WithoutAutoPipeline()}}} {
+		be, err := redis.New(c, v.opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		m, err := kv.New[string](be, ns)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = m.Clear(context.Background()) })
+		if err := m.Set(ctx, key, value); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("impl="+v.name, concurrent50(func(n int) error {
+			if n%every == 0 {
+				return m.Set(ctx, key, value)
+			}
+			_, _, err := m.Get(ctx, key)
+			return err
+		}))
+	}
+}
+
+// BenchmarkSetConcurrent50 runs Set from 50 goroutines at once (#20's
+// target: the default backend at least rueidis's throughput).
+func BenchmarkSetConcurrent50(b *testing.B) { benchWrites50(b, "kvbench_setc", 1) }
+
+// BenchmarkMixedConcurrent50 runs 80% Get and 20% Set from 50 goroutines at
+// once.
+func BenchmarkMixedConcurrent50(b *testing.B) { benchWrites50(b, "kvbench_mixc", 5) }

@@ -68,8 +68,8 @@ func separateClients(newClient func(t conformance.T) goredis.UniversalClient, op
 }
 
 // linearVariants are the Map and backend settings every topology is
-// checked with: plain, auto-pipelined, and through a near cache (where the
-// store reports changes).
+// checked with: without auto-pipelining, with it (the default), and
+// through a near cache (where the store reports changes).
 func linearVariants(near bool) map[string]struct {
 	opts []redis.Option
 	lin  conformance.LinearOptions
@@ -78,8 +78,8 @@ func linearVariants(near bool) map[string]struct {
 		opts []redis.Option
 		lin  conformance.LinearOptions
 	}{
-		"Plain":        {},
-		"AutoPipeline": {opts: []redis.Option{redis.WithAutoPipeline()}},
+		"Direct":       {opts: []redis.Option{redis.WithoutAutoPipeline()}},
+		"AutoPipeline": {}, // the default
 	}
 	if near {
 		v["NearCache"] = struct {

@@ -20,11 +20,15 @@ import (
 // backend.ErrUnknownOutcome (see wrapWrite and outcomes).
 
 type (
+	stringNR struct{ *goredis.StringCmd } // GET through the auto-pipeliner (autopipe.go)
 	statusNR struct{ *goredis.StatusCmd }
 	intNR    struct{ *goredis.IntCmd }
 	boolNR   struct{ *goredis.BoolCmd }
 	cmdNR    struct{ *goredis.Cmd }
 )
+
+// NoRetry implements goredis.Cmder: never re-sent.
+func (stringNR) NoRetry() bool { return true }
 
 // NoRetry implements goredis.Cmder: never re-sent.
 func (statusNR) NoRetry() bool { return true }

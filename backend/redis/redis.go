@@ -62,8 +62,11 @@
 // master (HELLO's role; CLUSTER NODES on a cluster, which also lists the
 // masters to track, those that own no slot yet included; on Sentinel, the
 // master the sentinels name). The client's OnConnect hook does not run on
-// it. Close ends it. [WithAutoPipeline] sends a single-key call
-// made while another is under way through go-redis's auto-pipeliner.
+// it. Close ends it. A single-key Get or Set made while another is under
+// way goes through the client's go-redis auto-pipeliner (started then; its
+// goroutines end with the client, not the Backend), so that concurrent calls
+// share round trips; a lone call takes the direct path. [WithoutAutoPipeline]
+// turns it off.
 //
 // # Other Redis types
 //
@@ -99,11 +102,11 @@ type Backend struct {
 	client   goredis.UniversalClient
 	cluster  *goredis.ClusterClient // nil unless the client is a cluster client
 	hashTag  bool
-	owns     bool // Close closes the client
-	autoPipe bool // WithAutoPipeline
-	noLeases bool // WithoutLeases
-	ap       *goredis.AutoPipeliner
-	inflight atomic.Int64 // single-key calls under way, with WithAutoPipeline
+	owns     bool                                  // Close closes the client
+	direct   bool                                  // WithoutAutoPipeline
+	noLeases bool                                  // WithoutLeases
+	ap       atomic.Pointer[goredis.AutoPipeliner] // the client's, once a call needed it
+	inflight atomic.Int64                          // single-key calls under way
 	closed   atomic.Bool
 	watches  watches // the tracking connections of Watch (watch.go)
 }
@@ -148,11 +151,6 @@ func New(client goredis.UniversalClient, opts ...Option) (*Backend, error) {
 	}
 	for _, o := range opts {
 		o(b)
-	}
-	if b.autoPipe {
-		if err := b.startAutoPipeline(); err != nil {
-			return nil, err
-		}
 	}
 	return b, nil
 }
@@ -332,13 +330,12 @@ func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
 func (b *Backend) get(ctx context.Context, key, wire string) (backend.Value, error) {
 	var v []byte
 	var err error
-	if b.ap != nil && b.busy() {
+	if b.pipeliner() {
 		v, err = b.getAuto(ctx, wire)
-		b.inflight.Add(-1)
 	} else {
 		v, err = b.client.Get(ctx, wire).Bytes()
-		b.idle()
 	}
+	b.inflight.Add(-1)
 	switch {
 	case errors.Is(err, goredis.Nil):
 		return backend.Value{}, nil
@@ -373,13 +370,12 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	case 0:
 		return nil
 	case 1:
-		if b.ap != nil && b.busy() {
-			err := b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL)
-			b.inflight.Add(-1)
-			return b.wrapWrite(ctx, "SET", err)
+		if b.pipeliner() {
+			err = b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL)
+		} else {
+			err = b.client.Process(ctx, setCmd(ctx, wire[0], entries[0].Value, entries[0].TTL))
 		}
-		err := b.client.Process(ctx, setCmd(ctx, wire[0], entries[0].Value, entries[0].TTL))
-		b.idle()
+		b.inflight.Add(-1)
 		return b.wrapWrite(ctx, "SET", err)
 	}
 	pipe := b.client.Pipeline()
