@@ -283,6 +283,50 @@ func BenchmarkIterate100k(b *testing.B) {
 	}
 }
 
+// baseMapSize is BaseMap's size: SCAN MATCH ns:* COUNT 100, counting the
+// keys of each page, duplicates included, without a TYPE filter.
+func baseMapSize(ctx context.Context, c *goredis.Client, ns string) (int, error) {
+	n, cur := 0, uint64(0)
+	for {
+		keys, next, err := c.Scan(ctx, cur, ns+":*", 100).Result()
+		if err != nil {
+			return n, err
+		}
+		n += len(keys)
+		if next == 0 {
+			return n, nil
+		}
+		cur = next
+	}
+}
+
+// BenchmarkSize100k is Size of a namespace of 100,000 keys alone and among
+// 100,000 keys of another namespace, against BaseMap's loop (issue 20 item
+// 5: at least BaseMap's, exact where BaseMap's is not).
+func BenchmarkSize100k(b *testing.B) {
+	for _, others := range []int{0, bulkKeys} {
+		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
+			c, m := bulkSetup(b, others, "kvbench_size")
+			ctx := context.Background()
+			fillRaw(b, c, m.Namespace(), bulkKeys)
+			b.Run("impl=basemap", func(b *testing.B) {
+				for b.Loop() {
+					if n, err := baseMapSize(ctx, c, m.Namespace()); err != nil || n < bulkKeys {
+						b.Fatal(n, err)
+					}
+				}
+			})
+			b.Run("impl=kv", func(b *testing.B) {
+				for b.Loop() {
+					if n, err := m.Size(ctx); err != nil || n != bulkKeys {
+						b.Fatal(n, err)
+					}
+				}
+			})
+		})
+	}
+}
+
 func BenchmarkClear100k(b *testing.B) {
 	for _, others := range []int{0, bulkKeys} {
 		b.Run(fmt.Sprintf("others=%d", others), func(b *testing.B) {
