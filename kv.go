@@ -222,6 +222,11 @@ func (m *Map[V]) write(ctx context.Context, entries []backend.Entry) error {
 		keys[i] = e.Key
 	}
 	m.tier.Forget(keys...)
+	if !m.tier.Keeps() {
+		// Nothing to remember of the write: forgetting is all.
+		defer m.tier.Forget(keys...)
+		return m.b.MSet(ctx, entries)
+	}
 	r := m.tier.Begin(keys...)
 	if err := m.b.MSet(ctx, entries); err != nil {
 		m.tier.Forget(keys...)
@@ -249,9 +254,9 @@ func (m *Map[V]) deadlines(entries []backend.Entry) []int64 {
 // is reported as a *DecodeError.
 func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	var v V
-	ok, err := m.one(ctx, opGet, key, func(ctx context.Context, c *call) (ok bool, err error) {
-		v, ok, c.local, err = m.get(ctx, key)
-		return ok, err
+	ok, err := m.one(ctx, opGet, key, func(ctx context.Context) (ok, local bool, err error) {
+		v, ok, local, err = m.get(ctx, key)
+		return ok, local, err
 	})
 	return v, ok, err
 }
@@ -284,12 +289,14 @@ func (m *Map[V]) decode(key string, val backend.Value) (V, bool, error) {
 }
 
 // one runs fn as the single-key call o of key, which it refuses with
-// ErrEmptyKey when empty; fn's ok is the call's hit.
-func (m *Map[V]) one(ctx context.Context, o op, key string, fn func(context.Context, *call) (bool, error)) (bool, error) {
+// ErrEmptyKey when empty; fn's ok is the call's hit, local a hit served by
+// the near cache. fn gets no pointer to the call, so that the call stays on
+// the stack (a hot Get allocates nothing of its own).
+func (m *Map[V]) one(ctx context.Context, o op, key string, fn func(context.Context) (ok, local bool, err error)) (bool, error) {
 	ctx, c := m.begin(ctx, o, key, -1)
 	ok, err := false, ErrEmptyKey
 	if key != "" {
-		ok, err = fn(ctx, &c)
+		ok, c.local, err = fn(ctx)
 	}
 	c.setHit(ok)
 	return ok, m.end(ctx, &c, err)
@@ -297,21 +304,21 @@ func (m *Map[V]) one(ctx context.Context, o op, key string, fn func(context.Cont
 
 // Has reports whether key exists and has not expired.
 func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
-	return m.one(ctx, opHas, key, func(ctx context.Context, _ *call) (bool, error) {
+	return m.one(ctx, opHas, key, func(ctx context.Context) (bool, bool, error) {
 		val, err := m.read(ctx, key)
 		if errors.Is(err, ErrWrongType) {
-			return false, nil // data of another kind is not a value
+			return false, false, nil // data of another kind is not a value
 		}
-		return err == nil && val.Found, err
+		return err == nil && val.Found, false, err
 	})
 }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (m *Map[V]) Delete(ctx context.Context, key string) error {
-	_, err := m.one(ctx, opDelete, key, func(ctx context.Context, _ *call) (bool, error) {
+	_, err := m.one(ctx, opDelete, key, func(ctx context.Context) (bool, bool, error) {
 		m.tier.Forget(key)
 		defer m.tier.Forget(key)
-		return false, m.b.Delete(ctx, []string{key})
+		return false, false, m.b.Delete(ctx, []string{key})
 	})
 	return err
 }
@@ -320,13 +327,14 @@ func (m *Map[V]) Delete(ctx context.Context, key string) error {
 // expire. It reports false, changing nothing, when the key does not exist. A
 // TTL of 0 or another negative value is refused with ErrInvalidTTL.
 func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	return m.one(ctx, opExpire, key, func(ctx context.Context, _ *call) (bool, error) {
+	return m.one(ctx, opExpire, key, func(ctx context.Context) (bool, bool, error) {
 		if ttl == 0 {
-			return false, errZeroTTL
+			return false, false, errZeroTTL
 		}
 		m.tier.Forget(key) // before and after, as every change
 		defer m.tier.Forget(key)
-		return m.b.Expire(ctx, key, ttl)
+		ok, err := m.b.Expire(ctx, key, ttl)
+		return ok, false, err
 	})
 }
 
@@ -334,9 +342,9 @@ func (m *Map[V]) Expire(ctx context.Context, key string, ttl time.Duration) (boo
 // false when the key does not exist.
 func (m *Map[V]) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
 	var d time.Duration
-	ok, err := m.one(ctx, opTTL, key, func(ctx context.Context, _ *call) (ok bool, err error) {
+	ok, err := m.one(ctx, opTTL, key, func(ctx context.Context) (ok, _ bool, err error) {
 		d, ok, err = m.b.TTL(ctx, key)
-		return ok, err
+		return ok, false, err
 	})
 	return d, ok, err
 }

@@ -260,13 +260,21 @@ func (b *Backend) MGet(ctx context.Context, keys []string, withTTL bool) ([]back
 	return out, nil
 }
 
-// Get implements backend.Backend.Get: MGet of one key, without its TTL.
+// Get implements backend.Backend.Get: MGet of one key, without its TTL
+// (and without a slice of results: it is the hot path of a Map's Get).
 func (b *Backend) Get(ctx context.Context, key string) (backend.Value, error) {
-	vals, err := b.MGet(ctx, []string{key}, false)
-	if err != nil {
+	if err := backend.CheckKey(key); err != nil {
 		return backend.Value{}, err
 	}
-	return vals[0], nil
+	if err := b.lock(ctx); err != nil {
+		return backend.Value{}, err
+	}
+	defer b.unlock()
+	e, ok := b.lookup(key, b.now(), true)
+	if !ok {
+		return backend.Value{}, nil
+	}
+	return backend.Value{Bytes: e.val(), Found: true}, nil
 }
 
 // MSet implements backend.Backend.MSet.
