@@ -63,13 +63,15 @@ type options struct {
 // memory): New fails with ErrInvalidOption otherwise. The cache watches the
 // Map's namespace from the Map's first call on, and Map.Close stops it.
 //
-// A write by another process is seen once its report arrives (about a
-// millisecond on loopback), so turn it on for keys read far more often than
+// A write by another process is seen once its report arrives (about 0.1 ms
+// on loopback; MaxLag bounds it), so turn it on for keys read far more often than
 // written, whose readers can accept that delay; see the package
 // documentation of nearcache for the exact rules. Telemetry tells hits served
 // locally apart (kv.hit.source). New fails with ErrInvalidOption for a
-// negative bound in o, and for an o.Clock other than WithClock's or the
-// store's clock (see WithClock).
+// negative bound in o, a MaxBytes under 1024, and for an o.Clock other than
+// WithClock's or the store's clock (see WithClock). The cache is part of the
+// Map's local tier, which o bounds as a whole (with the size of
+// WithStaleWhileRevalidate when larger).
 func WithNearCache(o nearcache.Options) Option { return func(opts *options) { opts.near = &o } }
 
 // DefaultLoadTimeout bounds every load of a Map built without
