@@ -146,6 +146,27 @@ func TestLinearizableStandalone(t *testing.T) {
 	}
 }
 
+// TestLinearizableSharedWatch checks histories of clients that share one
+// Backend, each through a near-cached Map of its own: their watches share
+// the Backend's one tracking connection (issue 19), so every report reaches
+// every Map through one reader.
+func TestLinearizableSharedWatch(t *testing.T) {
+	addr := standalone(t).Options().Addr
+	open := opener(func(t conformance.T) goredis.UniversalClient { return defaultClient(t, addr) })
+	h := conformance.Harness{
+		New:      func(t conformance.T) conformance.Store { return conformance.Store{Backend: open(t)} },
+		PageHint: true,
+	}
+	// δ of 30 ms and a run of a second: a report that misses one of the
+	// Maps leaves it serving an old value far longer than δ.
+	const lag = 30 * time.Millisecond
+	conformance.RunLinearizable(t, h, conformance.LinearOptions{
+		Duration:  time.Second,
+		Staleness: lag,
+		Options:   []kv.Option{kv.WithNearCache(nearcache.Options{MaxLag: lag})},
+	})
+}
+
 // TestLinearizableCluster checks histories of cluster clients with default
 // options on the shared cluster (KV_REDIS_CLUSTER_ADDRS), without faults.
 func TestLinearizableCluster(t *testing.T) {
