@@ -49,6 +49,23 @@ type Capabilities struct {
 	// Fallback: none; no near cache can be put over the store.
 	Watch func(ctx context.Context, prefix string, report func(Change)) (stop func(), err error)
 
+	// SetIf writes e.Entry only if its key is as e's guard says
+	// (GuardedEntry.Matches): absent when e.PrevFound is false (a key that
+	// expired is absent; one holding data of another kind, a Redis list, is
+	// not), holding exactly the bytes e.Prev otherwise (nil and empty are
+	// the same value). It reports whether it wrote. Reading the key,
+	// comparing and writing are one atomic step: of two concurrent SetIfs
+	// with the same guard, at most one writes. What is written is what
+	// MSet would write: the value with e.TTL (NoTTL: no expiry, an old one
+	// cleared), checked as MSet checks it. A write that did not happen
+	// reports false with a nil error; a lost reply is an error matching
+	// ErrUnknownOutcome, never false (a SET NX sent again would report
+	// false for a write that happened), and the call is never sent again.
+	// A load lease on the key is left as it is: its Store finds the key
+	// changed. Fallback: none; kv's SetIfAbsent, CompareAndSwap and Update
+	// fail with an error matching errors.ErrUnsupported.
+	SetIf func(ctx context.Context, e GuardedEntry) (bool, error)
+
 	// Namespace returns a native view of namespace ns (a bbolt bucket): key
 	// k of the view is key "ns:k" of the Backend, for every call and both
 	// ways, and a scan of the view returns the keys without the namespace.
@@ -130,9 +147,9 @@ func TrimKeys(err error, prefix string) error {
 }
 
 // PrefixCapabilities returns c as seen through a decorator that stores key
-// k as prefix+k (package namespace): the keys of AcquireLeases and of its
-// leases' Store go down under prefix and those of a *BatchError come back
-// without it; Watch watches under prefix and reports keys without it. Such
+// k as prefix+k (package namespace): the keys of AcquireLeases, of its
+// leases' Store and of SetIf go down under prefix and those of a
+// *BatchError come back without it; Watch watches under prefix and reports keys without it. Such
 // a decorator offers no views of its own: Namespace is dropped. With an
 // empty prefix (a store's native view) the rest of c is returned as is.
 // Every capability's key mapping lives here, so that adding a capability
@@ -153,6 +170,16 @@ func PrefixCapabilities(c Capabilities, prefix string) Capabilities {
 				l = prefixLease{l, prefix}
 			}
 			return held, l, err
+		}
+	}
+	if f := c.SetIf; f != nil {
+		c.SetIf = func(ctx context.Context, e GuardedEntry) (bool, error) {
+			if e.Key == "" {
+				return false, ErrEmptyKey
+			}
+			e.Key = prefix + e.Key
+			ok, err := f(ctx, e)
+			return ok, TrimKeys(err, prefix)
 		}
 	}
 	if f := c.Watch; f != nil {

@@ -187,13 +187,18 @@ func (f *faulty) Optimizations() backend.Optimizations {
 	return out
 }
 
-// Capabilities forwards those of the wrapped store, AcquireLeases through
-// the faults, but its namespace views, which would bypass them. A watch's
+// Capabilities forwards those of the wrapped store, AcquireLeases and SetIf
+// through the faults, but its namespace views, which would bypass them. A watch's
 // reports come from the store; a fault below it (a broken connection) is
 // the store's to report as ChangeLost.
 func (f *faulty) Capabilities() backend.Capabilities {
 	out := f.Wrapper.Capabilities()
 	out.Namespace = nil
+	if w := out.SetIf; w != nil {
+		out.SetIf = func(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+			return call(ctx, f, func() (bool, error) { return w(ctx, e) })
+		}
+	}
 	if a := out.AcquireLeases; a != nil {
 		out.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			type got struct {

@@ -96,6 +96,7 @@ var (
 	ctxType    = reflect.TypeFor[context.Context]()
 	leaseType  = reflect.TypeFor[backend.Lease]()
 	changeType = reflect.TypeFor[backend.Change]()
+	guardType  = reflect.TypeFor[backend.GuardedEntry]()
 	errType    = reflect.TypeFor[error]()
 	bkType     = reflect.TypeFor[backend.Backend]()
 )
@@ -207,6 +208,8 @@ func (s *capStore) check(name string, f reflect.Value, key func(string) string) 
 			in[i] = reflect.ValueOf([]string{"k"})
 		case t == reflect.TypeFor[time.Duration]():
 			in[i] = reflect.ValueOf(time.Minute)
+		case t == guardType:
+			in[i] = reflect.ValueOf(backend.GuardedEntry{Entry: backend.Entry{Key: "k", Value: []byte("v"), TTL: time.Minute}})
 		case t.Kind() == reflect.Func:
 			in[i] = reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
 				for _, a := range args {
@@ -232,6 +235,8 @@ func (s *capStore) check(name string, f reflect.Value, key func(string) string) 
 			errs = append(errs, fmt.Errorf("%s: argument %d reaches the store as %q; want %q", name, i, a.String(), key("k")))
 		case a.Type() == reflect.TypeFor[[]string]() && !slices.Equal(a.Interface().([]string), []string{key("k")}):
 			errs = append(errs, fmt.Errorf("%s: argument %d reaches the store as %q; want [%q]", name, i, a.Interface(), key("k")))
+		case a.Type() == guardType && a.Interface().(backend.GuardedEntry).Key != key("k"):
+			errs = append(errs, fmt.Errorf("%s: the entry of key \"k\" reaches the store as key %q; want %q", name, a.Interface().(backend.GuardedEntry).Key, key("k")))
 		case a.Kind() == reflect.Func && a.Type().NumIn() == 1 && a.Type().In(0) == changeType:
 			a.Call([]reflect.Value{reflect.ValueOf(backend.Change{Kind: backend.ChangeKeys, Keys: []string{key("k")}})})
 			if len(reported) != 1 || !slices.Equal(reported[0].Keys, []string{"k"}) {

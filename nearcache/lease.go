@@ -7,15 +7,22 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-// Capabilities implements backend.Capable: the wrapped store's, with leases
-// whose Store removes the keys from the cache before and after the write,
-// as MSet does (a read that follows a load's store sees it, and a fetch
-// that raced it never stores what it read); no watch of its own to offer
+// Capabilities implements backend.Capable: the wrapped store's, with a
+// SetIf and leases whose Store remove the keys from the cache before and
+// after the write, as MSet does (a read that follows sees the write, and a
+// fetch that raced it never stores what it read); no watch of its own to offer
 // (a watch is taken below the cache) and no namespace views (which would
 // bypass it).
 func (c *Backend) Capabilities() backend.Capabilities {
 	caps := c.Wrapper.Capabilities()
 	caps.Watch, caps.Namespace = nil, nil
+	if f := caps.SetIf; f != nil {
+		caps.SetIf = func(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+			c.forget(e.Key)
+			defer c.forget(e.Key)
+			return f(ctx, e)
+		}
+	}
 	if f := caps.AcquireLeases; f != nil {
 		caps.AcquireLeases = func(ctx context.Context, keys []string, ttl time.Duration) ([]bool, backend.Lease, error) {
 			held, l, err := f(ctx, keys, ttl)

@@ -434,10 +434,16 @@ func (b *Backend) Optimizations() backend.Optimizations {
 }
 
 // Capabilities implements backend.Capable: a namespace is a bucket, seen
-// natively by the namespace layer, and leases are held in memory, for the
-// Maps of this process (lease.go).
+// natively by the namespace layer, leases are held in memory, for the
+// Maps of this process (lease.go), and a conditional write is one
+// transaction.
 func (b *Backend) Capabilities() backend.Capabilities {
-	return backend.Capabilities{Namespace: b.namespace, AcquireLeases: b.acquireLeases}
+	return backend.Capabilities{Namespace: b.namespace, AcquireLeases: b.acquireLeases, SetIf: b.setIfFlat}
+}
+
+// setIfFlat is setIf in the flat key space.
+func (b *Backend) setIfFlat(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+	return b.setIf(ctx, e, locate)
 }
 
 // DB returns the bbolt database.

@@ -318,3 +318,35 @@ func (b *Backend) ttl(ctx context.Context, key string, at func(string) loc) (tim
 	}
 	return left, true, nil
 }
+
+// setIf implements backend.Capabilities.SetIf in one write transaction:
+// the key is read, compared with the guard and written in it.
+func (b *Backend) setIf(ctx context.Context, e backend.GuardedEntry, at func(string) loc) (bool, error) {
+	if err := b.checkWrite(ctx); err != nil {
+		return false, err
+	}
+	checked, err := backend.CheckEntries([]backend.Entry{e.Entry})
+	if err != nil {
+		return false, err
+	}
+	l := at(e.Key)
+	if err := checkLimits(e.Key, l, e.Value); err != nil {
+		return false, err
+	}
+	wrote := false
+	err = b.write(func(tx *bbolt.Tx, now instant) error {
+		var cur []byte
+		found := false
+		if v := get(tx, l); v != nil && !expired(deadlineOf(v), now) {
+			cur, found = v[headerLength:], true
+		}
+		if wrote = e.Matches(found, cur); !wrote {
+			return nil
+		}
+		return putEntry(tx, l, checked[0], now)
+	})
+	if err != nil {
+		return false, err
+	}
+	return wrote, nil
+}

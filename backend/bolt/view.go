@@ -86,9 +86,14 @@ func (v *view) Optimizations() backend.Optimizations {
 }
 
 // Capabilities implements backend.Capable: the Backend's leases of "ns:k"
-// (lease.go).
+// (lease.go), and conditional writes in the bucket.
 func (v *view) Capabilities() backend.Capabilities {
-	return backend.Capabilities{AcquireLeases: v.acquireLeases}
+	return backend.Capabilities{AcquireLeases: v.acquireLeases, SetIf: v.setIf}
+}
+
+// setIf implements backend.Capabilities.SetIf in the bucket.
+func (v *view) setIf(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+	return v.b.setIf(ctx, e, v.at)
 }
 
 // Close implements backend.Backend.Close, closing the whole store.

@@ -501,7 +501,26 @@ func (b *Backend) Optimizations() backend.Optimizations {
 // by the Backend's clock), so that Maps sharing one Backend load a missing
 // key once.
 func (b *Backend) Capabilities() backend.Capabilities {
-	return backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch}
+	return backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch, SetIf: b.setIf}
+}
+
+// setIf implements backend.Capabilities.SetIf under the Backend's lock.
+func (b *Backend) setIf(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+	checked, err := backend.CheckEntries([]backend.Entry{e.Entry})
+	if err != nil {
+		return false, err
+	}
+	if err := b.lock(ctx); err != nil {
+		return false, err
+	}
+	defer b.unlock()
+	now := b.now()
+	cur, found := b.lookup(e.Key, now, false)
+	if found != e.PrevFound || found && cur.kv[cur.klen:] != string(e.Prev) {
+		return false, nil // not as guarded (GuardedEntry.Matches, without a copy)
+	}
+	b.put(e.Key, checked[0].Value, backend.Deadline(now, checked[0].TTL))
+	return true, nil
 }
 
 // Len returns the number of keys held, expired ones not yet swept included.

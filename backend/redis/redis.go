@@ -44,6 +44,12 @@
 // and prefix deletes UNLINK them with their keys, Expire DELs the key's
 // lease in the same MULTI, which ends a load's right to store the key.
 //
+// Conditional writes (backend.Capabilities.SetIf: kv's SetIfAbsent,
+// CompareAndSwap, Update) are SET key value NX PX ttl when the key must be
+// absent, and a compare-and-set script (EVALSHA, EVAL when the server lacks
+// it) when it must hold given bytes: one round trip, never re-sent, lease
+// keys untouched.
+//
 // # Writes are sent once
 //
 // Every write (SET, UNLINK, PEXPIRE, PERSIST, the lease commands and

@@ -522,10 +522,11 @@ func (b *Backend) Optimizations() backend.Optimizations {
 }
 
 // Capabilities implements backend.Capable: watches of changes by
-// server-assisted invalidation (see watch), and leases kept as keys under
-// backend.LeasePrefix (see acquireLeases) unless WithoutLeases.
+// server-assisted invalidation (see watch), leases kept as keys under
+// backend.LeasePrefix (see acquireLeases) unless WithoutLeases, and
+// conditional writes (see setIf).
 func (b *Backend) Capabilities() backend.Capabilities {
-	c := backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch}
+	c := backend.Capabilities{AcquireLeases: b.acquireLeases, Watch: b.watch, SetIf: b.setIf}
 	if b.noLeases {
 		c.AcquireLeases = nil
 	}

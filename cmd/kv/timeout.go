@@ -94,9 +94,9 @@ func (t timeoutBackend) Optimizations() backend.Optimizations {
 	return out
 }
 
-// Capabilities forwards the store's: AcquireLeases under its own deadline,
-// namespace views bounded the same way; a watch runs until stopped, so no
-// per-call deadline applies to it.
+// Capabilities forwards the store's: AcquireLeases and SetIf under their
+// own deadline, namespace views bounded the same way; a watch runs until
+// stopped, so no per-call deadline applies to it.
 func (t timeoutBackend) Capabilities() backend.Capabilities {
 	c := t.Wrapper.Capabilities()
 	if f := c.AcquireLeases; f != nil {
@@ -104,6 +104,13 @@ func (t timeoutBackend) Capabilities() backend.Capabilities {
 			ctx, cancel := t.ctx(ctx)
 			defer cancel()
 			return f(ctx, keys, ttl)
+		}
+	}
+	if f := c.SetIf; f != nil {
+		c.SetIf = func(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+			ctx, cancel := t.ctx(ctx)
+			defer cancel()
+			return f(ctx, e)
 		}
 	}
 	if f := c.Namespace; f != nil {
