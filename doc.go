@@ -114,14 +114,23 @@
 // ends at [WithLoadTimeout] (its lease released), and [Map.Close] cancels
 // every load and waits for it; after Close a miss returns [ErrClosed].
 //
+// # Conditional writes
+//
+// [Map.SetIfAbsent], [Map.CompareAndSwap] and [Map.Update] write a key only
+// if it is as the caller expects, in one atomic step of the store (SET NX
+// or a script on Redis, a transaction in bbolt): of concurrent callers in
+// any number of processes, one wins. A lost reply is an error matching
+// [ErrUnknownOutcome], never false. A store without them
+// (backend.Capabilities.SetIf) fails with errors.ErrUnsupported.
+//
 // # Concurrency
 //
 // A Map is safe for concurrent use by multiple goroutines, and so is every
 // backend of this module.
 //
-// Single-key calls are linearizable on every store of this module (memory,
-// bbolt, Redis standalone, Sentinel and Cluster), and batch calls key by
-// key; the conformance suite checks it with porcupine histories, under
+// Single-key calls (the conditional writes included) are linearizable on
+// every store of this module (memory, bbolt, Redis standalone, Sentinel and
+// Cluster), and batch calls key by key; the conformance suite checks it with porcupine histories, under
 // injected faults too. A write whose reply was lost returns an error
 // matching [ErrUnknownOutcome] and is never re-sent behind the caller's
 // back. Through the near cache ([WithNearCache]) reads are δ-linearizable,

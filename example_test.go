@@ -268,3 +268,43 @@ func ExampleWithNearCache() {
 	// id-2
 	// served from memory: 2 of 4
 }
+
+// Act once per signal, whichever pod sees it first: SetIfAbsent is true for
+// one caller only, in every process that shares the store. Update counts
+// attempts without losing one to a racing pod.
+func ExampleMap_SetIfAbsent() {
+	ctx := context.Background()
+	store := memory.New()
+	defer store.Close()
+	seen, err := kv.New[string](store, "signals_seen", kv.WithTTL(time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	for _, pod := range []string{"pod-a", "pod-b"} {
+		first, err := seen.SetIfAbsent(ctx, "signal-42", pod)
+		fmt.Println(pod, "acts:", first, err)
+	}
+
+	attempts, err := kv.New[int](store, "attempts", kv.WithTTL(time.Hour))
+	if err != nil {
+		panic(err)
+	}
+	for range 3 {
+		n, _, err := attempts.Update(ctx, "order-7", func(cur int, found bool) (int, bool, error) {
+			return cur + 1, true, nil // found is false the first time: cur is 0
+		})
+		fmt.Println("attempt", n, err)
+	}
+	swapped, err := attempts.CompareAndSwap(ctx, "order-7", 3, 0)
+	fmt.Println("reset from 3:", swapped, err)
+	v, ttl, ok, err := attempts.GetWithTTL(ctx, "order-7")
+	fmt.Println(v, ttl > 59*time.Minute, ok, err)
+	// Output:
+	// pod-a acts: true <nil>
+	// pod-b acts: false <nil>
+	// attempt 1 <nil>
+	// attempt 2 <nil>
+	// attempt 3 <nil>
+	// reset from 3: true <nil>
+	// 0 true true <nil>
+}

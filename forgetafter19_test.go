@@ -14,7 +14,7 @@ import (
 
 // lateReports is a store whose change reports of keys never arrive (as
 // Redis's may arrive after the call that made the change returned), and
-// whose Delete and Expire run a hook before they reach the store.
+// whose Delete, Expire and SetIf run a hook before they reach the store.
 type lateReports struct {
 	backend.Wrapper
 	before func()
@@ -22,6 +22,12 @@ type lateReports struct {
 
 func (l *lateReports) Capabilities() backend.Capabilities {
 	c := l.Wrapper.Capabilities()
+	if setIf := c.SetIf; setIf != nil {
+		c.SetIf = func(ctx context.Context, e backend.GuardedEntry) (bool, error) {
+			l.hook()
+			return setIf(ctx, e)
+		}
+	}
 	watch := c.Watch
 	c.Watch = func(ctx context.Context, prefix string, report func(backend.Change)) (func(), error) {
 		return watch(ctx, prefix, func(ch backend.Change) {

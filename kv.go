@@ -38,19 +38,21 @@ type Entry[V any] struct {
 // Map is a typed map over one namespace of a backend. It is safe for
 // concurrent use. Build it with New.
 type Map[V any] struct {
-	tel         *telemetry // nil: no spans, no metrics
-	ns          string
-	b           backend.Backend // the namespace over the store
-	ttl         time.Duration
-	pageSize    int
-	codec       Codec[V]
-	logger      *slog.Logger
-	jitter      *jitter // nil: writes get the default TTL as it is
-	clock       clock.Clock
-	refresh     time.Duration // a hit with less TTL left is refreshed; 0: never
-	syncRef     bool          // refresh inside the call
-	leaseTTL    time.Duration // WithLoadLease
-	acquire     func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
+	tel      *telemetry // nil: no spans, no metrics
+	ns       string
+	b        backend.Backend // the namespace over the store
+	ttl      time.Duration
+	pageSize int
+	codec    Codec[V]
+	logger   *slog.Logger
+	jitter   *jitter // nil: writes get the default TTL as it is
+	clock    clock.Clock
+	refresh  time.Duration // a hit with less TTL left is refreshed; 0: never
+	syncRef  bool          // refresh inside the call
+	leaseTTL time.Duration // WithLoadLease
+	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
+	// setIfFn is the store's conditional write; nil when it has none.
+	setIfFn     func(context.Context, backend.GuardedEntry) (bool, error)
 	tier        *tier.Tier[V] // what the process knows of each key
 	loadTimeout time.Duration
 	// watch reports the store's changes to the tier; nil when the store
@@ -115,6 +117,7 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		quit:     make(chan struct{}),
 		runs:     runs{cancels: map[uint64]context.CancelCauseFunc{}},
 		syncRef:  o.syncRefresh,
+		setIfFn:  caps.SetIf,
 
 		loadTimeout: o.loadTimeout,
 	}
@@ -207,9 +210,9 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 	if key == "" {
 		return ErrEmptyKey
 	}
-	data, err := m.codec.Encode(value)
+	data, err := m.encode(key, value)
 	if err != nil {
-		return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(key), codecError{err})
+		return err
 	}
 	return m.write(ctx, []backend.Entry{{Key: key, Value: data, TTL: ttl}})
 }
@@ -261,18 +264,44 @@ func (m *Map[V]) Get(ctx context.Context, key string) (V, bool, error) {
 	return v, ok, err
 }
 
+// GetWithTTL returns the value stored under key and its remaining TTL
+// (positive, or NoTTL for a key that never expires), read together in one
+// round trip, or from the near cache when it holds the key (its TTL then
+// counted from the deadline read with it). ok is false, with a nil error,
+// when the key does not exist or has expired; a value that does not decode
+// is reported as a *DecodeError, as Get does.
+func (m *Map[V]) GetWithTTL(ctx context.Context, key string) (V, time.Duration, bool, error) {
+	var v V
+	var ttl time.Duration
+	ok, err := m.one(ctx, opGetWithTTL, key, func(ctx context.Context) (ok, local bool, err error) {
+		v, ttl, ok, local, err = m.getTTL(ctx, key, true)
+		return ok, local, err
+	})
+	return v, ttl, ok, err
+}
+
 // get reads key and decodes its value; it also reports a value served by
 // the near cache.
 func (m *Map[V]) get(ctx context.Context, key string) (V, bool, bool, error) {
+	v, _, ok, local, err := m.getTTL(ctx, key, false)
+	return v, ok, local, err
+}
+
+// getTTL is get that returns the key's TTL too, when withTTL asks for it
+// or the read was served from the tier (0 otherwise).
+func (m *Map[V]) getTTL(ctx context.Context, key string, withTTL bool) (V, time.Duration, bool, bool, error) {
 	if key == "" {
-		return *new(V), false, false, ErrEmptyKey
+		return *new(V), 0, false, false, ErrEmptyKey
 	}
-	val, err := m.read(ctx, key)
+	val, err := m.read(ctx, key, withTTL)
 	if err != nil {
-		return *new(V), false, false, err
+		return *new(V), 0, false, false, err
 	}
 	v, ok, err := m.decode(key, val)
-	return v, ok, ok && val.Local, err
+	if !ok {
+		val.TTL = 0
+	}
+	return v, val.TTL, ok, ok && val.Local, err
 }
 
 // decode returns the value of key that val holds, if found.
@@ -305,7 +334,7 @@ func (m *Map[V]) one(ctx context.Context, o op, key string, fn func(context.Cont
 // Has reports whether key exists and has not expired.
 func (m *Map[V]) Has(ctx context.Context, key string) (bool, error) {
 	return m.one(ctx, opHas, key, func(ctx context.Context) (bool, bool, error) {
-		val, err := m.read(ctx, key)
+		val, err := m.read(ctx, key, false)
 		if errors.Is(err, ErrWrongType) {
 			return false, false, nil // data of another kind is not a value
 		}
@@ -392,9 +421,9 @@ func (m *Map[V]) setMany(ctx context.Context, entries []Entry[V]) error {
 		if e.Key == "" {
 			return fmt.Errorf("entry %d: %w", i, ErrEmptyKey)
 		}
-		data, err := m.codec.Encode(e.Value)
+		data, err := m.encode(e.Key, e.Value)
 		if err != nil {
-			return fmt.Errorf("encode value of key %s: %w", backend.QuoteKey(e.Key), codecError{err})
+			return err
 		}
 		out[i] = backend.Entry{Key: e.Key, Value: data, TTL: m.writeTTL()}
 	}

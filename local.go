@@ -23,13 +23,15 @@ import (
 const rememberCap = 10_000
 
 // read reads key: from the near cache when it holds it, else from the
-// store, with its TTL when the tier keeps what it reads.
-func (m *Map[V]) read(ctx context.Context, key string) (backend.Value, error) {
+// store, with its TTL when the tier keeps what it reads or withTTL asks for
+// it (one round trip either way).
+func (m *Map[V]) read(ctx context.Context, key string, withTTL bool) (backend.Value, error) {
 	m.startWatch(ctx)
-	if raw, _, ok := m.tier.Cached(key, false); ok {
-		return backend.Value{Bytes: raw, Found: true, Local: true}, nil
+	if raw, ttl, ok := m.tier.Cached(key, false); ok {
+		return backend.Value{Bytes: raw, TTL: ttl, Found: true, Local: true}, nil
 	}
-	if !m.tier.Keeps() {
+	keeps := m.tier.Keeps()
+	if !keeps && !withTTL {
 		return m.b.Get(ctx, key)
 	}
 	keys := []string{key}
@@ -39,7 +41,9 @@ func (m *Map[V]) read(ctx context.Context, key string) (backend.Value, error) {
 		m.tier.Abort(r, keys)
 		return backend.Value{}, err
 	}
-	m.verify(ctx, m.tier.End(r, keys, vals, false)...)
+	if keeps {
+		m.verify(ctx, m.tier.End(r, keys, vals, false)...)
+	}
 	if !vals[0].Found && vals[0].OtherKind {
 		// Get tells a missing key from one of another kind.
 		return m.b.Get(ctx, key)

@@ -45,19 +45,24 @@ const (
 	opGetMany
 	opDeleteMany
 	opGetManyOrLoad
+	opSetIfAbsent
+	opCompareAndSwap
+	opUpdate
+	opGetWithTTL
 	numOps
 )
 
 var opNames = [numOps]string{
 	"Set", "SetWithTTL", "Get", "GetOrLoad", "Has", "Delete", "Expire", "TTL",
 	"Clear", "Size", "ToArray", "Iterate", "Keys", "Values", "SetMany", "GetMany", "DeleteMany", "GetManyOrLoad",
+	"SetIfAbsent", "CompareAndSwap", "Update", "GetWithTTL",
 }
 
 func (o op) String() string { return opNames[o] }
 
 // isLookup reports the reads counted by kv.client.lookups.
 func (o op) isLookup() bool {
-	return o == opGet || o == opGetOrLoad || o == opHas || o == opGetMany || o == opGetManyOrLoad
+	return o == opGet || o == opGetOrLoad || o == opHas || o == opGetMany || o == opGetManyOrLoad || o == opGetWithTTL
 }
 
 // call is one Map call being observed. It lives on the caller's stack.

@@ -12,7 +12,7 @@ import (
 	"github.com/kvmap/kv/backend"
 )
 
-var cases = slices.Concat(basicCases, namespaceCases, ttlCases, iterCases, batchCases, loadCases, leaseCases, watchCases, backendCases, faultCases, linearCases)
+var cases = slices.Concat(basicCases, namespaceCases, ttlCases, iterCases, batchCases, loadCases, leaseCases, watchCases, backendCases, condCases, faultCases, linearCases)
 
 type point struct {
 	X, Y int

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
+	"github.com/kvmap/kv/nearcache"
 )
 
 // wantTTL checks the remaining TTL of key against want (NoTTL exactly, or a
@@ -30,6 +31,46 @@ func wantTTL[V any](t T, e *env, m *kv.Map[V], key string, want time.Duration) {
 }
 
 var ttlCases = []testCase{
+	{
+		name: "GetWithTTL",
+		rule: "GetWithTTL returns a key's value with its remaining TTL (NoTTL for none), as Get and TTL do, from the near cache too; a missing, expired or undecodable key as Get reports it",
+		run: func(t T, e *env) {
+			ctx := t.Context()
+			var opts []kv.Option
+			if backend.CapabilitiesOf(e.b).Watch != nil {
+				opts = append(opts, kv.WithNearCache(nearcache.Options{}))
+			}
+			m := newMap[string](t, e, e.ns("getttl"), append(opts, kv.WithTTL(time.Hour))...)
+			mustSet(t, m, "k", "v")
+			mustSetTTL(t, m, "forever", "w", kv.NoTTL)
+			mustSetTTL(t, m, "short", "x", e.shortTTL())
+			for range 2 { // the second read may be served by the near cache
+				if v, d, ok, err := m.GetWithTTL(ctx, "k"); err != nil || !ok || v != "v" || !within(d, time.Hour, e.ttlSlack()+5*time.Millisecond) { // the near cache counts from a deadline it rounds down
+					t.Errorf("GetWithTTL(k) = %q, %v, %v, %v; want v, about 1h, true, nil", v, d, ok, err)
+				}
+				if v, d, ok, err := m.GetWithTTL(ctx, "forever"); err != nil || !ok || v != "w" || d != kv.NoTTL {
+					t.Errorf("GetWithTTL(forever) = %q, %v, %v, %v; want w, NoTTL, true, nil", v, d, ok, err)
+				}
+			}
+			if v, d, ok, err := m.GetWithTTL(ctx, "missing"); err != nil || ok || v != "" || d != 0 {
+				t.Errorf("GetWithTTL(missing) = %q, %v, %v, %v; want \"\", 0, false, nil", v, d, ok, err)
+			}
+			if !e.pass(e.shortTTL(), func() bool { _, _, ok, _ := m.GetWithTTL(ctx, "short"); return !ok }) {
+				t.Errorf("GetWithTTL(short) still finds the key after its TTL of %v", e.shortTTL())
+			}
+			if _, _, ok, err := m.GetWithTTL(ctx, ""); ok || !errors.Is(err, kv.ErrEmptyKey) {
+				t.Errorf("GetWithTTL(empty key) = %v, %v; want false, ErrEmptyKey", ok, err)
+			}
+			n := newMap[int](t, e, m.Namespace()+"n")
+			if err := e.b.MSet(ctx, []backend.Entry{{Key: n.Namespace() + ":bad", Value: []byte("nan"), TTL: time.Hour}}); err != nil {
+				t.Fatalf("MSet: %v", err)
+			}
+			var de *kv.DecodeError
+			if _, _, _, err := n.GetWithTTL(ctx, "bad"); !errors.As(err, &de) {
+				t.Errorf("GetWithTTL(undecodable) = %v; want a *DecodeError", err)
+			}
+		},
+	},
 	{
 		name: "TTLDefault",
 		rule: "a Map built without WithTTL gives every Set the default TTL of 5 minutes",

@@ -180,14 +180,17 @@ const (
 	linHas            // Has
 	linTTL            // TTL
 	linAdvance        // the store's clock moved (Store.Advance)
+	linSetNX          // SetIfAbsent: Found reports that it wrote
+	linCAS            // CompareAndSwap from Old: Found reports that it wrote
 )
 
 // linInput is the input of one single-key operation of the history.
 type linInput struct {
 	Kind  int
 	Key   string        // "" for linAdvance
-	Value string        // linSet
-	TTL   time.Duration // linSet, linExpire: positive or NoTTL; linAdvance: the step
+	Value string        // linSet, linSetNX, linCAS
+	Old   string        // linCAS
+	TTL   time.Duration // linSet, linSetNX, linCAS, linExpire: positive or NoTTL; linAdvance: the step
 	// ClockLo is how far the store's clock had certainly moved when the
 	// call began (linSet, linExpire): its TTL runs from then at the
 	// earliest.
@@ -198,7 +201,7 @@ type linInput struct {
 // linOutput is its output.
 type linOutput struct {
 	Unknown bool // a write that returned an error: any effect, or none
-	Found   bool // linGet, linHas, linTTL; linExpire: Expire's result
+	Found   bool // linGet, linHas, linTTL; linExpire, linSetNX, linCAS: the call's result
 	Value   string
 	TTL     time.Duration // linTTL
 }
@@ -527,7 +530,9 @@ func (r *linRun) client(id int, m *kv.Map[string], rnd *rand.Rand) []linRecord {
 	o := r.o
 	var out []linRecord
 	floors := map[string]int64{} // key -> return of the client's last write of it
+	seen := map[string]string{}  // key -> the value the client last read, for CompareAndSwap
 	ttls := r.ttls()
+	cond := backend.CapabilitiesOf(r.e.b).SetIf != nil
 	for i := 0; ; i++ {
 		if (!o.Faults && i >= o.Ops) || r.t.Context().Err() != nil || !r.claim() {
 			return out
@@ -538,7 +543,7 @@ func (r *linRun) client(id int, m *kv.Map[string], rnd *rand.Rand) []linRecord {
 		}
 		ctx, cancel := context.WithTimeout(r.t.Context(), timeout)
 		lo := r.clock.Load()
-		recs := r.call(ctx, id, i, m, rnd, ttls)
+		recs := r.call(ctx, id, i, m, rnd, ttls, cond, seen)
 		cancel()
 		r.calls.Add(1)
 		select {
@@ -551,8 +556,12 @@ func (r *linRun) client(id int, m *kv.Map[string], rnd *rand.Rand) []linRecord {
 		}
 		for _, rec := range recs {
 			switch rec.in.Kind {
-			case linSet, linDelete, linExpire:
+			case linSet, linDelete, linExpire, linSetNX, linCAS:
 				floors[rec.in.Key] = max(floors[rec.in.Key], rec.ret)
+			case linGet:
+				if rec.out.Found {
+					seen[rec.in.Key] = rec.out.Value
+				}
 			}
 		}
 		out = append(out, recs...)
@@ -570,7 +579,10 @@ func (r *linRun) someKeys(rnd *rand.Rand) []string {
 }
 
 // call makes one random call and returns its records.
-func (r *linRun) call(ctx context.Context, client, seq int, m *kv.Map[string], rnd *rand.Rand, ttls []time.Duration) []linRecord {
+// With cond (the store has conditional writes) some writes are
+// SetIfAbsent and CompareAndSwap, from a value seen (the client's last read
+// of the key).
+func (r *linRun) call(ctx context.Context, client, seq int, m *kv.Map[string], rnd *rand.Rand, ttls []time.Duration, cond bool, seen map[string]string) []linRecord {
 	val := func(suffix string) string { return fmt.Sprintf("c%d.%d%s", client, seq, suffix) }
 	rec := func(in linInput, out linOutput, call, ret int64) linRecord {
 		return linRecord{client: client, in: in, out: out, call: call, ret: ret}
@@ -648,6 +660,20 @@ func (r *linRun) call(ctx context.Context, client, seq int, m *kv.Map[string], r
 		call := r.now()
 		ok, err := m.Expire(ctx, k, d)
 		return []linRecord{rec(linInput{Kind: linExpire, Key: k, TTL: d, Call: "Expire"}, linOutput{Unknown: err != nil, Found: ok}, call, r.now())}
+	case cond && w < 60:
+		k, v := r.key(rnd), val("")
+		call := r.now()
+		ok, err := m.SetIfAbsent(ctx, k, v)
+		return []linRecord{rec(linInput{Kind: linSetNX, Key: k, Value: v, TTL: r.mapTTL, Call: "SetIfAbsent"}, linOutput{Unknown: err != nil, Found: ok}, call, r.now())}
+	case cond && w < 66:
+		k, v, d := r.key(rnd), val(""), ttls[rnd.IntN(len(ttls))]
+		old, ok := seen[k]
+		if !ok || rnd.IntN(4) == 0 {
+			old = fmt.Sprintf("c%d.%d", rnd.IntN(max(r.o.Clients, 1)), rnd.IntN(seq+1)) // likely stale
+		}
+		call := r.now()
+		ok, err := m.CompareAndSwapWithTTL(ctx, k, old, v, d)
+		return []linRecord{rec(linInput{Kind: linCAS, Key: k, Old: old, Value: v, TTL: d, Call: "CompareAndSwap"}, linOutput{Unknown: err != nil, Found: ok}, call, r.now())}
 	case w < 81:
 		k := r.key(rnd)
 		in := linInput{Kind: linGet, Key: k, Call: "Get"}

@@ -114,6 +114,8 @@ func linStep(s linState, in linInput, out linOutput, exactTTL bool) (bool, linSt
 		return true, linState{Clock: s.Clock, Present: true, Value: in.Value}.withTTL(in.TTL, in.ClockLo)
 	case linDelete:
 		return true, linState{Clock: s.Clock}
+	case linSetNX, linCAS:
+		return condStep(s, in, out, exactTTL)
 	case linExpire:
 		if out.Unknown {
 			if ok, live := s.observe(true); ok && s.Present {
@@ -154,6 +156,44 @@ func linStep(s linState, in linInput, out linOutput, exactTTL bool) (bool, linSt
 	return false, s
 }
 
+// condStep is linStep of a conditional write (linSetNX, linCAS). One of
+// unknown outcome takes effect wherever it can: a linearization that needs
+// it not to has it last (it returns after every other operation), where its
+// effect changes nothing seen.
+func condStep(s linState, in linInput, out linOutput, exactTTL bool) (bool, linState) {
+	written := linState{Clock: s.Clock, Present: true, Value: in.Value}.withTTL(in.TTL, in.ClockLo)
+	if in.Kind == linSetNX {
+		if out.Unknown {
+			if ok, _ := s.observe(false); ok {
+				return true, written
+			}
+			return true, s
+		}
+		ok, after := s.observe(!out.Found)
+		if ok && out.Found {
+			return true, written
+		}
+		return ok, after
+	}
+	// CompareAndSwap matches a live key holding Old.
+	matches := s.Present && s.Value == in.Old
+	switch {
+	case out.Unknown && matches:
+		if ok, _ := s.observe(true); ok {
+			return true, written
+		}
+		return true, s
+	case out.Unknown:
+		return true, s
+	case out.Found:
+		ok, _ := s.observe(true)
+		return ok && matches, written
+	case matches: // not written: the key must have expired
+		return s.observe(false)
+	}
+	return true, s // absent, or another value, live or expired
+}
+
 // linPartition splits a history per key; a move of the clock belongs to
 // every key.
 func linPartition(history []porcupine.Operation) [][]porcupine.Operation {
@@ -191,8 +231,15 @@ func describeLin(in linInput, out linOutput) string {
 		call = fmt.Sprintf("%s(%s, %s, ttl %s)", in.Call, in.Key, in.Value, ttlString(in.TTL))
 	case linDelete:
 		call = fmt.Sprintf("%s(%s)", in.Call, in.Key)
-	case linExpire:
-		call = fmt.Sprintf("Expire(%s, %s)", in.Key, ttlString(in.TTL))
+	case linExpire, linSetNX, linCAS:
+		switch in.Kind {
+		case linExpire:
+			call = fmt.Sprintf("Expire(%s, %s)", in.Key, ttlString(in.TTL))
+		case linSetNX:
+			call = fmt.Sprintf("SetIfAbsent(%s, %s, ttl %s)", in.Key, in.Value, ttlString(in.TTL))
+		default:
+			call = fmt.Sprintf("CompareAndSwap(%s, %s, %s, ttl %s)", in.Key, in.Old, in.Value, ttlString(in.TTL))
+		}
 		if !out.Unknown {
 			return fmt.Sprintf("%s -> %v", call, out.Found)
 		}
@@ -272,7 +319,7 @@ func (c *linChecker) ops(delta time.Duration) []porcupine.Operation {
 		}
 		if r.out.Unknown {
 			ret = end + 1
-			if at, ok := readBy[r.in.Key+"\x00"+r.in.Value]; ok && r.in.Kind == linSet {
+			if at, ok := readBy[r.in.Key+"\x00"+r.in.Value]; ok && (r.in.Kind == linSet || r.in.Kind == linSetNX || r.in.Kind == linCAS) {
 				ret = max(at, call)
 			}
 		}
