@@ -55,6 +55,7 @@ type Map[V any] struct {
 	setIfFn     func(context.Context, backend.GuardedEntry) (bool, error)
 	tier        *tier.Tier[V] // what the process knows of each key
 	loadTimeout time.Duration
+	failOpen    bool // WithFailOpen
 	// watch reports the store's changes to the tier; nil when the store
 	// reports none or nothing needs them.
 	watch     func(context.Context, string, func(backend.Change)) (func(), error)
@@ -164,6 +165,10 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	to.Watched = m.watch != nil
 	m.tier = tier.New[V](to)
+	m.failOpen = o.failOpen
+	if err := m.observeLocal(o); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 

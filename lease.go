@@ -70,9 +70,14 @@ func (m *Map[V]) leaseOne(ctx context.Context, key string, f *tier.Flight[V], re
 }
 
 // settle reads key into f, and reports whether that settled it: the key
-// was found, or reading failed.
+// was found, or reading failed (unless the Map fails open, which takes the
+// failure for a miss).
 func (m *Map[V]) settle(ctx context.Context, key string, f *tier.Flight[V]) bool {
 	v, ok, _, err := m.get(ctx, key)
+	if m.mayFailOpen(ctx, err) {
+		m.failedOpen(ctx, failOpenRead, err, 1)
+		return false // WithFailOpen: a miss, loaded
+	}
 	if err != nil || ok {
 		f.V, f.Found, f.Err = v, ok, err
 		return true

@@ -63,7 +63,10 @@ func (m *Map[V]) writeTTL() time.Duration {
 // returned but not stored: it may be older than what
 // that write reflects. A stored value that does not decode is returned as
 // its *DecodeError; load is not called. A panic in load is returned as an
-// error. After Close, a miss returns ErrClosed.
+// error. After Close, a miss returns ErrClosed. With WithFailOpen, a read
+// of the store that fails is taken for a miss, and a loaded value that
+// cannot be stored is returned without the store error, which is recorded
+// (span event, metric, log) instead.
 func (m *Map[V]) GetOrLoad(ctx context.Context, key string, load func(context.Context) (V, error)) (V, error) {
 	ctx, c := m.begin(ctx, opGetOrLoad, key, -1)
 	v, hit, err := m.getOrLoad(ctx, key, load)
@@ -78,6 +81,10 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	}
 	m.startWatch(ctx)
 	v, ok, err := m.hit(ctx, key, load)
+	if m.mayFailOpen(ctx, err) {
+		m.failedOpen(ctx, failOpenRead, err, 1)
+		ok, err = false, nil // a miss: loaded below
+	}
 	if err != nil || ok {
 		return v, ok, err
 	}
@@ -237,6 +244,12 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], loa
 	m.tier.Found(key)
 	f.V, f.Found = v, true
 	stored, err := m.storeLoaded(ctx, l, []*tier.Flight[V]{f}, []Entry[V]{{Key: key, Value: v}}, []guard{{refresh, prev}})
+	if m.mayFailOpen(ctx, err) {
+		// The value is returned, not stored: the load's outcome is error.
+		m.failedOpen(ctx, failOpenWrite, err, 1)
+		m.recordLoad(ctx, loadError, 1)
+		return
+	}
 	if err != nil {
 		m.failLoad(ctx, []*tier.Flight[V]{f}, loadError, fmt.Errorf("store loaded value: %w", err))
 		return
@@ -261,7 +274,10 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], loa
 // would have loaded is stored. When storing the loaded values fails, they
 // are returned with the store error. A stored value that does not decode is
 // returned as its *DecodeError, with the values that did, and nothing is
-// loaded.
+// loaded. With WithFailOpen, a read of the store that fails is taken for a
+// miss of every key, and loaded values that cannot be stored are returned
+// without the store error, which is recorded (span event, metric, log)
+// instead.
 func (m *Map[V]) GetManyOrLoad(ctx context.Context, keys []string, loadMany func(ctx context.Context, missing []string) (map[string]V, error)) (map[string]V, error) {
 	ctx, c := m.begin(ctx, opGetManyOrLoad, "", len(keys))
 	out, hits, err := m.getManyOrLoad(ctx, keys, loadMany)
@@ -293,6 +309,10 @@ func (m *Map[V]) getManyOrLoadOnce(ctx context.Context, keys []string, loadMany 
 	}
 	m.startWatch(ctx)
 	out, err := m.getMany(ctx, keys)
+	if out == nil && m.mayFailOpen(ctx, err) {
+		m.failedOpen(ctx, failOpenRead, err, len(keys))
+		out, err = make(map[string]V, len(keys)), nil // all missed: loaded below
+	}
 	if err != nil {
 		return out, len(out), nil, err
 	}
@@ -420,6 +440,10 @@ func (m *Map[V]) loadMany(ctx context.Context, keys []string, fs []*tier.Flight[
 // error is every flight's: they are all finished, and none is left.
 func (m *Map[V]) settleMany(ctx context.Context, keys []string, fs []*tier.Flight[V], idx []int, finish func(int)) []int {
 	got, err := m.getMany(ctx, pick(keys, idx))
+	if got == nil && m.mayFailOpen(ctx, err) {
+		m.failedOpen(ctx, failOpenRead, err, len(idx))
+		return idx // none settled: loaded, or waited for, as missing
+	}
 	if err != nil {
 		for _, i := range idx {
 			fs[i].Err = err
@@ -471,6 +495,12 @@ func (m *Map[V]) loadBatch(ctx context.Context, l backend.Lease, keys []string, 
 		return
 	}
 	stored, err := m.storeLoaded(ctx, l, efs, entries, make([]guard, len(entries)))
+	if m.mayFailOpen(ctx, err) {
+		// The values are returned, not stored: the loads' outcome is error.
+		m.failedOpen(ctx, failOpenWrite, err, len(entries))
+		m.recordLoad(ctx, loadError, len(entries))
+		return
+	}
 	if err != nil {
 		m.failLoad(ctx, efs, loadError, fmt.Errorf("store loaded values: %w", err))
 		return

@@ -178,6 +178,9 @@ const (
 	AttrKey       = attribute.Key("kv.key")          // the key, with WithKeysInTelemetry only
 	AttrEarly     = attribute.Key("kv.early")        // an iteration left before its end
 	AttrOutcome   = attribute.Key("kv.load.outcome") // of a load: loaded, refreshed, not_found, error, stale, waited, timeout, abandoned, superseded, lease_error
+	// AttrFailOpenStep is the store call that failed under WithFailOpen:
+	// "read" or "write".
+	AttrFailOpenStep = attribute.Key("kv.fail_open.step")
 )
 
 // Instrument names.
@@ -185,6 +188,24 @@ const (
 	MetricOperationDuration = "db.client.operation.duration"
 	MetricLookups           = "kv.client.lookups"
 	MetricLoads             = "kv.client.loads"
+	// MetricFailOpen counts the store errors that GetOrLoad and
+	// GetManyOrLoad served through with WithFailOpen, by
+	// kv.fail_open.step and error.type.
+	MetricFailOpen = "kv.client.fail_open"
+	// MetricLocalEntries is the number of entries of the Map's local tier
+	// (near-cached values, and what stale serving, refresh-ahead and
+	// WithMissTTL remember), observed at each collection.
+	MetricLocalEntries = "kv.local.entries"
+	// MetricLocalBytes is the bytes of keys and values the local tier
+	// holds, observed at each collection.
+	MetricLocalBytes = "kv.local.bytes"
+	// MetricLocalInvalidations counts the near-cached keys that a change
+	// report of the store removed (NearCacheStats().Invalidations).
+	MetricLocalInvalidations = "kv.local.invalidations"
+	// MetricLocalLosses counts the losses of the store's change reports
+	// while they were live (NearCacheStats().Losses): each emptied the
+	// local tier until the reports were live again.
+	MetricLocalLosses = "kv.local.losses"
 )
 
 // ScopeName is the instrumentation scope of the Map's tracer and meter.
@@ -201,6 +222,9 @@ type telemetry struct {
 	duration   metric.Float64Histogram
 	lookups    metric.Int64Counter
 	loads      metric.Int64Counter
+	failOpens  metric.Int64Counter      // kv.client.fail_open
+	meter      metric.Meter             // for the local tier's instruments (observeLocal)
+	local      *localObs                // the local tier's callback; nil when not observed
 	loadSets   map[string]attribute.Set // by outcome
 	recordKeys bool
 
@@ -219,7 +243,8 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 		t.tracer = tp.Tracer(ScopeName)
 	}
 	meter := mp.Meter(ScopeName)
-	var errs [3]error
+	t.meter = meter
+	var errs [4]error
 	t.duration, errs[0] = meter.Float64Histogram(MetricOperationDuration,
 		metric.WithDescription("Duration of kv.Map operations."),
 		metric.WithUnit("s"),
@@ -230,7 +255,10 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 	t.loads, errs[2] = meter.Int64Counter(MetricLoads,
 		metric.WithDescription("Loads of GetOrLoad and GetManyOrLoad, by kv.load.outcome."),
 		metric.WithUnit("{key}"))
-	for i, name := range []string{MetricOperationDuration, MetricLookups, MetricLoads} {
+	t.failOpens, errs[3] = meter.Int64Counter(MetricFailOpen,
+		metric.WithDescription("Store errors that GetOrLoad and GetManyOrLoad served through with WithFailOpen, by kv.fail_open.step and error.type."),
+		metric.WithUnit("{error}"))
+	for i, name := range []string{MetricOperationDuration, MetricLookups, MetricLoads, MetricFailOpen} {
 		if errs[i] != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, name, errs[i])
 		}

@@ -53,6 +53,7 @@ type options struct {
 	staleSize      int
 	near           *nearcache.Options
 	loadTimeout    time.Duration
+	failOpen       bool
 }
 
 // WithNearCache puts a coherent in-process cache (package nearcache) in
@@ -73,6 +74,30 @@ type options struct {
 // Map's local tier, which o bounds as a whole (with the size of
 // WithStaleWhileRevalidate when larger).
 func WithNearCache(o nearcache.Options) Option { return func(opts *options) { opts.near = &o } }
+
+// WithFailOpen makes GetOrLoad and GetManyOrLoad serve the loader's value
+// when the store cannot be read or written. A read that fails is taken for a
+// miss: the key is loaded (one load per key in the process, as for any miss),
+// and its value returned. A loaded value that cannot be stored is returned
+// with a nil error. Nothing being stored while the store fails, the source
+// takes every such call: size it, or bound it in the loader.
+//
+// No store error is swallowed silently: each one served through adds a
+// kv.fail_open event to the call's span, counts one on kv.client.fail_open
+// (by kv.fail_open.step, "read" or "write", and error.type), and is logged at
+// Warn (WithLogger); New fails with ErrInvalidOption when the option comes
+// with WithoutTelemetry and no WithLogger, which would record it nowhere.
+//
+// What is not the store failing is still returned: a value that does not
+// decode (*DecodeError), a key holding data of another kind (ErrWrongType),
+// a value too large for the store (ErrTooLarge), a value the codec cannot
+// encode, bad input, the loader's own error, ErrClosed (a closed Map or
+// store), and the end of the caller's context. A store that hangs is failed
+// open only when its client gives up before the caller's context ends (a
+// go-redis ReadTimeout shorter than the caller's deadline). Every other call
+// (Get, Set, ...) is unchanged. Off by default: the store's error is
+// returned.
+func WithFailOpen() Option { return func(o *options) { o.failOpen = true } }
 
 // DefaultLoadTimeout bounds every load of a Map built without
 // WithLoadTimeout.
@@ -306,6 +331,7 @@ func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
 		{o.noTelemetry && o.recordKeys, "WithKeysInTelemetry" + noTelemetry},
 		{o.noTelemetry && o.tracerProvider != nil, "WithTracerProvider" + noTelemetry},
 		{o.noTelemetry && o.meterProvider != nil, "WithMeterProvider" + noTelemetry},
+		{o.failOpen && o.noTelemetry && o.logger == nil, "WithFailOpen with WithoutTelemetry and no WithLogger: the store errors it serves through would be recorded nowhere"},
 	} {
 		if c.bad {
 			return o, fmt.Errorf("%w: %s", ErrInvalidOption, c.why)

@@ -144,7 +144,9 @@ func (m *Map[V]) loaderDone() {
 // that honours its context never runs after Close returns. One that ignores
 // it is waited for up to the load timeout (WithLoadTimeout), then abandoned:
 // logged (WithLogger) and counted (outcome "abandoned" of kv.client.loads).
-// Close stops the near cache (WithNearCache) and the Map's watch.
+// Close stops the near cache (WithNearCache) and the Map's watch, and
+// unregisters the callback that reports the Map's local tier (kv.local.*
+// metrics): its only possible error.
 //
 // After Close, a call that would start a load (a miss of GetOrLoad or
 // GetManyOrLoad) returns ErrClosed; every other call keeps working, on the
@@ -183,5 +185,5 @@ func (m *Map[V]) Close() error {
 	}
 	m.tier.Stop() // first: no verifier starts once stopWatch has waited for them
 	m.stopWatch()
-	return nil
+	return m.unobserveLocal()
 }
