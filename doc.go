@@ -18,6 +18,7 @@
 //	                   near-cached value (WithNearCache), remembered deadline and
 //	                   value (WithRefreshAhead, WithStaleWhileRevalidate), the load
 //	                   under way, a remembered miss (WithMissTTL)
+//	compress.Backend   values compressed (WithCompression only)
 //	namespace.Backend  key k is stored as "namespace:k"
 //	backend.Backend    the store: backend/memory, backend/redis, backend/bolt
 //

@@ -88,8 +88,12 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 		}
 		codec = c
 	}
-	nsb, err := namespace.New(b, ns)
+	var nsb backend.Backend // the namespace, under WithCompression's decorator
+	nsb, err = namespace.New(b, ns)
 	if err != nil {
+		return nil, err
+	}
+	if nsb, err = o.wrapCompression(nsb); err != nil {
 		return nil, err
 	}
 	def, err := backend.CheckTTL(o.ttl)

@@ -8,7 +8,9 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
+	"github.com/kvmap/kv/compress"
 	"github.com/kvmap/kv/nearcache"
 )
 
@@ -54,6 +56,37 @@ type options struct {
 	near           *nearcache.Options
 	loadTimeout    time.Duration
 	failOpen       bool
+	compression    []compress.Option // nil: WithCompression not given
+}
+
+// WithCompression stores the Map's values compressed (package compress):
+// zstd by default, values under 256 bytes raw, opts to change either (the
+// options of package compress). Values written without it (before it was
+// on, by BaseMap) are read as they are, and so are values compressed with
+// other options; a Map without it reads a compressed value as the stored
+// bytes, undecoded. BaseMap cannot read them either: leave compression off
+// on namespaces that BaseMap services read. The decorator sits between the
+// namespace and the Map's local tier, so the near cache (WithNearCache) and
+// what stale serving remembers hold decoded values: a hit pays no
+// decompression. A value that cannot be decoded fails its read with an
+// error matching ErrCorrupt, and one longer than the maximum size
+// (compress.WithMaxSize, 64 MiB by default) fails its write, or its read,
+// with one matching ErrTooLarge. New fails with ErrInvalidOption for an
+// invalid option of opts.
+func WithCompression(opts ...compress.Option) Option {
+	return func(o *options) { o.compression = append([]compress.Option{}, opts...) }
+}
+
+// wrapCompression puts the decorator of WithCompression over b, when given.
+func (o *options) wrapCompression(b backend.Backend) (backend.Backend, error) {
+	if o.compression == nil {
+		return b, nil
+	}
+	c, err := compress.New(b, o.compression...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: WithCompression: %w", ErrInvalidOption, err)
+	}
+	return c, nil
 }
 
 // WithNearCache puts a coherent in-process cache (package nearcache) in
