@@ -13,6 +13,7 @@ import (
 type flags struct {
 	url, ns, ttl, to, toNS, at, timeout string
 	n                                   int
+	sample                              int // stats: --sample
 	json, yes, noTTL                    bool
 	clockOverride, skipBad              bool
 	ttlFromEnv                          bool // --ttl came from KV_TTL

@@ -24,6 +24,7 @@ var short = map[string]string{
 	"size":       "print the number of keys of the namespace",
 	"clear":      "delete every key of the namespace (needs --yes)",
 	"namespaces": "list the namespaces of the backend with their key counts",
+	"stats":      "key count, value sizes and TTLs of --ns (or of every namespace), with histograms",
 	"export":     "write the namespace as JSON lines to FILE, or stdout (no FILE, or -)",
 	"import":     "read JSON lines from FILE, or stdin (no FILE, or -), in batches",
 	"copy":       "copy every key with its TTL to --to URL [--to-ns NS]",
@@ -35,7 +36,7 @@ var short = map[string]string{
 
 // order is the order kv help lists the commands in.
 var order = []string{"set", "get", "has", "del", "ttl", "expire", "keys", "ls", "size", "clear",
-	"export", "import", "copy", "namespaces", "check", "bench", "demo", "version"}
+	"export", "import", "copy", "namespaces", "stats", "check", "bench", "demo", "version"}
 
 // examples is the example of each command, as its help shows it.
 var examples = map[string]string{
@@ -53,6 +54,8 @@ var examples = map[string]string{
 	"size":       `  kv --ns signal_cache size`,
 	"clear":      `  kv --ns signal_cache clear --yes`,
 	"namespaces": `  kv --url redis://127.0.0.1:6379 namespaces`,
+	"stats": `  kv --url redis://127.0.0.1:6379 --ns signal_cache stats
+  kv --url bolt://./backtest.db stats --at 2021-01-01T00:03:00Z --sample 0 --json`,
 	"export": `  kv --ns signal_cache export sig.jsonl
   kv --url bolt://./backtest.db --ns candle_cache export --at file > replay.jsonl`,
 	"import": `  kv --ns signal_cache import sig.jsonl
@@ -78,6 +81,7 @@ var flagsOf = map[string][]string{
 	"size":       {"url", "ns", "timeout", "at", "json"},
 	"clear":      {"url", "ns", "yes", "timeout", "clock-override", "json"},
 	"namespaces": {"url", "timeout", "at", "json"},
+	"stats":      {"url", "ns", "sample", "timeout", "at", "json"},
 	"export":     {"url", "ns", "timeout", "at", "json"},
 	"import":     {"url", "ns", "ttl", "no-ttl", "skip-bad", "timeout", "clock-override", "json"},
 	"copy":       {"url", "ns", "to", "to-ns", "no-ttl", "timeout", "at", "clock-override", "json"},
@@ -108,6 +112,8 @@ func defineFlag(cmd *cobra.Command, f *flags, name string) {
 			usage = `print the summary as a JSON line, {"exported":N}: on stdout, or on stderr when the records go to stdout`
 		case "import", "copy", "clear":
 			usage = "print the summary as a JSON line on stdout"
+		case "stats":
+			usage = "print the numbers as one JSON object on a line (kv help stats names its fields)"
 		}
 		fs.BoolVar(&f.json, "json", false, usage)
 	case "timeout":
@@ -128,6 +134,8 @@ func defineFlag(cmd *cobra.Command, f *flags, name string) {
 		fs.StringVar(&f.toNS, "to-ns", "", "the target namespace (default --ns)")
 	case "n":
 		fs.IntVar(&f.n, "n", 1000, fmt.Sprintf("operations per kind, 1 to %d", maxBenchN))
+	case "sample":
+		fs.IntVar(&f.sample, "sample", defaultSample, fmt.Sprintf("read the values and TTLs of a uniform sample of this many keys, 0 to %d (0: every key)", maxSample))
 	default:
 		panic("kv: no flag " + name) // a mistake in flagsOf, found by every test
 	}
@@ -145,8 +153,8 @@ example): --url and --timeout every command on a store, --ns every command
 on a namespace, --json every command. Flags go before or after the command;
 "--" ends them (for a key or value that starts with -); a number such as -1
 stays an argument. Commands that only read (get, has, ttl, keys, ls, size,
-namespaces, export, check, the source of copy) open a bolt file read-only:
-they never create or change it.
+namespaces, stats, export, check, the source of copy) open a bolt file
+read-only: they never create or change it.
 
 URLs: mem://, bolt://PATH[?ro=1], redis://[user:pass@]host:port[/db],
 rediss://..., redis+cluster://host:port?addr=host:port,
@@ -160,7 +168,7 @@ Exit codes: 0 success, 1 not found or failed, 2 usage error, 130 interrupted
 // valueFlags are the flags that take a value: the argument after one of
 // them is its value, even when it looks like a negative number.
 var valueFlags = map[string]bool{"url": true, "ns": true, "ttl": true, "to": true, "to-ns": true,
-	"n": true, "at": true, "timeout": true}
+	"n": true, "at": true, "timeout": true, "sample": true}
 
 // numberMark keeps a negative number ("-1") from being read as a flag: pflag
 // reads "-1" as the shorthand flag 1. The mark is removed from arguments and
@@ -238,6 +246,7 @@ func (e *env) newRoot(ctx context.Context, c *cmdCtx) *cobra.Command {
 		sub := &cobra.Command{
 			Use:               use,
 			Short:             short[name],
+			Long:              long[name],
 			Example:           examples[name],
 			Args:              argsRange(name, cmd),
 			DisableAutoGenTag: true,

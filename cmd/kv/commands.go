@@ -62,6 +62,7 @@ func init() {
 		"size":       {(*cmdCtx).size, "", 0, 0, true},
 		"clear":      {(*cmdCtx).clear, "", 0, 0, true},
 		"namespaces": {(*cmdCtx).namespaces, "", 0, 0, false},
+		"stats":      {(*cmdCtx).stats, "", 0, 0, false},
 		"check":      {(*cmdCtx).checkCmd, "", 0, 0, false},
 		"version":    {(*cmdCtx).versionCmd, "", 0, 0, false},
 		"export":     {(*cmdCtx).export, "[FILE]", 0, 1, true},
