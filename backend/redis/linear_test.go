@@ -1,9 +1,7 @@
 package redis_test
 
 import (
-	"context"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -227,29 +225,7 @@ func TestLinearizableFaults(t *testing.T) {
 // Failovers are outside the claim: Redis replicates asynchronously, and a
 // failover may lose acknowledged writes.
 func TestLinearizableSentinel(t *testing.T) {
-	private(t)
-	master := startServer(t, false, nil)
-	sentinel := startServer(t, false, []string{
-		"sentinel monitor kvlinear 127.0.0.1 " + strconv.Itoa(master.port) + " 1",
-		"sentinel down-after-milliseconds kvlinear 5000",
-	}, "--sentinel")
-	newClient := func(t conformance.T) goredis.UniversalClient {
-		c := goredis.NewFailoverClient(&goredis.FailoverOptions{MasterName: "kvlinear", SentinelAddrs: []string{sentinel.addr()}})
-		t.Cleanup(func() {
-			if err := c.Close(); err != nil {
-				t.Errorf("close failover client: %v", err)
-			}
-		})
-		return c
-	}
-	probe := newClient(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for probe.Ping(context.Background()).Err() != nil { // the sentinel names the master
-		if time.Now().After(deadline) {
-			t.Fatalf("no master through the sentinel at %s", sentinel.addr())
-		}
-		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
-	}
+	newClient := sentinelClients(t, "kvlinear")
 	for name, v := range linearVariants(true) {
 		t.Run(name, func(t *testing.T) {
 			conformance.RunLinearizable(t, separateClients(newClient, v.opts...), v.lin)
