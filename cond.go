@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,7 @@ func (m *Map[V]) Update(ctx context.Context, key string, fn func(cur V, found bo
 			if err != nil {
 				return false, false, err
 			}
+			prev := bytes.Clone(val.Bytes) // the guard: Decode owns val.Bytes, and fn may write to what it shares
 			cur, found, err := m.decode(key, val)
 			if err != nil {
 				return false, false, err
@@ -122,7 +124,7 @@ func (m *Map[V]) Update(ctx context.Context, key string, fn func(cur V, found bo
 			if err != nil {
 				return false, false, err
 			}
-			e := backend.GuardedEntry{Entry: backend.Entry{Key: key, Value: data, TTL: m.writeTTL()}, PrevFound: found, Prev: val.Bytes}
+			e := backend.GuardedEntry{Entry: backend.Entry{Key: key, Value: data, TTL: m.writeTTL()}, PrevFound: found, Prev: prev}
 			ok, err := m.setIf(ctx, e)
 			if err != nil {
 				return false, false, err

@@ -95,7 +95,9 @@ func (m *Map[V]) iterate(ctx context.Context, o op, values bool, yield func(Entr
 			}
 			e := Entry[V]{Key: k}
 			var err error
-			if values {
+			if values && page.Errs != nil && page.Errs[i] != nil {
+				e, err = Entry[V]{}, &DecodeError{Key: k, Err: page.Errs[i]}
+			} else if values {
 				if e.Value, err = m.codec.Decode(page.Values[i]); err != nil {
 					e, err = Entry[V]{}, &DecodeError{Key: k, Err: err}
 				}

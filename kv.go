@@ -319,6 +319,9 @@ func (m *Map[V]) decode(key string, val backend.Value) (V, bool, error) {
 	if !val.Found {
 		return zero, false, nil
 	}
+	if val.Err != nil {
+		return zero, false, &DecodeError{Key: key, Err: val.Err}
+	}
 	v, err := m.codec.Decode(val.Bytes)
 	if err != nil {
 		return zero, false, &DecodeError{Key: key, Err: err}

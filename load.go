@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -147,9 +148,14 @@ func (m *Map[V]) hit(ctx context.Context, key string, load func(context.Context)
 	if err != nil {
 		return zero, false, err
 	}
+	due := val.Found && val.TTL != NoTTL && val.TTL < m.refresh
+	var guard []byte
+	if due {
+		guard = bytes.Clone(val.Bytes) // the refresh's guard: Decode owns val.Bytes
+	}
 	v, ok, err := m.decode(key, val)
-	if ok && val.TTL != NoTTL && val.TTL < m.refresh {
-		m.startLoad(ctx, key, load, true, val.Bytes)
+	if ok && due {
+		m.startLoad(ctx, key, load, true, guard)
 	}
 	return v, ok, err
 }

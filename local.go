@@ -46,7 +46,18 @@ func (m *Map[V]) read(ctx context.Context, key string, withTTL bool) (backend.Va
 	}
 	if !vals[0].Found && vals[0].OtherKind {
 		// Get tells a missing key from one of another kind.
-		return m.b.Get(ctx, key)
+		v, err := m.b.Get(ctx, key)
+		if err != nil || !v.Found || !withTTL {
+			return v, err
+		}
+		// Written since: read it again with its TTL, which Get does not
+		// read (a value found must come with its TTL).
+		if vals, err = m.b.MGet(ctx, keys, true); err != nil {
+			return backend.Value{}, err
+		}
+		if !vals[0].Found {
+			return backend.Value{}, nil // changed again: absent when read
+		}
 	}
 	return vals[0], nil
 }

@@ -68,10 +68,11 @@ type options struct {
 // on namespaces that BaseMap services read. The decorator sits between the
 // namespace and the Map's local tier, so the near cache (WithNearCache) and
 // what stale serving remembers hold decoded values: a hit pays no
-// decompression. A value that cannot be decoded fails its read with an
-// error matching ErrCorrupt, and one longer than the maximum size
-// (compress.WithMaxSize, 64 MiB by default) fails its write, or its read,
-// with one matching ErrTooLarge. New fails with ErrInvalidOption for an
+// decompression. A stored value that cannot be decompressed is its key's
+// *DecodeError, matching ErrCorrupt (or ErrTooLarge, for one that would
+// decode to more than the maximum size, compress.WithMaxSize, 64 MiB by
+// default); a value longer than the maximum fails its write with an error
+// matching ErrTooLarge. New fails with ErrInvalidOption for an
 // invalid option of opts.
 func WithCompression(opts ...compress.Option) Option {
 	return func(o *options) { o.compression = append([]compress.Option{}, opts...) }

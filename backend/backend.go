@@ -39,6 +39,12 @@ type Value struct {
 	// it, so that a caller reading with TTLs learns of a missing key in one
 	// call.
 	OtherKind bool
+	// Err, with Found, is the failure of this key alone: its stored value
+	// is there but could not be given (a decorator could not decode it:
+	// package compress's damaged value); Bytes is nil. The other keys of
+	// the call are unaffected; kv reports it as the key's *DecodeError. A
+	// store never sets it.
+	Err error
 }
 
 // Page is one page of a scan.

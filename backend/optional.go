@@ -153,6 +153,9 @@ type EntryPage struct {
 	// The caller owns both.
 	Keys   []string
 	Values [][]byte
+	// Errs is nil, or aligned with Keys: Errs[i], when not nil, is the
+	// failure of Keys[i] alone (Value.Err), whose Values[i] is nil.
+	Errs []error
 	// Cursor resumes the scan; it is empty when the scan is complete.
 	Cursor string
 }

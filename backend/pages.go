@@ -102,11 +102,17 @@ func keep(page *EntryPage, prefix string, seen *keyset.Set, hasValues bool) {
 		if hasValues {
 			page.Values[n] = page.Values[i]
 		}
+		if page.Errs != nil {
+			page.Errs[n] = page.Errs[i]
+		}
 		n++
 	}
 	page.Keys = page.Keys[:n]
 	if hasValues {
 		page.Values = page.Values[:n]
+	}
+	if page.Errs != nil {
+		page.Errs = page.Errs[:n]
 	}
 }
 
@@ -121,11 +127,20 @@ func readValues(ctx context.Context, b Backend, page *EntryPage) error {
 	page.Values = make([][]byte, 0, len(vals))
 	for i, v := range vals {
 		if v.Found {
+			if v.Err != nil {
+				if page.Errs == nil {
+					page.Errs = make([]error, len(vals))
+				}
+				page.Errs[n] = v.Err
+			}
 			page.Keys[n] = page.Keys[i]
 			page.Values = append(page.Values, v.Bytes)
 			n++
 		}
 	}
 	page.Keys = page.Keys[:n]
+	if page.Errs != nil {
+		page.Errs = page.Errs[:n]
+	}
 	return nil
 }

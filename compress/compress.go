@@ -38,12 +38,15 @@ import (
 // Errors of the package. ErrCorrupt and ErrTooLarge wrap the errors of
 // package backend of the same name, so that errors.Is matches either.
 var (
-	// ErrCorrupt is returned by a read of a value that starts with Marker
-	// but cannot be decoded: damaged compressed data, or an unknown format.
+	// ErrCorrupt is the failure of a key whose value starts with Marker but
+	// cannot be decoded (damaged compressed data, or an unknown format),
+	// reported in backend.Value.Err (EntryPage.Errs): the key's own, not
+	// the call's.
 	ErrCorrupt = fmt.Errorf("compress: stored value cannot be decoded: %w", backend.ErrCorrupt)
 	// ErrTooLarge is returned by a write of a value longer than the maximum
-	// size (WithMaxSize), nothing written, and by a read of a value that
-	// would decode to more, before anything is decompressed.
+	// size (WithMaxSize), nothing written, and is the failure of a key
+	// whose value would decode to more (Value.Err), found before anything
+	// is decompressed.
 	ErrTooLarge = fmt.Errorf("compress: value larger than the maximum size: %w", backend.ErrTooLarge)
 	// ErrInvalidOption is returned by New for an option out of range.
 	ErrInvalidOption = errors.New("compress: invalid option")
@@ -159,48 +162,48 @@ func keyErr(key string, err error) error {
 }
 
 // decodeValues replaces each found value of vals (those of keys) by its
-// decoded form.
-func (b *compressed) decodeValues(keys []string, vals []backend.Value) error {
+// decoded form; one that cannot be decoded gets its error as Value.Err,
+// the key's own failure.
+func (b *compressed) decodeValues(keys []string, vals []backend.Value) {
 	for i := range vals {
-		if !vals[i].Found {
-			continue
+		if vals[i].Found {
+			vals[i] = b.decodeValue(keys[i], vals[i])
 		}
-		v, err := b.c.decode(vals[i].Bytes)
-		if err != nil {
-			k := ""
-			if i < len(keys) {
-				k = keys[i]
-			}
-			return keyErr(k, err)
-		}
-		vals[i].Bytes = v
 	}
-	return nil
+}
+
+// decodeValue returns v, the found value of key, decoded, or with Err set
+// (Bytes nil) when it cannot be.
+func (b *compressed) decodeValue(key string, v backend.Value) backend.Value {
+	d, err := b.c.decode(v.Bytes)
+	if err != nil {
+		v.Bytes, v.Err = nil, keyErr(key, err)
+		return v
+	}
+	v.Bytes = d
+	return v
 }
 
 // MGet implements backend.Backend.MGet, decoding each value found. A value
-// that cannot be decoded fails the call with an error naming its key.
+// that cannot be decoded is reported for its key alone (Value.Err, an error
+// matching ErrCorrupt or ErrTooLarge): the other keys are read.
 func (b *compressed) MGet(ctx context.Context, keys []string, withTTL bool) ([]backend.Value, error) {
 	vals, err := b.Backend.MGet(ctx, keys, withTTL)
-	if err != nil {
+	if err != nil || len(vals) != len(keys) {
 		return vals, err
 	}
-	if err := b.decodeValues(keys, vals); err != nil {
-		return nil, err
-	}
+	b.decodeValues(keys, vals)
 	return vals, nil
 }
 
-// Get implements backend.Backend.Get, decoding the value found.
+// Get implements backend.Backend.Get, decoding the value found (Value.Err
+// when it cannot be).
 func (b *compressed) Get(ctx context.Context, key string) (backend.Value, error) {
 	v, err := b.Backend.Get(ctx, key)
 	if err != nil || !v.Found {
 		return v, err
 	}
-	if v.Bytes, err = b.c.decode(v.Bytes); err != nil {
-		return backend.Value{}, keyErr(key, err)
-	}
-	return v, nil
+	return b.decodeValue(key, v), nil
 }
 
 // MSet implements backend.Backend.MSet, encoding every value first: a value
@@ -230,13 +233,14 @@ func (b *compressed) Optimizations() backend.Optimizations {
 				return backend.EntryPage{}, err
 			}
 			for i, v := range page.Values {
-				if page.Values[i], err = b.c.decode(v); err != nil {
-					k := ""
-					if i < len(page.Keys) {
-						k = page.Keys[i]
+				d, err := b.c.decode(v)
+				if err != nil {
+					if page.Errs == nil {
+						page.Errs = make([]error, len(page.Keys))
 					}
-					return backend.EntryPage{}, keyErr(k, err)
+					d, page.Errs[i] = nil, keyErr(page.Keys[i], err)
 				}
+				page.Values[i] = d
 			}
 			return page, nil
 		}

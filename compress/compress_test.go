@@ -242,17 +242,39 @@ func TestCorrupt(t *testing.T) {
 					t.Errorf("%s = %v; want an error matching compress.ErrCorrupt and kv.ErrCorrupt, naming the key", call, err)
 				}
 			}
-			_, err := c.Get(ctx, "bad")
-			check("Get", err)
-			_, err = c.MGet(ctx, []string{"bad"}, false)
-			check("MGet", err)
+			// The failure is the key's own (Value.Err, EntryPage.Errs):
+			// the call succeeds and reads its other keys.
+			set(t, store, "good", []byte("fine"))
+			v, err := c.Get(ctx, "bad")
+			if err != nil || !v.Found || v.Bytes != nil {
+				t.Errorf("Get = %+v, %v; want found, no bytes, its error in Err", v, err)
+			}
+			check("Get", v.Err)
+			vals, err := c.MGet(ctx, []string{"bad", "good"}, false)
+			if err != nil || len(vals) != 2 || string(vals[1].Bytes) != "fine" || vals[1].Err != nil {
+				t.Fatalf("MGet = %+v, %v; want bad's error for bad alone, good read", vals, err)
+			}
+			check("MGet", vals[0].Err)
 			check("EntryPages", func() error {
-				for _, err := range backend.EntryPages(ctx, c, "", 10) {
+				var keyErr error
+				good := false
+				for page, err := range backend.EntryPages(ctx, c, "", 10) {
 					if err != nil {
-						return err
+						return fmt.Errorf("the pass failed: %w", err)
+					}
+					for i, k := range page.Keys {
+						switch {
+						case k == "good":
+							good = string(page.Values[i]) == "fine" && (page.Errs == nil || page.Errs[i] == nil)
+						case k == "bad" && page.Errs != nil:
+							keyErr = page.Errs[i]
+						}
 					}
 				}
-				return nil
+				if !good {
+					return errors.New("the good key was not read with the bad one")
+				}
+				return keyErr
 			}())
 		})
 	}
@@ -283,9 +305,9 @@ func TestMaxSize(t *testing.T) {
 			store, c := stack(t, compress.WithMaxSize(max))
 			set(t, store, "bomb", stored)
 			before := compress.Decompressions()
-			_, err := c.Get(t.Context(), "bomb")
-			if !errors.Is(err, compress.ErrTooLarge) || !errors.Is(err, kv.ErrTooLarge) {
-				t.Errorf("Get(bomb) = %v; want an error matching compress.ErrTooLarge and kv.ErrTooLarge", err)
+			v, err := c.Get(t.Context(), "bomb")
+			if err != nil || !errors.Is(v.Err, compress.ErrTooLarge) || !errors.Is(v.Err, kv.ErrTooLarge) {
+				t.Errorf("Get(bomb) = %v, Err %v; want the key's error matching compress.ErrTooLarge and kv.ErrTooLarge", err, v.Err)
 			}
 			if n := compress.Decompressions() - before; n != 0 {
 				t.Errorf("%d values decompressed; want none: the size is checked first", n)

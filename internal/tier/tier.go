@@ -387,7 +387,7 @@ func (t *Tier[V]) End(r Read, keys []string, vals []backend.Value, stale bool) (
 			continue
 		}
 		switch {
-		case vals == nil || !vals[i].Found:
+		case vals == nil || !vals[i].Found || vals[i].Err != nil:
 			// Failed, or not found: a value remembered stays, to be
 			// served stale, but not near.
 			s.fresh = false
