@@ -16,6 +16,10 @@ const (
 	failOpenWrite = "write" // the write of loaded values, which are returned
 )
 
+// readFailedKey marks the context of a GetOrLoad whose read failed open:
+// its load does not read the key again before loading.
+type readFailedKey struct{}
+
 // notStoreFailures are the errors that are not the store failing: bad
 // input, data the Map cannot use, a loader's answer, and a closed Map or
 // store. WithFailOpen returns them.
@@ -48,8 +52,8 @@ func (m *Map[V]) mayFailOpen(ctx context.Context, err error) bool {
 // failedOpen records a store error of step (failOpenRead, failOpenWrite)
 // that WithFailOpen served through for n keys: a kv.fail_open event on the
 // span in ctx (the call's, when the call is still open), a point of
-// kv.client.fail_open, and a Warn record of the Map's logger. It names no
-// key.
+// kv.client.fail_open, and a Warn record of the Map's logger (or of
+// slog.Default when it has none). It names no key.
 func (m *Map[V]) failedOpen(ctx context.Context, step string, err error, n int) {
 	et := ErrorType(err)
 	if t := m.tel; t != nil {
@@ -62,9 +66,11 @@ func (m *Map[V]) failedOpen(ctx context.Context, step string, err error, n int) 
 			t.failOpens.Add(ctx, int64(n), metric.WithAttributes(attrs...))
 		}
 	}
-	if m.logger != nil {
-		m.logger.LogAttrs(ctx, slog.LevelWarn, "kv: the store failed; serving the loader's value (WithFailOpen)",
-			slog.String("namespace", m.ns), slog.String("step", step), slog.Int("count", n),
-			slog.String("error.type", et), slog.String("error", err.Error()))
+	logger := m.logger
+	if logger == nil {
+		logger = slog.Default() // a store error served through is never silent
 	}
+	logger.LogAttrs(ctx, slog.LevelWarn, "kv: the store failed; serving the loader's value (WithFailOpen)",
+		slog.String("namespace", m.ns), slog.String("step", step), slog.Int("count", n),
+		slog.String("error.type", et), slog.String("error", err.Error()))
 }

@@ -542,15 +542,23 @@ func TestFailOpenRedisServer(t *testing.T) {
 // TestFailOpenRecordedSomewhere: WithFailOpen with WithoutTelemetry and no
 // WithLogger would swallow store errors silently: New refuses it.
 func TestFailOpenRecordedSomewhere(t *testing.T) {
-	b := newMem(t)
-	if _, err := kv.New[string](b, "ns", kv.WithFailOpen(), kv.WithoutTelemetry()); !errors.Is(err, kv.ErrInvalidOption) {
-		t.Errorf("New(WithFailOpen, WithoutTelemetry) = %v; want ErrInvalidOption", err)
-	}
-	m, err := kv.New[string](b, "ns", kv.WithoutTelemetry(), kv.WithFailOpen(), kv.WithLogger(slog.New(slog.DiscardHandler)))
+	// A Map without a logger (and without telemetry) logs what it serves
+	// through to slog.Default: it is never silent.
+	var buf bytes.Buffer
+	saved := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer slog.SetDefault(saved)
+	store := newFailing(newMem(t))
+	m, err := kv.New[string](store, "ns", kv.WithoutTelemetry(), kv.WithFailOpen())
 	if err != nil {
-		t.Fatalf("New(WithFailOpen, WithoutTelemetry, WithLogger) = %v; want a Map", err)
+		t.Fatalf("New(WithFailOpen, WithoutTelemetry) = %v; want a Map", err)
 	}
-	if err := m.Close(); err != nil {
-		t.Error(err)
+	defer m.Close()
+	store.reads.Store(true)
+	if v, err := m.GetOrLoad(t.Context(), "k", func(context.Context) (string, error) { return "v", nil }); v != "v" || err != nil {
+		t.Fatalf("GetOrLoad = %q, %v; want the loader's value", v, err)
+	}
+	if !strings.Contains(buf.String(), "WithFailOpen") || !strings.Contains(buf.String(), "step=read") {
+		t.Errorf("slog.Default holds %q; want the Warn record of the read served through", buf.String())
 	}
 }

@@ -85,6 +85,9 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	if m.mayFailOpen(ctx, err) {
 		m.failedOpen(ctx, failOpenRead, err, 1)
 		ok, err = false, nil // a miss: loaded below
+		// without reading the store again first (loadOne): a store that
+		// hangs until its client gives up would take that time again.
+		ctx = context.WithValue(ctx, readFailedKey{}, true)
 	}
 	if err != nil || ok {
 		return v, ok, err
@@ -223,7 +226,7 @@ func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], loa
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss (with leases, once
 	// the lease is taken).
-	if !refresh && m.acquire == nil && m.settle(ctx, key, f) {
+	if !refresh && m.acquire == nil && ctx.Value(readFailedKey{}) == nil && m.settle(ctx, key, f) {
 		return
 	}
 	l, ok := m.leaseOne(ctx, key, f, refresh)

@@ -166,7 +166,12 @@ func (m *Map[V]) startWatch(ctx context.Context) {
 	if m.isClosed() {
 		return
 	}
-	stop, err := m.watch(context.WithoutCancel(ctx), "", m.tier.Changed)
+	wctx := context.WithoutCancel(ctx)
+	report := m.tier.Changed
+	if m.tel != nil && m.tel.local != nil && m.tel.local.invalidations != nil {
+		report = m.tel.local.counted(wctx, m.tier.Apply)
+	}
+	stop, err := m.watch(wctx, "", report)
 	if err != nil {
 		m.warn(ctx, "watching the namespace failed; the near cache and stale serving stay unused", err)
 		return

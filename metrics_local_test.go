@@ -61,7 +61,9 @@ func int64Points(t *testing.T, tel *telemetry, name, ns string) []point {
 }
 
 // localMetrics are the kv.local.* values of namespace ns at one
-// collection each; -1 for an instrument without a point.
+// collection each; -1 for an instrument without a point, but for the
+// counters (invalidations, losses), which have none until their first Add:
+// 0 then.
 type localMetrics struct{ entries, bytes, invalidations, losses int64 }
 
 func readLocal(t *testing.T, tel *telemetry, ns string) localMetrics {
@@ -77,7 +79,7 @@ func readLocal(t *testing.T, tel *telemetry, ns string) localMetrics {
 		t.Fatalf("%s: %d points for namespace %s; want 1 (one attribute set)", name, len(ps), ns)
 		return 0
 	}
-	return localMetrics{one(kv.MetricLocalEntries), one(kv.MetricLocalBytes), one(kv.MetricLocalInvalidations), one(kv.MetricLocalLosses)}
+	return localMetrics{one(kv.MetricLocalEntries), one(kv.MetricLocalBytes), max(one(kv.MetricLocalInvalidations), 0), max(one(kv.MetricLocalLosses), 0)}
 }
 
 // fromStats is what the kv.local.* metrics must say of a Map's tier.
@@ -150,11 +152,17 @@ func TestLocalTierMetrics(t *testing.T) {
 		}
 	}
 	full := check("three keys read", func(g localMetrics) bool { return g.entries == 3 && g.bytes > 0 && g.invalidations == 0 })
-	for _, ps := range [][]point{int64Points(t, tel, kv.MetricLocalEntries, "ns"), int64Points(t, tel, kv.MetricLocalLosses, "ns")} {
+	checkAttrs := func(name string) {
+		t.Helper()
+		ps := int64Points(t, tel, name, "ns")
+		if len(ps) != 1 {
+			t.Fatalf("%s: %d points; want 1", name, len(ps))
+		}
 		if v, _ := ps[0].attrs.Value("db.system.name"); v.AsString() != "memory" {
-			t.Errorf("kv.local.* attributes %v; want db.system.name memory", ps[0].attrs.ToSlice())
+			t.Errorf("%s attributes %v; want db.system.name memory", name, ps[0].attrs.ToSlice())
 		}
 	}
+	checkAttrs(kv.MetricLocalEntries)
 
 	if err := other.Set(ctx, "a", "new"); err != nil { // reported by the store: a is invalidated
 		t.Fatal(err)
@@ -170,12 +178,16 @@ func TestLocalTierMetrics(t *testing.T) {
 		t.Fatalf("Get(b) = %v, %v", ok, err)
 	}
 	check("refilled", func(g localMetrics) bool { return g.entries == 1 && g.losses == 1 })
+	checkAttrs(kv.MetricLocalInvalidations)
+	checkAttrs(kv.MetricLocalLosses)
 
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readLocal(t, tel, "ns"); got != (localMetrics{-1, -1, -1, -1}) {
-		t.Errorf("after Close: kv.local.* = %+v; want no point", got)
+	// Entries and bytes are observed no more; the counters keep their
+	// totals (a closed Map takes nothing back from them).
+	if got := readLocal(t, tel, "ns"); got != (localMetrics{-1, -1, 1, 1}) {
+		t.Errorf("after Close: kv.local.* = %+v; want no entries or bytes, the counters' totals (1 invalidation, 1 loss)", got)
 	}
 }
 
@@ -207,7 +219,7 @@ func TestLocalTierMetricsWho(t *testing.T) {
 	if got := readLocal(t, tel, "both"); got.entries != int64(sa.Entries+sb.Entries) || got.entries != 3 || got.bytes != sa.Bytes+sb.Bytes {
 		t.Errorf("two Maps of one namespace: kv.local.* = %+v; want the sum of %+v and %+v", got, sa, sb)
 	}
-	if got := readLocal(t, tel, "plain"); got != (localMetrics{-1, -1, -1, -1}) {
+	if got := readLocal(t, tel, "plain"); got != (localMetrics{-1, -1, 0, 0}) {
 		t.Errorf("a Map without a local tier: kv.local.* = %+v; want no point", got)
 	}
 
@@ -223,7 +235,7 @@ func TestLocalTierMetricsWho(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := readLocal(t, tel, "bolt"); got.entries != 2 || got.bytes <= 0 || got.invalidations != -1 || got.losses != -1 {
+	if got := readLocal(t, tel, "bolt"); got.entries != 2 || got.bytes <= 0 || got.invalidations != 0 || got.losses != 0 {
 		t.Errorf("bbolt with stale serving: kv.local.* = %+v; want 2 entries, their bytes, no invalidations or losses (no watch)", got)
 	}
 }

@@ -188,9 +188,9 @@ const (
 	MetricOperationDuration = "db.client.operation.duration"
 	MetricLookups           = "kv.client.lookups"
 	MetricLoads             = "kv.client.loads"
-	// MetricFailOpen counts the store errors that GetOrLoad and
-	// GetManyOrLoad served through with WithFailOpen, by
-	// kv.fail_open.step and error.type.
+	// MetricFailOpen counts the keys whose store error GetOrLoad and
+	// GetManyOrLoad served through with WithFailOpen (a failed read of a
+	// batch counts each of its keys), by kv.fail_open.step and error.type.
 	MetricFailOpen = "kv.client.fail_open"
 	// MetricLocalEntries is the number of entries of the Map's local tier
 	// (near-cached values, and what stale serving, refresh-ahead and
@@ -256,8 +256,8 @@ func newTelemetry(ns string, d backend.Description, tp trace.TracerProvider, mp 
 		metric.WithDescription("Loads of GetOrLoad and GetManyOrLoad, by kv.load.outcome."),
 		metric.WithUnit("{key}"))
 	t.failOpens, errs[3] = meter.Int64Counter(MetricFailOpen,
-		metric.WithDescription("Store errors that GetOrLoad and GetManyOrLoad served through with WithFailOpen, by kv.fail_open.step and error.type."),
-		metric.WithUnit("{error}"))
+		metric.WithDescription("Keys whose store error GetOrLoad and GetManyOrLoad served through with WithFailOpen, by kv.fail_open.step and error.type."),
+		metric.WithUnit("{key}"))
 	for i, name := range []string{MetricOperationDuration, MetricLookups, MetricLoads, MetricFailOpen} {
 		if errs[i] != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrInvalidOption, name, errs[i])

@@ -117,10 +117,10 @@ func WithNearCache(o nearcache.Options) Option { return func(opts *options) { op
 // takes every such call: size it, or bound it in the loader.
 //
 // No store error is swallowed silently: each one served through adds a
-// kv.fail_open event to the call's span, counts one on kv.client.fail_open
-// (by kv.fail_open.step, "read" or "write", and error.type), and is logged at
-// Warn (WithLogger); New fails with ErrInvalidOption when the option comes
-// with WithoutTelemetry and no WithLogger, which would record it nowhere.
+// kv.fail_open event to the call's span, counts its keys on
+// kv.client.fail_open (by kv.fail_open.step, "read" or "write", and
+// error.type), and is logged at Warn: by the Map's logger (WithLogger), or
+// by slog.Default when it has none.
 //
 // What is not the store failing is still returned: a value that does not
 // decode (*DecodeError), a key holding data of another kind (ErrWrongType),
@@ -365,7 +365,6 @@ func newOptions(opts []Option, storeClock clock.Clock) (options, error) {
 		{o.noTelemetry && o.recordKeys, "WithKeysInTelemetry" + noTelemetry},
 		{o.noTelemetry && o.tracerProvider != nil, "WithTracerProvider" + noTelemetry},
 		{o.noTelemetry && o.meterProvider != nil, "WithMeterProvider" + noTelemetry},
-		{o.failOpen && o.noTelemetry && o.logger == nil, "WithFailOpen with WithoutTelemetry and no WithLogger: the store errors it serves through would be recorded nowhere"},
 	} {
 		if c.bad {
 			return o, fmt.Errorf("%w: %s", ErrInvalidOption, c.why)

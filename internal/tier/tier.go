@@ -562,7 +562,12 @@ func (t *Tier[V]) purgeLocked(revoke bool) {
 
 // Changed applies a change report of the store and wakes the waits of the
 // keys it names (all waits for ChangeAll and ChangeLost).
-func (t *Tier[V]) Changed(ch backend.Change) {
+func (t *Tier[V]) Changed(ch backend.Change) { t.Apply(ch) }
+
+// Apply is Changed that returns what the report did: how many near-cached
+// keys it invalidated, and whether it was a loss of live reports (for
+// counters that must never go down, unlike the Stats of one tier).
+func (t *Tier[V]) Apply(ch backend.Change) (invalidated int64, lost bool) {
 	now := t.now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -583,6 +588,7 @@ func (t *Tier[V]) Changed(ch backend.Change) {
 			}
 			if s.fresh {
 				t.stats.Invalidations++
+				invalidated++
 				s.fresh = false
 			}
 			switch {
@@ -605,6 +611,7 @@ func (t *Tier[V]) Changed(ch backend.Change) {
 		t.wakeAllLocked()
 		if t.live {
 			t.stats.Losses++
+			lost = true
 		}
 		t.live = false
 		t.stats.LastLoss = ch.Err
@@ -618,6 +625,7 @@ func (t *Tier[V]) Changed(ch backend.Change) {
 			t.synced = ch.At
 		}
 	}
+	return invalidated, lost
 }
 
 // Stop empties the tier for good: nothing is recorded or served from then
