@@ -139,8 +139,11 @@ func PrefixKeys(prefix string, keys []string) ([]string, error) {
 // TrimKeys returns err with the keys of a *BatchError it holds given back
 // without prefix, as the caller above a Prefixed call named them.
 func TrimKeys(err error, prefix string) error {
+	if err == nil || prefix == "" {
+		return err // without errors.As, which would allocate on every call
+	}
 	var be *BatchError
-	if prefix == "" || !errors.As(err, &be) {
+	if !errors.As(err, &be) {
 		return err
 	}
 	return be.MapKeys(func(k string) string { return strings.TrimPrefix(k, prefix) })

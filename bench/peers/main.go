@@ -17,6 +17,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +37,7 @@ type bench struct {
 	memKeys       int
 	memStores     []string
 	dir           string
+	extWriter     string // command line of a writer process for the inval row ("": in-process)
 	results       []result
 	notes         map[string][]string // row/peer -> per-run notes (hit rates)
 }
@@ -63,7 +65,21 @@ func main() {
 	mem := flag.String("mem", "redis,bolt,memory", "stores of the memory rows")
 	flag.StringVar(&b.dir, "dir", "", "directory of the bbolt file (default a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole invocation to this file")
+	flag.StringVar(&b.extWriter, "extwriter", "", "inval row: SET through a separate process, run as 'taskset -c <this> <self> -writeproc' (e.g. 1); empty: in-process go-redis client")
+	writeProc := flag.Bool("writeproc", false, "internal: be the writer process of -extwriter (reads 'key value' lines on stdin)")
+	tracefile := flag.String("trace", "", "write a runtime trace of the whole invocation to this file")
 	flag.Parse()
+	if *tracefile != "" {
+		f, err := os.Create(*tracefile)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "peers: %v\n", err)
+			os.Exit(1)
+		}
+		defer trace.Stop()
+	}
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err == nil {
@@ -74,6 +90,10 @@ func main() {
 			os.Exit(1)
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *writeProc {
+		writerProcess(b.addr)
+		return
 	}
 	if b.memAddr == "" {
 		b.memAddr = b.addr

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -350,6 +354,9 @@ func (b *bench) inval(ctx context.Context, c *client, w *goredis.Client, ks keys
 				return
 			}
 			hit := c.hits() > h0
+			if trace.IsEnabled() {
+				trace.Log(ctx, "get", fmt.Sprintf("%s hit=%v", v[:min(len(v), 10)], hit))
+			}
 			if cur := latest.Load(); cur == nil || cur.v != v || hit && !cur.hit {
 				latest.Store(&seen{v, at, hit})
 				select {
@@ -381,25 +388,64 @@ func (b *bench) inval(ctx context.Context, c *client, w *goredis.Client, ks keys
 			}
 		}
 	}
+	set := func(k, v string) error { return w.Set(ctx, k, v, 0).Err() }
+	if b.extWriter != "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command("taskset", "-c", b.extWriter, self, "-writeproc", "-addr", b.addr)
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		defer func() { _ = in.Close(); _ = cmd.Wait() }()
+		set = func(k, v string) error {
+			_, err := fmt.Fprintf(in, "%s %s\n", k, v)
+			return err
+		}
+	}
 	lat := make([]time.Duration, 0, b.trials)
 	for t := range b.trials {
 		old, next := value(fmt.Sprintf("%d-old", t)), value(fmt.Sprintf("%d-new", t))
-		if err := w.Set(ctx, ks.raw[key], old, 0).Err(); err != nil {
+		if err := set(ks.raw[key], old); err != nil {
 			return nil, err
 		}
 		if _, err := wait(func(s *seen) bool { return s.v == old && s.hit }); err != nil {
 			return nil, fmt.Errorf("trial %d, caching: %w", t, err)
 		}
 		start := time.Now()
-		if err := w.Set(ctx, ks.raw[key], next, 0).Err(); err != nil {
+		trace.Log(ctx, "set", fmt.Sprintf("%d start", t))
+		if err := set(ks.raw[key], next); err != nil {
 			return nil, err
 		}
+		trace.Log(ctx, "set", fmt.Sprintf("%d done", t))
 		s, err := wait(func(s *seen) bool { return s.v == next })
 		if err != nil {
 			return nil, fmt.Errorf("trial %d: %w", t, err)
 		}
 		lat = append(lat, s.at.Sub(start))
+		trace.Log(ctx, "trial", fmt.Sprintf("%d lat=%v", t, s.at.Sub(start)))
 	}
 	slices.Sort(lat)
 	return lat, nil
+}
+
+// writerProcess SETs, for -extwriter, each "key value" line of stdin.
+func writerProcess(addr string) {
+	ctx := context.Background()
+	w := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer w.Close()
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		if err := w.Set(ctx, k, v, 0).Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "writeproc:", err)
+			os.Exit(1)
+		}
+	}
 }
