@@ -244,3 +244,34 @@ func TestCondForgetsAfter(t *testing.T) {
 		})
 	}
 }
+
+// TestNearHitOfAStringAllocatesNothing: a Map[string]'s near-cache hit is a
+// view of the tier's bytes (no copy, no decoding), and a later write of
+// the key does not change a string an earlier Get returned.
+func TestNearHitOfAStringAllocatesNothing(t *testing.T) {
+	_, mem := newCondStore(t)
+	m := mustNew[string](t, mem, "nearstr", kv.WithNearCache(nearcache.Options{}), kv.WithoutTelemetry())
+	ctx := t.Context()
+	if err := m.Set(ctx, "k", "first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Get(ctx, "k"); err != nil { // fills the near cache
+		t.Fatal(err)
+	}
+	got, ok, err := m.Get(ctx, "k")
+	if err != nil || !ok || got != "first" {
+		t.Fatalf("Get = %q, %v, %v; want first", got, ok, err)
+	}
+	if st, _ := m.NearCacheStats(); st.Hits == 0 {
+		t.Fatalf("no near-cache hit: %+v", st)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _, _ = m.Get(ctx, "k") }); n != 0 {
+		t.Errorf("a near hit allocates %v times; want 0", n)
+	}
+	if err := m.Set(ctx, "k", "second"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := m.Get(ctx, "k"); v != "second" || got != "first" {
+		t.Errorf("Get after Set = %q, earlier result now %q; want second, first", v, got)
+	}
+}

@@ -51,6 +51,9 @@ type Map[V any] struct {
 	syncRef  bool          // refresh inside the call
 	leaseTTL time.Duration // WithLoadLease
 	acquire  func(context.Context, []string, time.Duration) ([]bool, backend.Lease, error)
+	// rawString: V is string, stored raw by the default codec; near hits
+	// then share the tier's bytes (getTTL).
+	rawString bool
 	// setIfFn is the store's conditional write; nil when it has none.
 	setIfFn     func(context.Context, backend.GuardedEntry) (bool, error)
 	tier        *tier.Tier[V] // what the process knows of each key
@@ -169,6 +172,8 @@ func New[V any](b backend.Backend, ns string, opts ...Option) (*Map[V], error) {
 	}
 	to.Watched = m.watch != nil
 	m.tier = tier.New[V](to)
+	_, m.rawString = any(codec).(rawCodec[string])
+	m.rawString = m.rawString && m.tier.Near()
 	m.failOpen = o.failOpen
 	if err := m.observeLocal(o); err != nil {
 		return nil, err
@@ -302,7 +307,22 @@ func (m *Map[V]) getTTL(ctx context.Context, key string, withTTL bool) (V, time.
 	if key == "" {
 		return *new(V), 0, false, false, ErrEmptyKey
 	}
-	val, err := m.read(ctx, key, withTTL)
+	var val backend.Value
+	var err error
+	if m.rawString {
+		// A string stored raw is served from the near cache as a view of
+		// the tier's bytes: no copy, no decoding (rawCodec's Decode would
+		// share a copy anyway).
+		m.startWatch(ctx)
+		if s, ttl, ok := m.tier.CachedString(key); ok {
+			var v V
+			*any(&v).(*string) = s
+			return v, ttl, true, true, nil
+		}
+		val, err = m.readStore(ctx, key, withTTL)
+	} else {
+		val, err = m.read(ctx, key, withTTL)
+	}
 	if err != nil {
 		return *new(V), 0, false, false, err
 	}

@@ -30,6 +30,11 @@ func (m *Map[V]) read(ctx context.Context, key string, withTTL bool) (backend.Va
 	if raw, ttl, ok := m.tier.Cached(key, false); ok {
 		return backend.Value{Bytes: raw, TTL: ttl, Found: true, Local: true}, nil
 	}
+	return m.readStore(ctx, key, withTTL)
+}
+
+// readStore is read past the near cache: from the store.
+func (m *Map[V]) readStore(ctx context.Context, key string, withTTL bool) (backend.Value, error) {
 	keeps := m.tier.Keeps()
 	if !keeps && !withTTL {
 		return m.b.Get(ctx, key)

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/clock"
@@ -277,6 +278,22 @@ func (t *Tier[V]) touch(s *slot[V]) {
 // within MaxLag, and the value is unexpired and fresh enough. stale marks a
 // value served as one to serve stale too (GetOrLoad's hits).
 func (t *Tier[V]) Cached(key string, stale bool) ([]byte, time.Duration, bool) {
+	raw, ttl, ok := t.cached(key, stale)
+	return bytes.Clone(raw), ttl, ok
+}
+
+// CachedString is Cached of a value read as a string, without a copy: the
+// string is a view of the tier's bytes, which are never written once kept
+// (a slot's value is only ever replaced by a new copy), so it stays valid
+// and unchanged for as long as the caller holds it.
+func (t *Tier[V]) CachedString(key string) (string, time.Duration, bool) {
+	raw, ttl, ok := t.cached(key, false)
+	return unsafe.String(unsafe.SliceData(raw), len(raw)), ttl, ok
+}
+
+// cached is Cached returning the tier's own bytes, which the caller must
+// not write.
+func (t *Tier[V]) cached(key string, stale bool) ([]byte, time.Duration, bool) {
 	if !t.o.Near {
 		return nil, 0, false
 	}
@@ -315,7 +332,7 @@ func (t *Tier[V]) Cached(key string, stale bool) ([]byte, time.Duration, bool) {
 	if s.lo != 0 {
 		ttl = time.Duration(s.lo - now)
 	}
-	return bytes.Clone(s.raw), ttl, true
+	return s.raw, ttl, true
 }
 
 // Read is the tickets of a read of keys that may record what it read.

@@ -227,3 +227,36 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("slots left: %d", n)
 	}
 }
+
+// TestCachedStringIsAStableView: CachedString serves the near-cached value
+// without copying it, and a string it returned keeps its value after the
+// slot's value is replaced, forgotten or purged (the tier never writes the
+// bytes it keeps); Cached returns a copy the caller may write.
+func TestCachedStringIsAStableView(t *testing.T) {
+	tr := newNear(t, clock.NewManual(t0))
+	keep := func(v string) {
+		t.Helper()
+		r := tr.Begin("k")
+		tr.End(r, []string{"k"}, found(v, time.Hour), false)
+	}
+	keep("first")
+	s, ttl, ok := tr.CachedString("k")
+	if !ok || s != "first" || ttl <= 0 {
+		t.Fatalf("CachedString = %q, %v, %v; want first, a TTL, true", s, ttl, ok)
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.CachedString("k") }); n != 0 {
+		t.Errorf("CachedString allocates %v times a hit; want 0 (a view, not a copy)", n)
+	}
+	raw, _, _ := tr.Cached("k", false)
+	raw[0] = 'X' // the caller's copy
+	tr.Forget("k")
+	keep("second")
+	tr.Purge(true)
+	if s != "first" {
+		t.Errorf("a string CachedString returned changed to %q; want first", s)
+	}
+	keep("third")
+	if s2, _, _ := tr.CachedString("k"); s2 != "third" || s != "first" {
+		t.Errorf("CachedString = %q (earlier %q); want third (first)", s2, s)
+	}
+}
