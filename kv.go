@@ -234,6 +234,12 @@ func (m *Map[V]) set(ctx context.Context, key string, value V, ttl time.Duration
 // write writes entries, forgetting their keys before and after, and then
 // remembers their deadlines (WithRefreshAhead, WithStaleWhileRevalidate).
 func (m *Map[V]) write(ctx context.Context, entries []backend.Entry) error {
+	if len(entries) == 1 && !m.tier.Keeps() { // the hot single write: no slice
+		k := entries[0].Key
+		m.tier.Forget(k)
+		defer m.tier.Forget(k)
+		return m.b.MSet(ctx, entries)
+	}
 	keys := make([]string, len(entries))
 	for i, e := range entries {
 		keys[i] = e.Key

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -48,7 +49,27 @@ func setCmd(ctx context.Context, wire string, value []byte, ttl time.Duration) s
 	if ttl == backend.NoTTL {
 		return statusNR{goredis.NewStatusCmd(ctx, "set", wire, value)}
 	}
-	return statusNR{goredis.NewStatusCmd(ctx, "set", wire, value, "px", ttl.Milliseconds())}
+	return statusNR{goredis.NewStatusCmd(ctx, "set", wire, value, "px", pxArg(ttl.Milliseconds()))}
+}
+
+// lastPX is the last TTL in milliseconds that setCmd boxed: go-redis takes
+// a command's arguments as []any, and boxing an int64 above 255 allocates;
+// a Map writes with one TTL (but with jitter), so the box is reused.
+var lastPX atomic.Pointer[boxedPX]
+
+type boxedPX struct {
+	ms  int64
+	arg any
+}
+
+// pxArg returns ms boxed, the box of the previous call when it was the same.
+func pxArg(ms int64) any {
+	if p := lastPX.Load(); p != nil && p.ms == ms {
+		return p.arg
+	}
+	p := &boxedPX{ms: ms, arg: ms}
+	lastPX.Store(p)
+	return p.arg
 }
 
 // setNXCmd returns SET key value PX ttl NX: true when set.

@@ -366,23 +366,27 @@ func (b *Backend) MSet(ctx context.Context, entries []backend.Entry) error {
 	if err != nil {
 		return err
 	}
+	if len(entries) == 1 { // the single write: no slices
+		w, err := b.wireKey(entries[0].Key)
+		if err != nil {
+			return err
+		}
+		if b.pipeliner() {
+			err = b.setAuto(ctx, w, entries[0].Value, entries[0].TTL)
+		} else {
+			err = b.client.Process(ctx, setCmd(ctx, w, entries[0].Value, entries[0].TTL))
+		}
+		b.inflight.Add(-1)
+		return b.wrapWrite(ctx, "SET", err)
+	}
 	wire := make([]string, len(entries))
 	for i, e := range entries {
 		if wire[i], err = b.wireKey(e.Key); err != nil {
 			return err
 		}
 	}
-	switch len(entries) {
-	case 0:
+	if len(entries) == 0 {
 		return nil
-	case 1:
-		if b.pipeliner() {
-			err = b.setAuto(ctx, wire[0], entries[0].Value, entries[0].TTL)
-		} else {
-			err = b.client.Process(ctx, setCmd(ctx, wire[0], entries[0].Value, entries[0].TTL))
-		}
-		b.inflight.Add(-1)
-		return b.wrapWrite(ctx, "SET", err)
 	}
 	pipe := b.client.Pipeline()
 	cmds := make([]goredis.Cmder, len(entries))
