@@ -90,13 +90,15 @@
 // only with [WithKeysInTelemetry].
 //
 // A Map with a local tier (near cache, stale serving, refresh-ahead,
-// remembered misses) reports it at each collection, through asynchronous
-// instruments: kv.local.entries and kv.local.bytes, and where it watches its
-// namespace kv.local.invalidations and kv.local.losses ([MetricLocalEntries]
-// and the others), with the attributes of its other metrics; [Map.Close]
-// unregisters them. Loads are counted by kv.client.loads, by
-// kv.load.outcome (lease_error and abandoned among them), and store errors
-// served through with [WithFailOpen] by kv.client.fail_open.
+// remembered misses) reports its size at each collection, through
+// asynchronous instruments (kv.local.entries and kv.local.bytes; [Map.Close]
+// unregisters them), and where it watches its namespace counts what the
+// store's change reports do to it as they are applied
+// (kv.local.invalidations and kv.local.losses, counters that never go down),
+// with the attributes of its other metrics. Loads are counted by
+// kv.client.loads, by kv.load.outcome (lease_error and abandoned among
+// them), and the keys whose store error [WithFailOpen] served through by
+// kv.client.fail_open.
 //
 // A Map follows otel.GetTracerProvider and otel.GetMeterProvider unless given
 // [WithTracerProvider] or [WithMeterProvider]; with no SDK installed it starts

@@ -124,18 +124,7 @@ type failOpenStore struct {
 func failOpenStores() []failOpenStore {
 	stores := []failOpenStore{
 		{"memory", func(t *testing.T) backend.Backend { return newMem(t) }},
-		{"bolt", func(t *testing.T) backend.Backend {
-			b, err := bolt.Open(filepath.Join(t.TempDir(), "kv.db"), bolt.WithNoSync())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := b.Close(); err != nil {
-					t.Error(err)
-				}
-			})
-			return b
-		}},
+		{"bolt", func(t *testing.T) backend.Backend { return newBolt(t) }},
 		{"miniredis", func(t *testing.T) backend.Backend { return redisAt(t, miniredis.RunT(t).Addr()) }},
 	}
 	if addr := os.Getenv("KV_REDIS_ADDR"); addr != "" {

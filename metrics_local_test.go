@@ -13,7 +13,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -21,7 +20,6 @@ import (
 	"github.com/kvmap/kv/backend"
 	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/backend/memory"
-	kvredis "github.com/kvmap/kv/backend/redis"
 	"github.com/kvmap/kv/nearcache"
 )
 
@@ -274,19 +272,7 @@ func TestLocalTierMetricsRedis(t *testing.T) {
 	}
 	ctx := context.Background()
 	tel := newTelemetry(t)
-	newBackend := func() backend.Backend {
-		c := goredis.NewClient(&goredis.Options{Addr: addr, ContextTimeoutEnabled: true})
-		b, err := kvredis.New(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := errors.Join(b.Close(), c.Close()); err != nil {
-				t.Error(err)
-			}
-		})
-		return b
-	}
+	newBackend := func() backend.Backend { return redisAt(t, addr) }
 	ns := fmt.Sprintf("kvlocalmetrics%d_%d", os.Getpid(), time.Now().UnixNano())
 	m := mustNew[string](t, newBackend(), ns, append(tel.opts(), kv.WithNearCache(nearcache.Options{}))...)
 	other := mustNew[string](t, newBackend(), ns)
@@ -370,18 +356,7 @@ func TestLeaseFailuresAndAbandonedLoadsCounted(t *testing.T) {
 			})
 			return b
 		}},
-		{"bolt", func(t *testing.T) backend.Backend {
-			b, err := bolt.Open(filepath.Join(t.TempDir(), "kv.db"), bolt.WithNoSync(), bolt.WithSweepInterval(0))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := b.Close(); err != nil {
-					t.Error(err)
-				}
-			})
-			return b
-		}},
+		{"bolt", func(t *testing.T) backend.Backend { return newBolt(t, bolt.WithSweepInterval(0)) }},
 	} {
 		t.Run(st.name+"/lease_error", func(t *testing.T) {
 			ctx := context.Background()

@@ -200,7 +200,9 @@ const (
 	// holds, observed at each collection.
 	MetricLocalBytes = "kv.local.bytes"
 	// MetricLocalInvalidations counts the near-cached keys that a change
-	// report of the store removed (NearCacheStats().Invalidations).
+	// report of the store removed (NearCacheStats().Invalidations), as the
+	// report is applied: a counter of the Maps of a namespace, which a Map
+	// that closes takes nothing back from.
 	MetricLocalInvalidations = "kv.local.invalidations"
 	// MetricLocalLosses counts the losses of the store's change reports
 	// while they were live (NearCacheStats().Losses): each emptied the

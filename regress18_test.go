@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/kvmap/kv"
 	"github.com/kvmap/kv/backend"
-	"github.com/kvmap/kv/backend/bolt"
 	"github.com/kvmap/kv/backend/memory"
 	kvredis "github.com/kvmap/kv/backend/redis"
 	"github.com/kvmap/kv/clock"
@@ -170,18 +168,7 @@ func TestDefect1IteratorsStopWhenTold(t *testing.T) {
 	stores := []store{
 		{"memory", func(t *testing.T) backend.Backend { return newMem(t) }},
 		{"memory, core only", func(t *testing.T) backend.Backend { return conformance.CoreOnly(newMem(t)) }},
-		{"bolt", func(t *testing.T) backend.Backend {
-			b, err := bolt.Open(filepath.Join(t.TempDir(), "it.db"), bolt.WithNoSync())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if err := b.Close(); err != nil {
-					t.Error(err)
-				}
-			})
-			return b
-		}},
+		{"bolt", func(t *testing.T) backend.Backend { return newBolt(t) }},
 	}
 	if addr := os.Getenv("KV_REDIS_ADDR"); addr != "" {
 		stores = append(stores, store{"redis", func(t *testing.T) backend.Backend {
