@@ -6,7 +6,8 @@ package kv_test
 // step against a reference model.
 //
 // The model is exact where the documentation is: the store's contents and
-// TTLs, what every read returns, when a load runs and what it stores, when a
+// TTLs, what every read returns (GetWithTTL's TTL too), whether a
+// conditional write (SetIfAbsent, CompareAndSwap, Update) writes, when a load runs and what it stores, when a
 // key is refreshed ahead (WithRefreshAhead with WithSynchronousRefresh), when
 // a miss is remembered (WithMissTTL), the range of jittered TTLs
 // (WithTTLJitter), and stale serving (WithStaleWhileRevalidate): a value is
@@ -649,6 +650,8 @@ func (s *modelMachine) actions(skip map[string]bool) map[string]func(*rapid.T) {
 		"Load": {{"GetOrLoad", s.getOrLoad}, {"GetManyOrLoad", s.getManyOrLoad}, {"OtherLoad", s.otherLoad}},
 		"Write": {{"Set", s.set}, {"Delete", s.delete}, {"SetWithTTL", s.setWithTTL}, {"Expire", s.expire},
 			{"SetMany", s.setMany}, {"DeleteMany", s.deleteMany}, {"Clear", s.clear}},
+		"Conditional": {{"CompareAndSwap", s.compareAndSwap}, {"SetIfAbsent", s.setIfAbsent}, {"Update", s.update},
+			{"GetWithTTL", s.getWithTTL}},
 		"Read": {{"Get", s.get}, {"PassStopped", s.passStopped}, {"Pass", s.pass}, {"GetMany", s.getMany},
 			{"TTL", s.ttl}, {"Has", s.has}, {"Size", s.size}},
 		"Other": {{"OtherDelete", s.otherDelete}, {"OtherSet", s.otherSet}, {"OtherExpire", s.otherExpire},
@@ -1627,4 +1630,103 @@ func (s *modelMachine) concurrentLoad(rt *rapid.T) {
 	}
 	s.stats.add("concurrent load shared")
 	s.applyLoad(rt, k, calls[0], now)
+}
+
+// setIfAbsent: the Map under test writes k only if the model holds no live
+// value of it; either way the Map forgets k (before and after the store's
+// step, as every write).
+func (s *modelMachine) setIfAbsent(rt *rapid.T) {
+	k, v := modelDrawKey(rt), s.value("n")
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	now := s.now()
+	_, live := s.live(k, now)
+	ok, err := s.m.SetIfAbsent(ctx, k, v)
+	if err != nil || ok == live {
+		rt.Fatalf("SetIfAbsent(%s) = %v, %v; want %v (the model holds a live value: %v)", k, ok, err, !live, live)
+	}
+	s.forget(k)
+	if ok {
+		s.store[k] = modelVal{v: v, deadline: s.writeDeadline(rt, k, now, s.times.ttl, true)}
+	}
+}
+
+// compareAndSwap swaps k from the model's value, or from one it never held,
+// with a TTL of its own.
+func (s *modelMachine) compareAndSwap(rt *rapid.T) {
+	k, v, d := modelDrawKey(rt), s.value("c"), s.drawTTL(rt)
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	now := s.now()
+	cur, live := s.live(k, now)
+	old := cur.v
+	if !live || rapid.Bool().Draw(rt, "stale") {
+		old = s.value("never")
+	}
+	ok, err := s.m.CompareAndSwapWithTTL(ctx, k, old, v, d)
+	if d == 0 {
+		if !errors.Is(err, kv.ErrInvalidTTL) || ok {
+			rt.Fatalf("CompareAndSwapWithTTL(%s, 0) = %v, %v; want ErrInvalidTTL", k, ok, err)
+		}
+		s.perhapsForgot(k)
+		return
+	}
+	if want := live && old == cur.v; err != nil || ok != want {
+		rt.Fatalf("CompareAndSwapWithTTL(%s, %q, %q, %v) = %v, %v; want %v (the model holds %q, live %v)", k, old, v, d, ok, err, want, cur.v, live)
+	}
+	s.forget(k)
+	if ok {
+		s.store[k] = modelVal{v: v, deadline: s.writeDeadline(rt, k, now, d, false)}
+	}
+}
+
+// update replaces k's value (or absence) with a new one, with the Map's
+// TTL; fn must be given the model's value.
+func (s *modelMachine) update(rt *rapid.T) {
+	k, v := modelDrawKey(rt), s.value("u")
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	now := s.now()
+	cur, live := s.live(k, now)
+	got, wrote, err := s.m.Update(ctx, k, func(old string, found bool) (string, bool, error) {
+		if found != live || old != cur.v {
+			return "", false, fmt.Errorf("fn got %q, %v; the model holds %q, %v", old, found, cur.v, live)
+		}
+		return v, true, nil
+	})
+	if err != nil || !wrote || got != v {
+		rt.Fatalf("Update(%s) = %q, %v, %v; want %q, true", k, got, wrote, err, v)
+	}
+	s.forget(k)
+	s.store[k] = modelVal{v: v, deadline: s.writeDeadline(rt, k, now, s.times.ttl, true)}
+}
+
+// getWithTTL reads k's value and TTL together; both must be the model's.
+func (s *modelMachine) getWithTTL(rt *rapid.T) {
+	k := modelDrawKey(rt)
+	ctx, cancel := s.callCtx()
+	defer cancel()
+	now := s.now()
+	cur, live := s.live(k, now)
+	got, d, ok, err := s.m.GetWithTTL(ctx, k)
+	if err != nil || ok != live || got != cur.v {
+		rt.Fatalf("GetWithTTL(%s) = %q, %v, %v, %v; want %q, found %v", k, got, d, ok, err, cur.v, live)
+	}
+	if !live {
+		if d != 0 {
+			rt.Fatalf("GetWithTTL(%s) of a missing key: TTL %v; want 0", k, d)
+		}
+		return
+	}
+	want := kv.NoTTL
+	if !cur.deadline.IsZero() {
+		want = cur.deadline.Sub(now)
+	}
+	slack := time.Millisecond // a near-cached copy counts from a deadline a millisecond early
+	if !s.st.manual && want != kv.NoTTL {
+		slack = 2 * time.Second
+	}
+	if d > want+slack || d < want-slack || (want == kv.NoTTL) != (d == kv.NoTTL) {
+		rt.Fatalf("GetWithTTL(%s) TTL = %v; want %v", k, d, want)
+	}
 }
