@@ -16,10 +16,6 @@ const (
 	failOpenWrite = "write" // the write of loaded values, which are returned
 )
 
-// readFailedKey marks the context of a GetOrLoad whose read failed open:
-// its load does not read the key again before loading.
-type readFailedKey struct{}
-
 // notStoreFailures are the errors that are not the store failing: bad
 // input, data the Map cannot use, a loader's answer, and a closed Map or
 // store. WithFailOpen returns them.

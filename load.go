@@ -82,12 +82,13 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 	}
 	m.startWatch(ctx)
 	v, ok, err := m.hit(ctx, key, load)
+	// reread: the load reads the key again before loading (loadOne), but
+	// not after a read that failed open: a store that hangs until its
+	// client gives up would take that time again.
+	reread := true
 	if m.mayFailOpen(ctx, err) {
 		m.failedOpen(ctx, failOpenRead, err, 1)
-		ok, err = false, nil // a miss: loaded below
-		// without reading the store again first (loadOne): a store that
-		// hangs until its client gives up would take that time again.
-		ctx = context.WithValue(ctx, readFailedKey{}, true)
+		ok, err, reread = false, nil, false // a miss: loaded below
 	}
 	if err != nil || ok {
 		return v, ok, err
@@ -111,7 +112,7 @@ func (m *Map[V]) getOrLoad(ctx context.Context, key string, load func(context.Co
 		f, leader := m.tier.Join(key, true)
 		if leader {
 			ok := m.startRun(ctx, true, func(rctx context.Context) {
-				m.loadOne(rctx, key, f, load, false, nil)
+				m.loadOne(rctx, key, f, load, false, nil, reread)
 			})
 			if !ok {
 				m.tier.Leave(f)
@@ -211,7 +212,7 @@ func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Co
 		return
 	}
 	ok := m.startRun(ctx, !m.syncRef, func(rctx context.Context) {
-		m.loadOne(rctx, key, f, load, refresh, prev)
+		m.loadOne(rctx, key, f, load, refresh, prev, true)
 	})
 	if !ok {
 		m.tier.Finish(key, f)
@@ -220,13 +221,14 @@ func (m *Map[V]) startLoad(ctx context.Context, key string, load func(context.Co
 
 // loadOne runs load for key in flight f and finishes f, on the run's
 // context ctx: the load of a miss, or a refresh ahead of expiry of the
-// stored bytes prev (a stale reload is a miss).
-func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], load func(context.Context) (V, error), refresh bool, prev []byte) {
+// stored bytes prev (a stale reload is a miss). reread: a miss reads the
+// key again first (false after a read that failed open).
+func (m *Map[V]) loadOne(ctx context.Context, key string, f *tier.Flight[V], load func(context.Context) (V, error), refresh bool, prev []byte, reread bool) {
 	defer m.tier.Finish(key, f)
 	// A flight that finished just before this one may have stored the
 	// value: read again so that load runs once per miss (with leases, once
 	// the lease is taken).
-	if !refresh && m.acquire == nil && ctx.Value(readFailedKey{}) == nil && m.settle(ctx, key, f) {
+	if !refresh && reread && m.acquire == nil && m.settle(ctx, key, f) {
 		return
 	}
 	l, ok := m.leaseOne(ctx, key, f, refresh)
