@@ -48,6 +48,12 @@ var (
 	// whose value would decode to more (Value.Err), found before anything
 	// is decompressed.
 	ErrTooLarge = fmt.Errorf("compress: value larger than the maximum size: %w", backend.ErrTooLarge)
+	// ErrContended is returned by a conditional write (SetIf, kv's
+	// CompareAndSwap and Update) whose key kept holding the guard's value
+	// in other encodings, rewritten by other writers between each try:
+	// nothing was written, and the key still held the guard's value, so
+	// false would be untrue.
+	ErrContended = errors.New("compress: guarded value rewritten in other encodings at every try")
 	// ErrInvalidOption is returned by New for an option out of range.
 	ErrInvalidOption = errors.New("compress: invalid option")
 )
@@ -288,8 +294,9 @@ const maxSetIfTries = 16
 // value (a raw value written before compression was on, one compressed with
 // another algorithm or threshold), the write is tried again with them as
 // the guard, as long as the stored bytes keep changing but still decode to
-// it (up to maxSetIfTries tries, or until ctx ends); otherwise the key did
-// change, and false is reported.
+// it (up to maxSetIfTries tries, or until ctx ends: then an error matching
+// ErrContended, nothing written, since the key kept holding the guard's
+// value); otherwise the key did change, and false is reported.
 func (b *compressed) setIf(ctx context.Context, f func(context.Context, backend.GuardedEntry) (bool, error), e backend.GuardedEntry) (bool, error) {
 	v, err := b.c.encode(e.Value)
 	if err != nil {
@@ -326,7 +333,7 @@ func (b *compressed) setIf(ctx context.Context, f func(context.Context, backend.
 		}
 		e.Prev = cur.Bytes
 	}
-	return false, nil
+	return false, keyErr(e.Key, fmt.Errorf("%w: %d tries", ErrContended, maxSetIfTries))
 }
 
 // lease is a Lease of the store below whose Store compresses.

@@ -2,6 +2,7 @@ package compress_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -657,5 +658,46 @@ func TestNamespaceView(t *testing.T) {
 	}
 	if got := rawGet(t, raw, "sig"); !bytes.HasPrefix(got, []byte(compress.Marker+"z")) {
 		t.Errorf("the bucket holds %.8q; want the value compressed", got)
+	}
+}
+
+// reencoding is a store whose key always holds "v" (escaped) and whose
+// SetIf never finds the bytes it is given, as if other writers rewrote the
+// value in another encoding between every try.
+type reencoding struct {
+	backend.Wrapper
+	n int
+}
+
+func (r *reencoding) Get(ctx context.Context, key string) (backend.Value, error) {
+	r.n++
+	return backend.Value{Bytes: []byte(compress.Marker + "rv"), Found: true}, nil // "v", escaped
+}
+
+func (r *reencoding) Capabilities() backend.Capabilities {
+	c := r.Wrapper.Capabilities()
+	c.SetIf = func(context.Context, backend.GuardedEntry) (bool, error) { return false, nil }
+	return c
+}
+
+// TestSetIfContended: a guarded write whose key keeps holding the guard's
+// value in encodings that change at every try gives up with ErrContended,
+// not false (the key held the guard's value all along).
+func TestSetIfContended(t *testing.T) {
+	store := memory.New()
+	t.Cleanup(func() { _ = store.Close() })
+	below := &reencoding{Wrapper: backend.Wrapper{Backend: store}}
+	c, err := compress.New(below)
+	if err != nil {
+		t.Fatal(err)
+	}
+	setIf := backend.CapabilitiesOf(c).SetIf
+	e := backend.GuardedEntry{Entry: backend.Entry{Key: "k", Value: []byte("w"), TTL: time.Minute}, PrevFound: true, Prev: []byte("v")}
+	ok, err := setIf(t.Context(), e)
+	if ok || !errors.Is(err, compress.ErrContended) {
+		t.Errorf("SetIf = %v, %v; want false, ErrContended", ok, err)
+	}
+	if below.n == 0 {
+		t.Errorf("the decorator never read the stored value")
 	}
 }
